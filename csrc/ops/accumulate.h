@@ -1,0 +1,35 @@
+// accumulate_: running means of g (k=1) and g^2 (k=2) per accumulator slot, in place.
+//
+// grads (N, C, H, W), any floating dtype and strides; slots (N,) int64 gives the slot of each
+// row: the rows of one slot are contiguous and in sample order.  mean1 / mean2 are float64
+// (P, C', H, W) with C' = C (channel-resolved) or C' = 1 (channel-reduced: the signed channel
+// sum for k=1, the sum of per-channel squares for k=2); an empty tensor means "not tracked".
+// counts (P,) int64 holds the samples already in each slot and is advanced.  With n the
+// count after a row:  m <- m + (v - m) / n  (sequential in sample order, so the result does
+// not depend on how rows are split into calls).
+//
+// Adaptive stopping: if checkpoint (float64, shape of the primary mean = mean2 if tracked,
+// else mean1) is non-empty, then at every count n that is a multiple of check_every:
+//   delta[p] = max |m_n - checkpoint|,  scale[p] = max |m_n|,  checkpoint <- m_n
+// (delta / scale (P,) float64 keep the values of the last checkpoint reached in the call).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace spectral_xai {
+
+struct AccumulateLayout {
+  int64_t rows, channels, height, width;  // of grads
+  int64_t slots;                          // P
+  int64_t acc_channels;                   // C' (1 or C)
+  bool track1, track2, track_stop;
+};
+
+// Validates the arguments of accumulate_ (shared by the CPU and CUDA kernels).
+AccumulateLayout accumulate_check(const at::Tensor& grads, const at::Tensor& slots, const at::Tensor& mean1,
+                                  const at::Tensor& mean2, const at::Tensor& counts, const at::Tensor& checkpoint,
+                                  const at::Tensor& delta, const at::Tensor& scale, int64_t check_every);
+
+}  // namespace spectral_xai

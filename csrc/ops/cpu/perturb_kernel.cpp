@@ -1,0 +1,131 @@
+// CPU kernel of spectral_xai::perturb (see ../perturb.h for the semantics).
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "../common/checks.h"
+#include "../common/philox.h"
+#include "../perturb.h"
+
+namespace spectral_xai {
+namespace {
+
+template <typename scalar_t>
+void perturb_cpu_impl(const at::Tensor& x, const at::Tensor& rows, const at::Tensor& sigmas,
+                      const at::Tensor& scales, const at::Tensor& image_ids, const at::Tensor& baseline,
+                      uint64_t seed, Mixing mixing, at::Tensor& out) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t N = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
+  const int64_t HW = H * W;
+  const int64_t* row = rows.data_ptr<int64_t>();
+  const double* sig = sigmas.data_ptr<double>();
+  const double* scl = scales.data_ptr<double>();
+  const int64_t* ids = image_ids.data_ptr<int64_t>();
+  const scalar_t* xp = x.const_data_ptr<scalar_t>();
+  const scalar_t* bp = baseline.defined() ? baseline.const_data_ptr<scalar_t>() : nullptr;
+  scalar_t* op = out.mutable_data_ptr<scalar_t>();
+  const auto xs = x.strides();
+  const auto os = out.strides();
+  std::array<int64_t, 4> bs{0, 0, 0, 0};
+  if (bp != nullptr) {
+    for (int d = 0; d < 4; ++d) bs[d] = baseline.stride(d);
+  }
+  const bool use_noise = mixing != Mixing::kDamping;
+
+  // One task = one (row, channel, image line): W elements with cheap strided offsets.
+  const int64_t lines = N * C * H;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(W, 1));
+  at::parallel_for(0, lines, grain, [&](int64_t begin, int64_t end) {
+    int64_t cached_row = -1;
+    acc_t a = 0, c = 0;
+    uint32_t id = 0, j = 0, i = 0;
+    int64_t b = 0;
+    for (int64_t line = begin; line < end; ++line) {
+      const int64_t r = line / (C * H);
+      const int64_t ch = (line / H) % C;
+      const int64_t h = line % H;
+      if (r != cached_row) {
+        cached_row = r;
+        b = row[3 * r];
+        const int64_t jj = row[3 * r + 1], ii = row[3 * r + 2];
+        mixing_coefficients<acc_t>(mixing, sig[jj], scl[b], a, c);
+        id = static_cast<uint32_t>(ids[b]);
+        j = static_cast<uint32_t>(jj);
+        i = static_cast<uint32_t>(ii);
+      }
+      const scalar_t* xl = xp + b * xs[0] + ch * xs[1] + h * xs[2];
+      scalar_t* ol = op + r * os[0] + ch * os[1] + h * os[2];
+      if (use_noise) {
+        const int64_t e0 = ch * HW + h * W;  // logical NCHW element index of w = 0
+        float eps[4];
+        int64_t group = -1;
+        for (int64_t w = 0; w < W; ++w) {
+          const int64_t e = e0 + w;
+          if ((e >> 2) != group) {
+            group = e >> 2;
+            philox::normal4(seed, id, j, i, static_cast<uint32_t>(group), eps);
+          }
+          const acc_t xv = static_cast<acc_t>(xl[w * xs[3]]);
+          const acc_t ax = a * xv;
+          const acc_t ce = c * static_cast<acc_t>(eps[e & 3]);
+          ol[w * os[3]] = static_cast<scalar_t>(ax + ce);
+        }
+      } else {
+        for (int64_t w = 0; w < W; ++w) {
+          const acc_t xv = static_cast<acc_t>(xl[w * xs[3]]);
+          const acc_t bv = bp != nullptr
+                               ? static_cast<acc_t>(bp[b * bs[0] + ch * bs[1] + h * bs[2] + w * bs[3]])
+                               : acc_t(0);
+          const acc_t ax = a * xv;
+          const acc_t cb = c * bv;
+          ol[w * os[3]] = static_cast<scalar_t>(ax + cb);
+        }
+      }
+    }
+  });
+}
+
+void check_rows_cpu(const at::Tensor& rows, const at::Tensor& image_ids, int64_t B, int64_t S, int64_t elements) {
+  const int64_t* ids = image_ids.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    SXAI_CHECK_ARG(ids[b] >= 0 && ids[b] <= int64_t(UINT32_MAX), "image_ids", "id ", ids[b], " at position ", b,
+                   " is outside [0, 2^32)");
+  }
+  const int64_t* row = rows.data_ptr<int64_t>();
+  const int64_t max_group = (elements + 3) / 4;
+  SXAI_CHECK_ARG(max_group <= (int64_t(1) << 32), "x", "too many elements per image for the noise counter");
+  for (int64_t r = 0; r < rows.size(0); ++r) {
+    const int64_t b = row[3 * r], j = row[3 * r + 1], i = row[3 * r + 2];
+    SXAI_CHECK_ARG(b >= 0 && b < B, "rows", "image slot ", b, " of row ", r, " is outside [0, ", B, ")");
+    SXAI_CHECK_ARG(j >= 0 && j < S, "rows", "sigma index ", j, " of row ", r, " is outside [0, ", S, ")");
+    SXAI_CHECK_ARG(i >= 0 && i <= int64_t(UINT32_MAX), "rows", "sample index ", i, " of row ", r,
+                   " is outside [0, 2^32)");
+  }
+}
+
+at::Tensor perturb_cpu(const at::Tensor& x, const at::Tensor& rows_in, const at::Tensor& sigmas_in,
+                       const at::Tensor& scales_in, const at::Tensor& image_ids_in,
+                       const std::optional<at::Tensor>& baseline, int64_t seed, c10::string_view mixing_name) {
+  const Mixing mixing = parse_mixing(std::string(mixing_name));
+  at::Tensor out = perturb_prepare(x, rows_in, sigmas_in, scales_in, image_ids_in, baseline, mixing);
+  const at::Tensor rows = rows_in.contiguous();
+  const at::Tensor sigmas = sigmas_in.contiguous();
+  const at::Tensor scales = scales_in.contiguous();
+  const at::Tensor image_ids = image_ids_in.contiguous();
+  check_rows_cpu(rows, image_ids, x.size(0), sigmas.size(0), x.size(1) * x.size(2) * x.size(3));
+  if (out.numel() == 0) return out;
+  const at::Tensor base = (baseline.has_value() && baseline->defined()) ? *baseline : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "perturb_cpu", [&] {
+    perturb_cpu_impl<scalar_t>(x, rows, sigmas, scales, image_ids, base, static_cast<uint64_t>(seed), mixing,
+                               out);
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(spectral_xai, CPU, m) { m.impl("perturb", &perturb_cpu); }
+
+}  // namespace spectral_xai

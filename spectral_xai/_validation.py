@@ -1,0 +1,108 @@
+"""Argument checks shared by the public functions: clear errors that name the argument."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+_MIX_MAX = {"additive": None, "convex": 1.0, "damping": 1.0}
+
+
+def fail(arg: str, message: str, kind: type[Exception] = ValueError) -> None:
+    raise kind(f"spectral_xai: argument '{arg}': {message}")
+
+
+def check_images(x) -> torch.Tensor:
+    """x must be a finite, non-empty float tensor of shape (B, C, H, W)."""
+    if not isinstance(x, torch.Tensor):
+        fail("x", f"expected a torch.Tensor, got {type(x).__name__}", TypeError)
+    if not x.is_floating_point():
+        fail("x", f"expected a floating-point tensor, got {x.dtype}", TypeError)
+    if x.dim() != 4:
+        fail("x", f"expected a 4-D tensor (B, C, H, W), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        fail("x", "the batch is empty (B = 0)")
+    if x.numel() == 0:
+        fail("x", f"an image has no elements (shape {tuple(x.shape)})")
+    if not bool(torch.isfinite(x).all()):
+        fail("x", "contains NaN or Inf values")
+    return x
+
+
+def check_sigmas(sigmas, mixing: str, device: torch.device) -> torch.Tensor:
+    """sigmas: a number or a 1-D sequence/tensor of finite values in the family's range -> (S,) float64."""
+    if mixing not in _MIX_MAX:
+        fail("mixing", f"expected one of {tuple(_MIX_MAX)}, got {mixing!r}")
+    if isinstance(sigmas, torch.Tensor):
+        s = sigmas.detach().to(device=device, dtype=torch.float64).reshape(-1)
+    elif isinstance(sigmas, (int, float)):
+        s = torch.tensor([float(sigmas)], dtype=torch.float64, device=device)
+    elif isinstance(sigmas, Sequence):
+        s = torch.tensor([float(v) for v in sigmas], dtype=torch.float64, device=device)
+    else:
+        fail("sigma", f"expected a number or a sequence of numbers, got {type(sigmas).__name__}", TypeError)
+    if s.numel() == 0:
+        fail("sigma", "no noise scale given")
+    if not bool(torch.isfinite(s).all()):
+        fail("sigma", "contains NaN or Inf")
+    if bool((s < 0).any()):
+        fail("sigma", f"must be >= 0, got {s.min().item():g}")
+    hi = _MIX_MAX[mixing]
+    if hi is not None and bool((s > hi).any()):
+        fail("sigma", f"must be <= {hi:g} for {mixing} mixing, got {s.max().item():g}")
+    return s
+
+
+def check_positive_int(value, arg: str, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(arg, f"expected a positive int, got {value!r}", TypeError)
+    if value <= 0:
+        fail(arg, f"expected a positive int, got {value}")
+    return value
+
+
+def check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        fail("seed", f"expected an int, got {type(seed).__name__}", TypeError)
+    if not 0 <= seed < 2**64:
+        fail("seed", f"expected 0 <= seed < 2^64, got {seed}")
+    return seed
+
+
+def check_image_ids(image_ids, batch: int, device: torch.device) -> torch.Tensor:
+    if image_ids is None:
+        return torch.arange(batch, dtype=torch.int64, device=device)
+    ids = torch.as_tensor(image_ids)
+    if ids.is_floating_point() or ids.dtype == torch.bool:
+        fail("image_ids", f"expected integer ids, got {ids.dtype}", TypeError)
+    ids = ids.to(device=device, dtype=torch.int64).reshape(-1)
+    if ids.numel() != batch:
+        fail("image_ids", f"expected {batch} ids (one per image), got {ids.numel()}")
+    if bool((ids < 0).any()) or bool((ids >= 2**32).any()):
+        fail("image_ids", "ids must lie in [0, 2^32)")
+    return ids
+
+
+def check_output(output: str) -> str:
+    if output not in ("log_softmax", "logit", "prob"):
+        fail("output", f"expected 'log_softmax', 'logit' or 'prob', got {output!r}")
+    return output
+
+
+def check_noise_scale(noise_scale, batch: int, device: torch.device) -> torch.Tensor:
+    """A positive number or a (B,) tensor of per-image scales -> (B,) float64."""
+    if isinstance(noise_scale, torch.Tensor):
+        s = noise_scale.detach().to(device=device, dtype=torch.float64).reshape(-1)
+        if s.numel() == 1:
+            s = s.expand(batch).clone()
+    elif isinstance(noise_scale, (int, float)) and not isinstance(noise_scale, bool):
+        s = torch.full((batch,), float(noise_scale), dtype=torch.float64, device=device)
+    else:
+        fail("noise_scale", f"expected a number or a tensor, got {type(noise_scale).__name__}", TypeError)
+    if s.numel() != batch:
+        fail("noise_scale", f"expected 1 or {batch} values, got {s.numel()}")
+    if not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
+        fail("noise_scale", "must be finite and >= 0")
+    return s

@@ -1,0 +1,5 @@
+"""Thin wrappers of the compiled ops, their fake kernels and pure-PyTorch references."""
+from .accumulate import accumulate_, accumulate_reference
+from .perturb import MIXINGS, perturb, perturb_reference
+
+__all__ = ["MIXINGS", "accumulate_", "accumulate_reference", "perturb", "perturb_reference"]
