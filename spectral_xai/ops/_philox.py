@@ -75,7 +75,9 @@ def _sincos_small(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _box_muller(u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     uu = _f32(((u >> 9) << 1) | 1) * 2.0**-24
-    r = torch.sqrt(_log_f32(uu) * -2.0)
+    # torch.sqrt on float32 CPU tensors is not always correctly rounded; the float64 square root
+    # rounded to float32 is (53 >= 2*24 + 2), and equals the kernels' IEEE sqrt.
+    r = torch.sqrt((_log_f32(uu) * -2.0).to(torch.float64)).to(torch.float32)
     q = v >> 30
     f = (_f32((v >> 8) & 0x3FFFFF) + 0.5) * 2.0**-22
     a = (f - 0.5) * _F["half_pi"]

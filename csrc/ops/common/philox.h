@@ -11,6 +11,7 @@
 // The pure-PyTorch reference in spectral_xai/ops/perturb.py mirrors this file line by line.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -131,7 +132,11 @@ SXAI_HD void sincos_small_f32(float a, float& s, float& c) {
 // theta is uniform over a full turn (shifted by -pi/4, which changes nothing).
 SXAI_HD void box_muller_pair(uint32_t u, uint32_t v, float& z0, float& z1) {
   const float uu = static_cast<float>(((u >> 9) << 1) | 1u) * kTwoPow24Inv;
-  const float r = sqrtf(-2.0f * log_f32(uu));
+  #if defined(__CUDA_ARCH__)
+  const float r = __fsqrt_rn(-2.0f * log_f32(uu));
+#else
+  const float r = std::sqrt(-2.0f * log_f32(uu));
+#endif
   const uint32_t q = v >> 30;
   const float f = (static_cast<float>((v >> 8) & 0x3fffffu) + 0.5f) * kTwoPow22Inv;
   const float a = (f - 0.5f) * kHalfPi;

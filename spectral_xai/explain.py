@@ -1,0 +1,96 @@
+"""Gradient explanations as instances of the probabilistic engine (SPEC §1).
+
+Maps are returned on x's device as float32 (float64 for float64 x), shaped (B, H, W), or
+(B, C, H, W) with ``reduce_channels=False``.  Channel reduction: signed sum for k=1, sum of
+per-channel squares (sum_c E[g_c²]) for k=2.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import _validation as V
+from .engine import estimate
+
+
+def _out_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _finish(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(B, C', H, W) float64 -> (B, H, W) if C' == 1 else (B, C, H, W), in the output dtype."""
+    m = m.to(_out_dtype(x))
+    return m[:, 0] if m.shape[1] == 1 else m
+
+
+def vanilla_grad(model, x, target=None, *, squared=False, output="log_softmax", reduce_channels=True,
+                 batch_size=None, image_ids=None):
+    """VanillaGrad g (k=1) or g² (k=2) at the clean input.  x (B, C, H, W) -> (B, H, W)."""
+    k = 2 if squared else 1
+    est = estimate(model, x, sigmas=0.0, mixing="additive", n_samples=1, powers=(k,), target=target,
+                   output=output, batch_size=batch_size, reduce_channels=reduce_channels, image_ids=image_ids)
+    return _finish((est.mean2 if squared else est.mean1)[:, 0], x)
+
+
+def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mixing="additive",
+                noise_scale=1.0, relative=False, output="log_softmax", seed=0, image_ids=None,
+                batch_size=None, reduce_channels=True, tol=None, max_samples=None, check_every=8,
+                return_n_samples=False):
+    """SmoothGrad E[g] (``squared=False``) or SmoothGrad-Squared E[g²] (default).
+
+    x (B, C, H, W) -> (B, H, W).  ``mixing="additive"``: x~ = x + sigma*noise_scale*eps (sigma is the
+    absolute std, as Captum's ``stdevs`` when noise_scale = 1); ``relative=True`` uses the original
+    SmoothGrad scale, std = sigma * (max x_b - min x_b) per image.  ``mixing="convex"``:
+    x~ = (1 - sigma) x + sigma*noise_scale*eps, 0 <= sigma <= 1.  With ``tol`` the sampling stops per
+    image once the running mean changes by at most tol * its max over ``check_every`` samples
+    (``n_samples`` or ``max_samples`` is the cap); ``return_n_samples=True`` also returns (B,) samples used.
+    """
+    if isinstance(sigma, (list, tuple)) or (isinstance(sigma, torch.Tensor) and sigma.numel() != 1):
+        V.fail("sigma", "smooth_grad takes one noise level; use spectral_lens for several", TypeError)
+    x = V.check_images(x)
+    if relative:
+        span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).to(torch.float64)
+        noise_scale = span * V.check_noise_scale(noise_scale, x.shape[0], x.device)
+    k = 2 if squared else 1
+    est = estimate(model, x, sigmas=sigma, mixing=mixing, n_samples=n_samples, powers=(k,), target=target,
+                   output=output, noise_scale=noise_scale, seed=seed, image_ids=image_ids,
+                   batch_size=batch_size, reduce_channels=reduce_channels, tol=tol, max_samples=max_samples,
+                   check_every=check_every)
+    m = _finish((est.mean2 if squared else est.mean1)[:, 0], x)
+    return (m, est.n_samples[:, 0]) if return_n_samples else m
+
+
+def gauss_legendre_01(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Legendre nodes and weights on [0, 1] (weights sum to 1): exact for degree 2n - 1."""
+    nodes, weights = np.polynomial.legendre.leggauss(n)
+    return torch.from_numpy((nodes + 1) / 2), torch.from_numpy(weights / 2)
+
+
+def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared=False, times_input=True,
+                    output="log_softmax", batch_size=None, reduce_channels=True, image_ids=None):
+    """Integrated gradients along x_a = b + a (x - b), a in [0, 1] (damping mixing, sigma = 1 - a).
+
+    IG  = int_0^1 g(x_a) da,  IG² = int_0^1 g(x_a)² da,  by Gauss-Legendre quadrature with
+    ``n_steps`` nodes (exact for integrands polynomial of degree < 2 n_steps in a).
+    ``times_input=True`` gives XIG = (x - b) * IG (the usual Integrated Gradients, whose sum over
+    pixels approximates F(x) - F(b)) and XIG² = (x - b)² * IG² = int ((x - b) g)² da.
+    Channels are reduced after the multiplication.  x (B, C, H, W) -> (B, H, W).
+    """
+    x = V.check_images(x)
+    n_steps = V.check_positive_int(n_steps, "n_steps")
+    if baseline is None:
+        baseline = torch.zeros_like(x)
+    alphas, weights = gauss_legendre_01(n_steps)
+    k = 2 if squared else 1
+    est = estimate(model, x, sigmas=1.0 - alphas, mixing="damping", n_samples=1, powers=(k,), target=target,
+                   output=output, baseline=baseline, batch_size=batch_size,
+                   reduce_channels=reduce_channels and not times_input, image_ids=image_ids)
+    mean = est.mean2 if squared else est.mean1                # (B, S, C', H, W)
+    integral = torch.einsum("bschw,s->bchw", mean, weights.to(mean.device))
+    if times_input:
+        diff = (x.detach().to(torch.float64) - baseline.detach().to(device=x.device, dtype=torch.float64)
+                .expand_as(x))
+        integral = integral * (diff * diff if squared else diff)
+        if reduce_channels:
+            integral = integral.sum(dim=1, keepdim=True)
+    return _finish(integral, x)
