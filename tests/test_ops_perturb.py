@@ -1,0 +1,134 @@
+"""perturb op: Philox known answers, reference equality, opcheck, compile, CUDA parity."""
+import pytest
+import torch
+
+from spectral_xai import _C
+from spectral_xai.ops import perturb, perturb_reference
+from spectral_xai.ops._philox import normal_noise, philox4x32_10
+
+from conftest import DEVICES, cuda_only
+
+
+def test_philox_known_answers():
+    # Random123 known-answer vectors for Philox4x32-10.
+    cases = [
+        ([0, 0, 0, 0], [0, 0], [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]),
+        ([0xFFFFFFFF] * 4, [0xFFFFFFFF] * 2, [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]),
+        ([0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344], [0xA4093822, 0x299F31D0],
+         [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]),
+    ]
+    for ctr, key, want in cases:
+        assert _C._philox4x32_10(ctr, key) == want
+        got = philox4x32_10([torch.tensor([c]) for c in ctr], tuple(key))
+        assert [int(v) for v in got] == want
+
+
+def test_noise_kernel_matches_reference_bitwise_and_is_normal():
+    ref = normal_noise(2**40 + 7, 11, 2, 5, 4 * 5000)
+    ker = torch.tensor([v for g in range(5000) for v in _C._normal4(2**40 + 7, 11, 2, 5, g)])
+    assert torch.equal(ref, ker)
+    big = normal_noise(1, 0, 0, 0, 400_000).double()
+    assert abs(big.mean().item()) < 5 / 400_000**0.5
+    assert abs(big.std().item() - 1) < 0.005
+    assert abs(((big**4).mean() - 3).item()) < 0.05  # kurtosis of a normal
+    assert abs((big > 1.96).double().mean().item() - 0.025) < 0.002
+
+
+def _case(dtype, B=3, C=3, H=5, W=7, N=6, S=2, device="cpu", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, C, H, W, generator=g, dtype=torch.float64).to(dtype).to(device)
+    rows = torch.stack([torch.randint(0, B, (N,), generator=g), torch.randint(0, S, (N,), generator=g),
+                        torch.randint(0, 50, (N,), generator=g)], 1).to(device)
+    sigmas = torch.rand(S, generator=g, dtype=torch.float64).to(device)
+    scales = (torch.rand(B, generator=g, dtype=torch.float64) + 0.5).to(device)
+    ids = torch.randint(0, 2**32, (B,), generator=g).to(device)
+    return x, rows, sigmas, scales, ids
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("mixing", ["additive", "convex", "damping"])
+def test_perturb_matches_reference(dtype, mixing):
+    x, rows, sigmas, scales, ids = _case(dtype)
+    base = torch.randn_like(x) if mixing == "damping" else None
+    out = perturb(x, rows, sigmas, scales, ids, base, 99, mixing)
+    ref = perturb_reference(x, rows, sigmas, scales, ids, base, 99, mixing)
+    assert out.dtype == dtype and out.shape == (rows.shape[0], *x.shape[1:])
+    assert torch.equal(out, ref)
+
+
+def test_perturb_odd_sizes_noncontiguous_and_channels_last():
+    x, rows, sigmas, scales, ids = _case(torch.float32, B=2, C=5, H=9, W=11, N=4)
+    xs = torch.randn(2, 5, 9, 22)[..., ::2]  # non-contiguous view
+    assert not xs.is_contiguous()
+    assert torch.equal(perturb(xs, rows, sigmas, scales, ids, None, 3, "convex"),
+                       perturb_reference(xs.contiguous(), rows, sigmas, scales, ids, None, 3, "convex"))
+    xcl = x.contiguous(memory_format=torch.channels_last)
+    out = perturb(xcl, rows, sigmas, scales, ids, None, 3, "additive")
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, perturb(x, rows, sigmas, scales, ids, None, 3, "additive"))
+    # a damping baseline given as an expanded (stride 0) view
+    base = torch.randn(1, 5, 9, 11).expand(2, -1, -1, -1)
+    assert torch.equal(perturb(x, rows, sigmas, scales, ids, base, 0, "damping"),
+                       perturb_reference(x, rows, sigmas, scales, ids, base.contiguous(), 0, "damping"))
+
+
+def test_perturb_empty_and_noise_keys():
+    x, rows, sigmas, scales, ids = _case(torch.float32)
+    assert perturb(x, rows[:0], sigmas, scales, ids, None, 0, "additive").shape == (0, *x.shape[1:])
+    # same (image id, sigma index, sample index) => same noise, whatever the slot of the image
+    x2 = torch.zeros(2, 3, 4, 4)
+    r = torch.tensor([[0, 0, 7], [1, 0, 7]])
+    out = perturb(x2, r, torch.tensor([1.0], dtype=torch.float64), torch.ones(2, dtype=torch.float64),
+                  torch.tensor([42, 42]), None, 5, "additive")
+    assert torch.equal(out[0], out[1])
+    solo = perturb(x2[:1], r[:1], torch.tensor([1.0], dtype=torch.float64), torch.ones(1, dtype=torch.float64),
+                   torch.tensor([42]), None, 5, "additive")
+    assert torch.equal(out[0], solo[0])
+
+
+def test_perturb_rejects_bad_arguments():
+    x, rows, sigmas, scales, ids = _case(torch.float32)
+    with pytest.raises(ValueError, match="mixing"):
+        perturb(x, rows, sigmas, scales, ids, None, 0, "bogus")
+    with pytest.raises(ValueError, match="rows"):
+        perturb(x, rows + 100, sigmas, scales, ids, None, 0, "additive")
+    with pytest.raises(ValueError, match="scales"):
+        perturb(x, rows, sigmas, scales[:1], ids, None, 0, "additive")
+
+
+def test_perturb_opcheck():
+    x, rows, sigmas, scales, ids = _case(torch.float32)
+    torch.library.opcheck(torch.ops.spectral_xai.perturb.default, (x, rows, sigmas, scales, ids, None, 1, "convex"))
+    base = torch.randn_like(x)
+    torch.library.opcheck(torch.ops.spectral_xai.perturb.default, (x, rows, sigmas, scales, ids, base, 1, "damping"))
+
+
+def test_perturb_compiles_fullgraph():
+    x, rows, sigmas, scales, ids = _case(torch.float32)
+
+    def f(x, rows, sigmas, scales, ids):
+        return perturb(x * 2, rows, sigmas, scales, ids, None, 11, "additive") + 1
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    assert torch.equal(compiled(x, rows, sigmas, scales, ids), f(x, rows, sigmas, scales, ids))
+
+
+@cuda_only
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("mixing", ["additive", "convex", "damping"])
+def test_perturb_cuda_matches_cpu_bitwise(dtype, mixing):
+    x, rows, sigmas, scales, ids = _case(dtype, B=4, C=3, H=33, W=17, N=40)
+    base = torch.randn_like(x) if mixing == "damping" else None
+    cpu = perturb(x, rows, sigmas, scales, ids, base, 2**63 + 5, mixing)
+    dev = [t.cuda() for t in (x, rows, sigmas, scales, ids)]
+    gpu = perturb(*dev, None if base is None else base.cuda(), 2**63 + 5, mixing)
+    assert torch.equal(cpu, gpu.cpu())
+
+
+@cuda_only
+def test_perturb_cuda_opcheck_and_channels_last():
+    x, rows, sigmas, scales, ids = (t.cuda() for t in _case(torch.float32))
+    torch.library.opcheck(torch.ops.spectral_xai.perturb.default, (x, rows, sigmas, scales, ids, None, 1, "convex"))
+    xcl = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(perturb(xcl, rows, sigmas, scales, ids, None, 1, "convex"),
+                       perturb(x, rows, sigmas, scales, ids, None, 1, "convex"))
