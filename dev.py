@@ -51,7 +51,7 @@ def build() -> None:
     """Build and install the extension against the venv's torch (no build isolation)."""
     ensure_venv()
     run(python(), "-m", "pip", "install", "--no-build-isolation", "--no-deps", ROOT)
-    run(python(), "-m", "spectral_xai", "info")
+    run(python(), "-I", "-m", "spectral_xai", "info")
 
 
 def main(argv: list[str]) -> int:
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         build()
     elif cmd == "demo":
         build()
-        run(python(), "-m", "spectral_xai", "demo", *rest)
+        run(python(), "-I", "-m", "spectral_xai", "demo", *rest)
     elif cmd == "test":
         build()
         # Run from tests/ so that the installed package (with its compiled _C) is imported.
