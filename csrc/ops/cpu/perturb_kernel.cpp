@@ -5,6 +5,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <vector>
+
 #include "../common/checks.h"
 #include "../common/philox.h"
 #include "../perturb.h"
@@ -34,53 +36,56 @@ void perturb_cpu_impl(const at::Tensor& x, const at::Tensor& rows, const at::Ten
   }
   const bool use_noise = mixing != Mixing::kDamping;
 
-  // One task = one (row, channel, image line): W elements with cheap strided offsets.
-  const int64_t lines = N * C * H;
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(W, 1));
-  at::parallel_for(0, lines, grain, [&](int64_t begin, int64_t end) {
-    int64_t cached_row = -1;
-    acc_t a = 0, c = 0;
-    uint32_t id = 0, j = 0, i = 0;
-    int64_t b = 0;
-    for (int64_t line = begin; line < end; ++line) {
-      const int64_t r = line / (C * H);
-      const int64_t ch = (line / H) % C;
-      const int64_t h = line % H;
-      if (r != cached_row) {
-        cached_row = r;
-        b = row[3 * r];
-        const int64_t jj = row[3 * r + 1], ii = row[3 * r + 2];
-        mixing_coefficients<acc_t>(mixing, sig[jj], scl[b], a, c);
-        id = static_cast<uint32_t>(ids[b]);
-        j = static_cast<uint32_t>(jj);
-        i = static_cast<uint32_t>(ii);
-      }
-      const scalar_t* xl = xp + b * xs[0] + ch * xs[1] + h * xs[2];
-      scalar_t* ol = op + r * os[0] + ch * os[1] + h * os[2];
+  // One task = one (row, channel) plane: its noise is generated in one vectorised sweep.
+  const int64_t planes = N * C;
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(HW, 1));
+  at::parallel_for(0, planes, grain, [&](int64_t begin, int64_t end) {
+    std::vector<float> noise;
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t r = plane / C, ch = plane % C;
+      const int64_t b = row[3 * r];
+      const int64_t j = row[3 * r + 1], i = row[3 * r + 2];
+      acc_t a = 0, c = 0;
+      mixing_coefficients<acc_t>(mixing, sig[j], scl[b], a, c);
+      const float* eps = nullptr;
       if (use_noise) {
-        const int64_t e0 = ch * HW + h * W;  // logical NCHW element index of w = 0
-        float eps[4];
-        int64_t group = -1;
-        for (int64_t w = 0; w < W; ++w) {
-          const int64_t e = e0 + w;
-          if ((e >> 2) != group) {
-            group = e >> 2;
-            philox::normal4(seed, id, j, i, static_cast<uint32_t>(group), eps);
+        const int64_t e0 = ch * HW;  // logical NCHW index of the plane's first element
+        const int64_t g0 = e0 >> 2, g1 = (e0 + HW - 1) >> 2;
+        noise.resize(static_cast<size_t>(4 * (g1 - g0 + 1)));
+        philox::normal4_blocks(seed, static_cast<uint32_t>(ids[b]), static_cast<uint32_t>(j),
+                               static_cast<uint32_t>(i), static_cast<uint32_t>(g0), static_cast<int>(g1 - g0 + 1),
+                               noise.data());
+        eps = noise.data() + (e0 & 3);
+      }
+      const scalar_t* xc = xp + b * xs[0] + ch * xs[1];
+      const scalar_t* bc = bp != nullptr ? bp + b * bs[0] + ch * bs[1] : nullptr;
+      scalar_t* oc = op + r * os[0] + ch * os[1];
+      for (int64_t h = 0; h < H; ++h) {
+        const scalar_t* xl = xc + h * xs[2];
+        scalar_t* ol = oc + h * os[2];
+        if (use_noise) {
+          const float* el = eps + h * W;
+          if (xs[3] == 1 && os[3] == 1) {
+            for (int64_t w = 0; w < W; ++w) {
+              const acc_t ax = a * static_cast<acc_t>(xl[w]);
+              const acc_t ce = c * static_cast<acc_t>(el[w]);
+              ol[w] = static_cast<scalar_t>(ax + ce);
+            }
+          } else {
+            for (int64_t w = 0; w < W; ++w) {
+              const acc_t ax = a * static_cast<acc_t>(xl[w * xs[3]]);
+              const acc_t ce = c * static_cast<acc_t>(el[w]);
+              ol[w * os[3]] = static_cast<scalar_t>(ax + ce);
+            }
           }
-          const acc_t xv = static_cast<acc_t>(xl[w * xs[3]]);
-          const acc_t ax = a * xv;
-          const acc_t ce = c * static_cast<acc_t>(eps[e & 3]);
-          ol[w * os[3]] = static_cast<scalar_t>(ax + ce);
-        }
-      } else {
-        for (int64_t w = 0; w < W; ++w) {
-          const acc_t xv = static_cast<acc_t>(xl[w * xs[3]]);
-          const acc_t bv = bp != nullptr
-                               ? static_cast<acc_t>(bp[b * bs[0] + ch * bs[1] + h * bs[2] + w * bs[3]])
-                               : acc_t(0);
-          const acc_t ax = a * xv;
-          const acc_t cb = c * bv;
-          ol[w * os[3]] = static_cast<scalar_t>(ax + cb);
+        } else {
+          const scalar_t* bl = bc != nullptr ? bc + h * bs[2] : nullptr;
+          for (int64_t w = 0; w < W; ++w) {
+            const acc_t ax = a * static_cast<acc_t>(xl[w * xs[3]]);
+            const acc_t bv = bl != nullptr ? static_cast<acc_t>(bl[w * bs[3]]) : acc_t(0);
+            const acc_t cb = c * bv;
+            ol[w * os[3]] = static_cast<scalar_t>(ax + cb);
+          }
         }
       }
     }
