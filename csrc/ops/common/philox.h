@@ -90,11 +90,12 @@ constexpr float kTwoPow22Inv = 0x1.0p-22f;
 // ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172 (series error < 1e-9).
 SXAI_HD float log_f32(float u) {
   const uint32_t bits = float_to_bits(u);
-  int e = static_cast<int>((bits >> 23) & 0xffu) - 127;
-  float m = bits_to_float((bits & 0x7fffffu) | 0x3f800000u);  // [1, 2)
-  const bool big = m > kSqrt2;  // branch-free, so that host loops vectorise
-  m = big ? m * 0.5f : m;
-  e += big ? 1 : 0;
+  // Integer-only reduction (no float compare or branch, so that host loops vectorise):
+  // m = mantissa in [1, 2); if m > sqrt(2), halve it (exponent - 1, exact) and add 1 to e.
+  const uint32_t m1 = (bits & 0x7fffffu) | 0x3f800000u;
+  const uint32_t big = m1 > float_to_bits(kSqrt2) ? 1u : 0u;
+  const int e = static_cast<int>((bits >> 23) & 0xffu) - 127 + static_cast<int>(big);
+  const float m = bits_to_float(m1 - (big << 23));
   const float s = (m - 1.0f) / (m + 1.0f);
   const float s2 = s * s;
   float p = kInv9;
@@ -142,11 +143,16 @@ SXAI_HD void box_muller_pair(uint32_t u, uint32_t v, float& z0, float& z1) {
   float s, c;
   sincos_small_f32(a, s, c);
   // Rotate (c, s) by q quarter turns: q=0 (c, s), 1 (-s, c), 2 (-c, -s), 3 (s, -c).
-  const bool odd = (q & 1u) != 0u;
-  const float cs0 = odd ? s : c;
-  const float sn0 = odd ? c : s;
-  const float cs = (q == 1u || q == 2u) ? -cs0 : cs0;
-  const float sn = (q >= 2u) ? -sn0 : sn0;
+  // Written with bit operations only (sign flips are exact), so that host loops vectorise.
+  const uint32_t odd = q & 1u;
+  const uint32_t flip_c = (q ^ (q >> 1)) & 1u;  // q = 1 or 2
+  const uint32_t flip_s = q >> 1;               // q = 2 or 3
+  const uint32_t cb = float_to_bits(c), sb = float_to_bits(s);
+  const uint32_t pick = 0u - odd;  // all ones when odd
+  const uint32_t cs0 = (sb & pick) | (cb & ~pick);
+  const uint32_t sn0 = (cb & pick) | (sb & ~pick);
+  const float cs = bits_to_float(cs0 ^ (flip_c << 31));
+  const float sn = bits_to_float(sn0 ^ (flip_s << 31));
   z0 = r * cs;
   z1 = r * sn;
 }
