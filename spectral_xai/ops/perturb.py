@@ -12,6 +12,7 @@ the batch layout or the device.  Shapes: x (B, C, H, W); rows (N, 3) int64; sigm
 float64; scales (B,) float64; image_ids (B,) int64 in [0, 2^32); baseline (B, C, H, W) or
 None (zeros).  Returns (N, C, H, W) in x's dtype and memory format.  Coefficients are
 computed in float64 and cast to the compute type (float32, or float64 for float64 x).
+Differentiable in x and baseline (the output is linear in both; the noise is constant).
 """
 from __future__ import annotations
 
@@ -35,6 +36,37 @@ def _perturb_fake(x, rows, sigmas, scales, image_ids, baseline, seed, mixing):
     fmt = torch.channels_last if (x.is_contiguous(memory_format=torch.channels_last)
                                   and not x.is_contiguous()) else torch.contiguous_format
     return x.new_empty((rows.shape[0], *x.shape[1:])).contiguous(memory_format=fmt)
+
+
+def _row_coefficients(rows, sigmas, scales, mixing, dtype):
+    """Per-row (a, c) of the mixing, shape (N,) each, computed in float64 as the kernels do."""
+    sig = sigmas.to(torch.float64)[rows[:, 1]]
+    a = torch.ones_like(sig) if mixing == "additive" else 1.0 - sig
+    c = sig if mixing == "damping" else sig * scales.to(torch.float64)[rows[:, 0]]
+    return a.to(dtype), c.to(dtype)
+
+
+def _setup_context(ctx, inputs, output):
+    x, rows, sigmas, scales, image_ids, baseline, seed, mixing = inputs
+    ctx.save_for_backward(rows, sigmas, scales)
+    ctx.mixing = mixing
+    ctx.x_shape = x.shape
+    ctx.has_baseline = baseline is not None
+
+
+def _backward(ctx, grad_out):
+    """out[r] is linear in x[b] (coefficient a_r) and in baseline[b] (c_r, damping only)."""
+    rows, sigmas, scales = ctx.saved_tensors
+    a, c = _row_coefficients(rows, sigmas, scales, ctx.mixing, grad_out.dtype)
+    view = (-1, 1, 1, 1)
+    grad_x = grad_out.new_zeros(ctx.x_shape).index_add_(0, rows[:, 0], grad_out * a.view(view))
+    grad_base = None
+    if ctx.has_baseline:
+        grad_base = grad_out.new_zeros(ctx.x_shape).index_add_(0, rows[:, 0], grad_out * c.view(view))
+    return grad_x, None, None, None, None, grad_base, None, None
+
+
+torch.library.register_autograd("spectral_xai::perturb", _backward, setup_context=_setup_context)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
