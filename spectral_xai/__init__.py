@@ -5,6 +5,7 @@ Importing the package loads the compiled ops (``torch.ops.spectral_xai.*``).
 import torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _C  # noqa: F401  (registers the ops)
+from . import attribute
 from .engine import Estimate, estimate
 from .explain import integrated_grad, smooth_grad, vanilla_grad
 
@@ -15,4 +16,4 @@ def build_info() -> dict:
 
 
 __version__ = "0.1.0"
-__all__ = ["Estimate", "build_info", "estimate", "integrated_grad", "smooth_grad", "vanilla_grad"]
+__all__ = ["Estimate", "attribute", "build_info", "estimate", "integrated_grad", "smooth_grad", "vanilla_grad"]

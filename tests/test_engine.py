@@ -168,3 +168,19 @@ def test_mismatched_devices():
             sx.vanilla_grad(model.cuda(), x)
     with pytest.raises(ValueError, match="'x'"):
         sx.vanilla_grad(model.to("meta"), x)
+
+
+def test_auto_batch_size_follows_the_memory_budget(images):
+    model = small_cnn()
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    small = sx.estimate(model, images, sigmas=0.1, mixing="additive", n_samples=8, target=0,
+                        memory_budget=60_000)
+    sizes_small = [c for c in calls[1:]]  # calls[0]: the one-row probe of the hooks
+    calls.clear()
+    big = sx.estimate(model, images, sigmas=0.1, mixing="additive", n_samples=8, target=0)
+    sizes_big = [c for c in calls[1:]]
+    assert max(sizes_small) < max(sizes_big) and sum(sizes_small) == sum(sizes_big) == 32
+    torch.testing.assert_close(small.mean2, big.mean2, rtol=1e-5, atol=1e-12)
+    assert sx.engine.auto_batch_size(model, images, 10**12) == sx.engine.MAX_AUTO_ROWS
+    assert sx.engine.auto_batch_size(model, images, 1) == 1

@@ -1,0 +1,72 @@
+"""Captum-shaped front-end: ``Method(model).attribute(inputs, target=..., **kwargs)``.
+
+A thin layer over the functional API for code written against Captum.  As in Captum, the
+attribution has the input's shape (channels are not reduced) and the target *logit* is explained
+by default (``output="logit"``); a tuple of one tensor in gives a tuple out.  Captum's argument
+names are accepted: ``baselines`` (IG), ``nt_samples`` and ``stdevs`` (SmoothGrad).
+"""
+from __future__ import annotations
+
+import torch
+
+from . import _validation as V
+from .explain import integrated_grad, smooth_grad, vanilla_grad
+
+__all__ = ["IntegratedGradients", "SmoothGrad", "SmoothGradSquared", "VanillaGradient"]
+
+
+class _Attribution:
+    def __init__(self, forward_func):
+        if not callable(forward_func):
+            V.fail("forward_func", f"expected a model or a callable, got {type(forward_func).__name__}", TypeError)
+        self.forward_func = forward_func
+
+    def attribute(self, inputs, target=None, **kwargs):
+        """inputs: (B, C, H, W) tensor or a 1-tuple of it -> attribution of the same shape (and kind)."""
+        as_tuple = isinstance(inputs, tuple)
+        if as_tuple and len(inputs) != 1:
+            V.fail("inputs", f"expected one input tensor, got a tuple of {len(inputs)}", TypeError)
+        x = inputs[0] if as_tuple else inputs
+        kwargs.setdefault("output", "logit")
+        kwargs.setdefault("reduce_channels", False)
+        attr = self._explain(x, target, **kwargs)
+        return (attr,) if as_tuple else attr
+
+    def _explain(self, x: torch.Tensor, target, **kwargs) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class VanillaGradient(_Attribution):
+    """The gradient at the input (Captum's ``Saliency(abs=False)``); ``squared=True`` for g²."""
+
+    def _explain(self, x, target, **kwargs):
+        return vanilla_grad(self.forward_func, x, target, **kwargs)
+
+
+class SmoothGrad(_Attribution):
+    """E[g] under additive noise; ``sigma`` (or Captum's ``stdevs``), ``n_samples`` (``nt_samples``)."""
+
+    squared = False
+
+    def _explain(self, x, target, sigma=None, stdevs=None, nt_samples=None, **kwargs):
+        if sigma is None:
+            sigma = 1.0 if stdevs is None else stdevs
+        if nt_samples is not None:
+            kwargs["n_samples"] = nt_samples
+        return smooth_grad(self.forward_func, x, sigma, target, squared=self.squared, **kwargs)
+
+
+class SmoothGradSquared(SmoothGrad):
+    """E[g²] under additive noise (Captum's NoiseTunnel(Saliency) with ``smoothgrad_sq``)."""
+
+    squared = True
+
+
+class IntegratedGradients(_Attribution):
+    """(x - b) * integral of g along the straight path (Captum's IntegratedGradients, Gauss-Legendre)."""
+
+    def _explain(self, x, target, baselines=None, baseline=None, **kwargs):
+        b = baseline if baseline is not None else baselines
+        if isinstance(b, (int, float)):
+            b = torch.full_like(x, float(b))
+        return integrated_grad(self.forward_func, x, target, baseline=b, **kwargs)
