@@ -184,3 +184,28 @@ def test_auto_batch_size_follows_the_memory_budget(images):
     torch.testing.assert_close(small.mean2, big.mean2, rtol=1e-5, atol=1e-12)
     assert sx.engine.auto_batch_size(model, images, 10**12) == sx.engine.MAX_AUTO_ROWS
     assert sx.engine.auto_batch_size(model, images, 1) == 1
+
+
+def test_maps_do_not_depend_on_the_thread_count(cnn, images):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = sx.smooth_grad(cnn, images, 0.2, n_samples=6, seed=4)
+        torch.set_num_threads(max(2, threads))
+        many = sx.smooth_grad(cnn, images, 0.2, n_samples=6, seed=4)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(one, many, rtol=1e-5, atol=1e-9)
+
+
+def test_low_precision_model_gets_batches_in_its_dtype(images):
+    model = small_cnn()
+    seen = []
+    model.register_forward_hook(lambda m, i, o: seen.append(i[0].dtype))
+    ref = sx.smooth_grad(model, images, 0.1, n_samples=8, seed=1)
+    seen.clear()
+    low = sx.smooth_grad(model.to(torch.bfloat16), images, 0.1, n_samples=8, seed=1)
+    assert set(seen) == {torch.bfloat16} and low.dtype == torch.float32
+    a, b = ref.flatten(), low.flatten()
+    ra, rb = a.argsort().argsort().double(), b.argsort().argsort().double()
+    assert torch.corrcoef(torch.stack([ra, rb]))[0, 1] > 0.9  # Spearman of bf16 vs fp32 maps
