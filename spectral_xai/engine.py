@@ -164,7 +164,7 @@ def auto_batch_size(model, x: torch.Tensor, budget: int | None) -> int:
     return int(max(1, min(MAX_AUTO_ROWS, budget // max(per_row, 1))))
 
 
-def _round_rows(active: torch.Tensor, counts: torch.Tensor, per_round: int, limit: int, S: int) -> torch.Tensor:
+def plan_rows(active: torch.Tensor, counts: torch.Tensor, per_round: int, limit: int, S: int) -> torch.Tensor:
     """Rows (N, 3) = (image slot, sigma index, sample index) for one round of the active slots."""
     start = counts[active]
     stop = torch.clamp(start + per_round, max=limit)
@@ -179,13 +179,17 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
              output: str = "log_softmax", noise_scale=1.0, baseline: torch.Tensor | None = None, seed: int = 0,
              image_ids=None, batch_size: int | None = None, reduce_channels: bool = True,
              tol: float | None = None, max_samples: int | None = None, check_every: int = 8,
-             memory_budget: int | None = None) -> Estimate:
+             memory_budget: int | None = None, sample_sigma: torch.Tensor | None = None) -> Estimate:
     """Monte Carlo means of g^k for every image and sigma (see the module docstring).
 
     x (B, C, H, W); sigmas: number or (S,); powers: a subset of {1, 2}.  Without ``tol`` every
     (image, sigma) gets ``n_samples`` samples.  With ``tol`` samples come in rounds of
     ``check_every`` until ``max|m_n - m_{n-check_every}| <= tol * max|m_n|`` (on the k=2 mean if
     requested, else k=1) or ``max_samples`` (default ``n_samples``) is reached.
+
+    ``sample_sigma`` (B, n_samples) int64, optional: the sigma index of every sample.  Then the
+    samples of an image are pooled into one statistic (S' = 1 in the result), e.g. to estimate a
+    prior-weighted mean over sigma with sigma drawn per sample (no adaptive stopping then).
     """
     x = V.check_images(x)
     check_model_device(model, x)
@@ -220,10 +224,21 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
         if mixing != "damping":
             V.fail("baseline", "is only used by damping mixing")
 
+    if sample_sigma is not None:
+        if tol is not None:
+            V.fail("tol", "adaptive stopping is not available when the sigma is drawn per sample")
+        if max_samples is not None and max_samples != n_samples:
+            V.fail("max_samples", "must be None (or n_samples) when the sigma is drawn per sample")
+        sample_sigma = torch.as_tensor(sample_sigma, dtype=torch.int64).cpu()
+        if sample_sigma.shape != (B, n_samples):
+            V.fail("sample_sigma", f"expected shape ({B}, {n_samples}), got {tuple(sample_sigma.shape)}")
+        if bool((sample_sigma < 0).any()) or bool((sample_sigma >= S).any()):
+            V.fail("sample_sigma", f"indices must lie in [0, {S})")
     limit = n_samples if max_samples is None else max_samples
     per_round = check_every if tol is not None else limit
     acc_c = 1 if reduce_channels else C
-    P = B * S
+    S_slot = 1 if sample_sigma is not None else S
+    P = B * S_slot
 
     with model_scope(model):
         dtype, fmt = model_dtype_and_format(model, x)
@@ -245,7 +260,9 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
         active = torch.arange(P, dtype=torch.int64)
         num_classes_checked = False
         while active.numel() > 0:
-            rows = _round_rows(active, counts_host, per_round, limit, S)
+            rows = plan_rows(active, counts_host, per_round, limit, S_slot)
+            if sample_sigma is not None:
+                rows[:, 1] = sample_sigma[rows[:, 0], rows[:, 2]]
             counts_host[active] = torch.clamp(counts_host[active] + per_round, max=limit)
             rows_dev = rows.to(dev)
             for lo in range(0, rows.shape[0], batch_size):
@@ -263,7 +280,7 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
                     (g,) = torch.autograd.grad(f.sum(), xt, allow_unused=True)
                 if g is None:
                     V.fail("model", "its output is not differentiable with respect to x")
-                slots = chunk[:, 0] * S + chunk[:, 1]
+                slots = chunk[:, 0] if sample_sigma is not None else chunk[:, 0] * S + chunk[:, 1]
                 accumulate_(g, slots, mean1, mean2, counts, checkpoint, delta, scale, check_every)
             if tol is None:
                 break
@@ -271,11 +288,11 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
             converged = (delta[active] <= tol * scale[active]).cpu() & (scale[active] > 0).cpu()
             active = active[~(done | converged)]
 
-    shape = (B, S, acc_c, H, W)
+    shape = (B, S_slot, acc_c, H, W)
     return Estimate(
         mean1=mean1.view(shape) if 1 in powers else None,
         mean2=mean2.view(shape) if 2 in powers else None,
-        n_samples=counts.view(B, S),
+        n_samples=counts.view(B, S_slot),
         targets=targets,
         sigmas=sig,
     )

@@ -13,13 +13,13 @@ from . import _validation as V
 from .engine import estimate
 
 
-def _out_dtype(x: torch.Tensor) -> torch.dtype:
+def output_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
 def _finish(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """(B, C', H, W) float64 -> (B, H, W) if C' == 1 else (B, C, H, W), in the output dtype."""
-    m = m.to(_out_dtype(x))
+    m = m.to(output_dtype(x))
     return m[:, 0] if m.shape[1] == 1 else m
 
 

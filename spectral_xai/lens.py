@@ -1,0 +1,126 @@
+"""SpectralLens (SL²) and ArgLens (AL): squared gradients aggregated over noise scales (SPEC §2).
+
+G_σ = Σ_c E[g_c²] under convex mixing x̃ = (1 − σ) x + σ s ε, on a grid σ_1 < … < σ_S;
+SL² = Σ_j w_j G_σj / Σ_j w_j (prior weights w), AL = σ_{argmax_j G_σj} per pixel (ties → smallest σ).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import _validation as V
+from .engine import estimate
+from .ops._philox import philox4x32_10
+
+DEFAULT_SIGMAS = tuple(round(0.1 * i, 10) for i in range(11))
+STRATIFY_STREAM = 0xFFFFFFFF  # sigma-index word reserved for the stratification uniforms
+
+
+@dataclass
+class SpectralLensResult:
+    """sl2 (B, H, W); arglens (B, H, W) with values from ``sigmas`` (None for the stratified
+    estimator, which never sees a σ grid per pixel); sigmas (S,); weights (S,) normalised prior
+    weights; per_sigma (B, S, H, W) or None; n_samples (B, S) samples per image and σ (grid) or
+    (B, 1) samples in all (stratified); estimator "grid" or "stratified"; notes: what is missing."""
+
+    sl2: torch.Tensor
+    arglens: torch.Tensor | None
+    sigmas: torch.Tensor
+    weights: torch.Tensor
+    per_sigma: torch.Tensor | None
+    n_samples: torch.Tensor
+    estimator: str = "grid"
+    notes: str = ""
+
+
+def prior_weights(sigmas: torch.Tensor, prior="uniform", *, beta=(2.0, 2.0), power=2.5) -> torch.Tensor:
+    """Normalised weights (S,) float64 of a prior on the σ grid.
+
+    ``"uniform"`` (the paper's SL²), ``"beta"`` (density σ^(a−1)(1−σ)^(b−1), the authors used a = b = 2),
+    ``"power"`` (σ^p; the authors' SLT² is p = 5/2), or a tensor/sequence of S non-negative weights.
+    """
+    s = sigmas.to(torch.float64).cpu()
+    if isinstance(prior, str):
+        if prior == "uniform":
+            w = torch.ones_like(s)
+        elif prior == "beta":
+            a, b = (float(v) for v in beta)
+            if a <= 0 or b <= 0:
+                V.fail("beta", f"expected positive (a, b), got {beta}")
+            w = s.clamp(min=0) ** (a - 1) * (1 - s).clamp(min=0) ** (b - 1)
+        elif prior == "power":
+            w = s.clamp(min=0) ** float(power)
+        else:
+            V.fail("prior", f"expected 'uniform', 'beta', 'power' or weights, got {prior!r}")
+    else:
+        w = torch.as_tensor(prior, dtype=torch.float64).cpu().reshape(-1)
+        if w.numel() != s.numel():
+            V.fail("prior", f"expected {s.numel()} weights (one per sigma), got {w.numel()}")
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+        V.fail("prior", "weights must be finite, non-negative and not all zero")
+    return w / w.sum()
+
+
+def _stratified_sigma_indices(weights: torch.Tensor, n: int, seed: int, image_ids: torch.Tensor) -> torch.Tensor:
+    """(B, n) σ indices: sample i of image b takes u = (i + U)/n, U ~ U(0, 1) keyed by (seed, image id, i),
+    and the σ whose prior CDF bin contains u.  Every stratum of prior mass 1/n gets one sample."""
+    B = image_ids.numel()
+    i = torch.arange(n, dtype=torch.int64).repeat(B)
+    ids = image_ids.cpu().repeat_interleave(n)
+    words = philox4x32_10([i, torch.zeros_like(i), torch.full_like(i, STRATIFY_STREAM), ids],
+                          (seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF))
+    u01 = (words[0].to(torch.float64) + 0.5) / 2.0**32
+    u = (i.to(torch.float64) + u01) / n
+    cdf = torch.cumsum(weights, 0)
+    cdf[-1] = 1.0
+    idx = torch.searchsorted(cdf, u, right=True).clamp(max=weights.numel() - 1)
+    return idx.view(B, n)
+
+
+def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="uniform", beta=(2.0, 2.0),
+                  power=2.5, noise_scale=1.0, output="log_softmax", seed=0, image_ids=None, batch_size=None,
+                  return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=8):
+    """SpectralLens SL² and ArgLens for a batch: x (B, C, H, W) -> :class:`SpectralLensResult`.
+
+    ``sigmas`` defaults to linspace(0, 1, 11) (convex mixing needs 0 <= σ <= 1; the grid is sorted).
+    ``estimator="grid"`` (default): ``n_samples`` samples per σ, all σ in the same chunks of passes,
+    adaptive stopping per (image, σ) with ``tol``.  ``estimator="stratified"``: ``n_samples`` samples in
+    all per image, each drawing its σ from the prior by stratified sampling — an unbiased estimate of
+    the same prior-weighted mean with S times fewer passes, but no per-σ maps and so no ArgLens.
+    """
+    x = V.check_images(x)
+    s = V.check_sigmas(DEFAULT_SIGMAS if sigmas is None else sigmas, "convex", torch.device("cpu"))
+    s, order = torch.sort(s)
+    if s.unique().numel() != s.numel():
+        V.fail("sigmas", "contains duplicates")
+    w = prior_weights(s, prior, beta=beta, power=power)
+    if not isinstance(prior, str):
+        w = w[order]
+    seed = V.check_seed(seed)
+    ids = V.check_image_ids(image_ids, x.shape[0], torch.device("cpu"))
+    common = dict(mixing="convex", powers=(2,), target=target, output=output, noise_scale=noise_scale,
+                  seed=seed, image_ids=ids.to(x.device), batch_size=batch_size, reduce_channels=True)
+    out_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if estimator == "grid":
+        est = estimate(model, x, sigmas=s, n_samples=n_samples, tol=tol, max_samples=max_samples,
+                       check_every=check_every, **common)
+        per_sigma = est.mean2[:, :, 0]                                   # (B, S, H, W) float64
+        sl2 = torch.einsum("bshw,s->bhw", per_sigma, w.to(per_sigma.device))
+        arglens = s.to(per_sigma.device)[per_sigma.argmax(dim=1)]          # first max = smallest σ
+        return SpectralLensResult(
+            sl2=sl2.to(out_dtype), arglens=arglens.to(out_dtype), sigmas=s, weights=w,
+            per_sigma=per_sigma.to(out_dtype) if return_per_sigma else None, n_samples=est.n_samples)
+    if estimator == "stratified":
+        if tol is not None:
+            V.fail("tol", "adaptive stopping is only available for estimator='grid'")
+        if return_per_sigma:
+            V.fail("return_per_sigma", "the stratified estimator has no per-sigma maps")
+        n_samples = V.check_positive_int(n_samples, "n_samples")
+        idx = _stratified_sigma_indices(w, n_samples, seed, ids)
+        est = estimate(model, x, sigmas=s, n_samples=n_samples, sample_sigma=idx, **common)
+        return SpectralLensResult(
+            sl2=est.mean2[:, 0, 0].to(out_dtype), arglens=None, sigmas=s, weights=w, per_sigma=None,
+            n_samples=est.n_samples, estimator="stratified",
+            notes="stratified σ: one unbiased SL² estimate from n samples in all; no ArgLens (no per-σ maps)")
+    V.fail("estimator", f"expected 'grid' or 'stratified', got {estimator!r}")

@@ -1,0 +1,4 @@
+"""Evaluation of explanations."""
+from .inconsistency import inconsistency, scale_rank_correlation
+
+__all__ = ["inconsistency", "scale_rank_correlation"]

@@ -1,0 +1,36 @@
+"""The authors' settings (ECCV24) by name, as keyword arguments for the sampling functions.
+
+    sx.spectral_lens(model, x, **sx.preset("imagenet-resnet50"))
+    sx.optimal_sigma(model, x, **sx.preset("imagenet-resnet50", "authors-code"))
+
+Convex mixing x̃ = (1 − σ) x + σ s ε with the noise scale s of each setting, σ grid {0, 0.1, …, 1}.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import _validation as V
+
+SIGMA_GRID = tuple(round(0.1 * i, 10) for i in range(11))
+
+_SETTINGS = {
+    "imagenet-resnet50": {"noise_scale": 0.3},
+    "imagenet-vit-b16": {"noise_scale": 0.5},
+    "food101": {"noise_scale": 0.4},
+}
+_VARIANTS = {
+    "paper": {},                            # SL² with the uniform prior, CS exponent 5/2 (the paper)
+    "authors-code": {"exponent": 1.0},      # the exponent the authors' code used for σ*
+    "slt2": {"prior": "power", "power": 2.5},  # the authors' SLT² prior
+    "beta22": {"prior": "beta", "beta": (2.0, 2.0)},
+}
+PRESETS = tuple(_SETTINGS)
+
+
+def preset(name: str, variant: str = "paper") -> dict:
+    """Keyword arguments (sigmas, noise_scale, and the variant's prior/exponent) of a named setting."""
+    if name not in _SETTINGS:
+        V.fail("name", f"expected one of {PRESETS}, got {name!r}")
+    if variant not in _VARIANTS:
+        V.fail("variant", f"expected one of {tuple(_VARIANTS)}, got {variant!r}")
+    return {"sigmas": torch.tensor(SIGMA_GRID, dtype=torch.float64), **_SETTINGS[name], **_VARIANTS[variant]}

@@ -1,0 +1,128 @@
+"""Choosing the noise scale: optimal σ by the cosine-similarity criterion (SPEC §3) and the noise
+cutoff from predictive entropy (SPEC §4)."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from . import _validation as V
+from .engine import (auto_batch_size, check_logits, check_model_device, estimate, model_dtype_and_format,
+                     model_scope, plan_rows)
+from .explain import output_dtype
+from .ops import perturb
+
+
+class OptimalSigma(NamedTuple):
+    """sigma: (B,) for level="image", () for "dataset", (B, H, W) for "pixel", values from ``sigmas``;
+    curves: CS(σ) as (B, S) (image/dataset, dataset normalised per image by its max) or (B, S, H, W)
+    (pixel); sigmas (S,) the grid; per_sigma (B, S, H, W) the SG² maps G_σ behind the curves."""
+
+    sigma: torch.Tensor
+    curves: torch.Tensor
+    sigmas: torch.Tensor
+    per_sigma: torch.Tensor
+
+
+def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling):
+    s = V.check_sigmas(sigmas, mixing, torch.device("cpu"))
+    est = estimate(model, x, sigmas=s, mixing=mixing, powers=(2,), target=target, noise_scale=noise_scale,
+                   reduce_channels=True, **sampling)
+    m2 = est.mean2                                                    # (B, S, 1, H, W): Σ_c E[g_c²]
+    scales = V.check_noise_scale(noise_scale, x.shape[0], x.device).to(m2.device)
+    eff = s.to(m2.device).view(1, -1) * scales.view(-1, 1)             # effective std σ·s, (B, S)
+    weight = eff ** float(exponent)
+    image_curves = weight * m2.sum(dim=(2, 3, 4))                      # CS(σ) = (σ s)^e ||E[g²]||_1
+    per_sigma = m2[:, :, 0]                                            # (B, S, H, W)
+    pixel_curves = weight[:, :, None, None] * per_sigma
+    return s, image_curves, pixel_curves, per_sigma
+
+
+def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5, mixing="convex",
+                  noise_scale=1.0, return_curves=False, **sampling):
+    """σ* = argmax_σ CS(σ), CS(σ) = (σ·s)^exponent · ||E_σ[g²]||_1 (SPEC §3).
+
+    level="image": per image (B,); "dataset": argmax of the mean over images of CS/max CS, (); "pixel":
+    argmax of (σ s)^exponent · G_σ(p), (B, H, W).  ``exponent=1`` reproduces the authors' code.
+    Ties go to the smallest σ.  With ``return_curves=True`` returns an :class:`OptimalSigma`.
+    ``sampling``: n_samples, seed, image_ids, batch_size, output, tol, ... of the engine.
+    """
+    if level not in ("image", "dataset", "pixel"):
+        V.fail("level", f"expected 'image', 'dataset' or 'pixel', got {level!r}")
+    x = V.check_images(x)
+    s, image_curves, pixel_curves, per_sigma = _sigma_curves(model, x, sigmas, target, exponent, mixing,
+                                                             noise_scale, sampling)
+    grid = s.to(image_curves.device)
+    if level == "image":
+        curves = image_curves
+        sigma = grid[curves.argmax(dim=1)]
+    elif level == "dataset":
+        curves = image_curves / image_curves.amax(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+        sigma = grid[curves.mean(dim=0).argmax()]
+    else:
+        curves = pixel_curves
+        sigma = grid[curves.argmax(dim=1)]
+    dt = output_dtype(x)
+    if not return_curves:
+        return sigma.to(dt)
+    return OptimalSigma(sigma.to(dt), curves.to(dt), s, per_sigma.to(dt))
+
+
+def sg2_opt(model, x, sigmas, target=None, *, exponent=2.5, mixing="convex", noise_scale=1.0, **sampling):
+    """SG²_opt: the SG² map of each image at its own σ* (image level) -> (maps (B, H, W), σ* (B,)).
+
+    The maps come from the same passes as the CS curves (no extra sampling)."""
+    res = optimal_sigma(model, x, sigmas, target, level="image", exponent=exponent, mixing=mixing,
+                        noise_scale=noise_scale, return_curves=True, **sampling)
+    j = res.curves.argmax(dim=1)
+    maps = res.per_sigma[torch.arange(x.shape[0], device=j.device), j]
+    return maps, res.sigma
+
+
+class NoiseCutoff(NamedTuple):
+    """scale: the chosen noise std s*; scales (S,) the grid; entropy (S,) the mean predictive entropy
+    H(s) over images; per_image (B, S) the entropy of each image."""
+
+    scale: float
+    scales: torch.Tensor
+    entropy: torch.Tensor
+    per_image: torch.Tensor
+
+
+def noise_cutoff(model, x, scales, *, tau=0.05, n_samples=16, seed=0, image_ids=None, batch_size=None):
+    """The noise cutoff of SPEC §4: sweep additive std s over ``scales``; per image
+    lp(s) = E_ε[log_softmax f(x + s ε)], H(s) = −Σ_k exp(lp_k) lp_k, averaged over images;
+    s* = min{s : H(s) >= (1 − tau) max H}.  Forward passes only, noise keyed as everywhere else."""
+    x = V.check_images(x)
+    check_model_device(model, x)
+    s = V.check_sigmas(scales, "additive", torch.device("cpu"))
+    s, _ = torch.sort(s)
+    n_samples = V.check_positive_int(n_samples, "n_samples")
+    if not (isinstance(tau, (int, float)) and 0 <= tau < 1):
+        V.fail("tau", f"expected 0 <= tau < 1, got {tau!r}")
+    seed = V.check_seed(seed)
+    B, S = x.shape[0], s.numel()
+    dev = x.device
+    ids = V.check_image_ids(image_ids, B, dev)
+    with model_scope(model), torch.no_grad():
+        dtype, fmt = model_dtype_and_format(model, x)
+        xm = x.detach().to(dtype=dtype).contiguous(memory_format=fmt)
+        if batch_size is None:
+            batch_size = auto_batch_size(model, xm, None) * 3  # no backward: about 3x the rows
+        batch_size = V.check_positive_int(batch_size, "batch_size")
+        rows = plan_rows(torch.arange(B * S), torch.zeros(B * S, dtype=torch.int64), n_samples, n_samples, S)
+        rows = rows.to(dev)
+        ones = torch.ones(B, dtype=torch.float64, device=dev)
+        lp_sum = None
+        for lo in range(0, rows.shape[0], batch_size):
+            chunk = rows[lo:lo + batch_size]
+            xt = perturb(xm, chunk, s.to(dev), ones, ids, None, seed, "additive")
+            lp = torch.log_softmax(check_logits(model(xt), chunk.shape[0]).to(torch.float64), dim=1)
+            if lp_sum is None:
+                lp_sum = torch.zeros(B * S, lp.shape[1], dtype=torch.float64, device=dev)
+            lp_sum.index_add_(0, chunk[:, 0] * S + chunk[:, 1], lp)
+    lp_mean = (lp_sum / n_samples).view(B, S, -1)
+    per_image = -(lp_mean.exp() * lp_mean).sum(dim=2)
+    entropy = per_image.mean(dim=0).cpu()
+    chosen = int(torch.nonzero(entropy >= (1 - tau) * entropy.max())[0])
+    return NoiseCutoff(float(s[chosen]), s, entropy, per_image.cpu())
