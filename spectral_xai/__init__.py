@@ -12,7 +12,7 @@ from .explain import integrated_grad, smooth_grad, vanilla_grad
 from .lens import SpectralLensResult, prior_weights, spectral_lens
 from .metrics import inconsistency, scale_rank_correlation
 from .presets import PRESETS, preset
-from .scale import NoiseCutoff, OptimalSigma, noise_cutoff, optimal_sigma, sg2_opt
+from .scale import NoiseCutoff, OptimalSigma, cs_curves, noise_cutoff, optimal_sigma, sg2_opt
 
 
 def build_info() -> dict:
@@ -22,7 +22,8 @@ def build_info() -> dict:
 
 __version__ = "0.1.0"
 __all__ = [
-    "Estimate", "NoiseCutoff", "OptimalSigma", "PRESETS", "SpectralLensResult", "attribute", "build_info", "estimate",
+    "Estimate", "NoiseCutoff", "OptimalSigma", "PRESETS", "SpectralLensResult", "attribute", "build_info", "cs_curves",
+    "estimate",
     "inconsistency", "integrated_grad", "metrics", "noise_cutoff", "optimal_sigma", "preset", "prior_weights",
     "scale_rank_correlation", "sg2_opt", "smooth_grad", "spectral_lens", "vanilla_grad",
 ]

@@ -24,17 +24,22 @@ class OptimalSigma(NamedTuple):
     per_sigma: torch.Tensor
 
 
+def cs_curves(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5):
+    """CS(σ) = (σ s)^exponent · ||E_σ[g²]||_1 from channel-summed SG² maps G_σ (B, S, H, W) -> (B, S),
+    and the pixel curves (σ s)^exponent · G_σ(p) (B, S, H, W).  σ s is the effective noise std."""
+    B = per_sigma.shape[0]
+    scales = V.check_noise_scale(noise_scale, B, per_sigma.device).to(per_sigma.dtype)
+    eff = sigmas.to(per_sigma.device, per_sigma.dtype).view(1, -1) * scales.view(-1, 1)
+    weight = eff ** float(exponent)
+    return weight * per_sigma.sum(dim=(2, 3)), weight[:, :, None, None] * per_sigma
+
+
 def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling):
     s = V.check_sigmas(sigmas, mixing, torch.device("cpu"))
     est = estimate(model, x, sigmas=s, mixing=mixing, powers=(2,), target=target, noise_scale=noise_scale,
                    reduce_channels=True, **sampling)
-    m2 = est.mean2                                                    # (B, S, 1, H, W): Σ_c E[g_c²]
-    scales = V.check_noise_scale(noise_scale, x.shape[0], x.device).to(m2.device)
-    eff = s.to(m2.device).view(1, -1) * scales.view(-1, 1)             # effective std σ·s, (B, S)
-    weight = eff ** float(exponent)
-    image_curves = weight * m2.sum(dim=(2, 3, 4))                      # CS(σ) = (σ s)^e ||E[g²]||_1
-    per_sigma = m2[:, :, 0]                                            # (B, S, H, W)
-    pixel_curves = weight[:, :, None, None] * per_sigma
+    per_sigma = est.mean2[:, :, 0]                                     # (B, S, H, W): Σ_c E[g_c²]
+    image_curves, pixel_curves = cs_curves(per_sigma, s, noise_scale, exponent)
     return s, image_curves, pixel_curves, per_sigma
 
 
