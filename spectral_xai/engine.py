@@ -164,10 +164,13 @@ def auto_batch_size(model, x: torch.Tensor, budget: int | None) -> int:
     return int(max(1, min(MAX_AUTO_ROWS, budget // max(per_row, 1))))
 
 
-def plan_rows(active: torch.Tensor, counts: torch.Tensor, per_round: int, limit: int, S: int) -> torch.Tensor:
-    """Rows (N, 3) = (image slot, sigma index, sample index) for one round of the active slots."""
+def plan_rows(active: torch.Tensor, counts: torch.Tensor, per_round: int, limit, S: int) -> torch.Tensor:
+    """Rows (N, 3) = (image slot, sigma index, sample index) for one round of the active slots.
+
+    limit: the samples cap, an int or a (P,) tensor per slot."""
     start = counts[active]
-    stop = torch.clamp(start + per_round, max=limit)
+    cap = limit[active] if isinstance(limit, torch.Tensor) else limit
+    stop = torch.minimum(start + per_round, torch.as_tensor(cap))
     lengths = stop - start
     slot = torch.repeat_interleave(active, lengths)
     first = torch.repeat_interleave(start - torch.cumsum(lengths, 0) + lengths, lengths)
@@ -239,6 +242,15 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
     acc_c = 1 if reduce_channels else C
     S_slot = 1 if sample_sigma is not None else S
     P = B * S_slot
+    # Slots without noise (damping, or sigma * noise_scale == 0) see the same input in every sample:
+    # one sample gives their mean exactly, so they are not sampled again.
+    limits = torch.full((P,), limit, dtype=torch.int64)
+    if sample_sigma is None:
+        if mixing == "damping":
+            limits[:] = 1
+        else:
+            noiseless = (sig.view(1, S) * scales.cpu().view(B, 1)) == 0
+            limits[noiseless.reshape(-1)] = 1
 
     with model_scope(model):
         dtype, fmt = model_dtype_and_format(model, x)
@@ -260,10 +272,10 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
         active = torch.arange(P, dtype=torch.int64)
         num_classes_checked = False
         while active.numel() > 0:
-            rows = plan_rows(active, counts_host, per_round, limit, S_slot)
+            rows = plan_rows(active, counts_host, per_round, limits, S_slot)
             if sample_sigma is not None:
                 rows[:, 1] = sample_sigma[rows[:, 0], rows[:, 2]]
-            counts_host[active] = torch.clamp(counts_host[active] + per_round, max=limit)
+            counts_host[active] = torch.minimum(counts_host[active] + per_round, limits[active])
             rows_dev = rows.to(dev)
             for lo in range(0, rows.shape[0], batch_size):
                 chunk = rows_dev[lo:lo + batch_size]
@@ -284,7 +296,7 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
                 accumulate_(g, slots, mean1, mean2, counts, checkpoint, delta, scale, check_every)
             if tol is None:
                 break
-            done = counts_host[active] >= limit
+            done = counts_host[active] >= limits[active]
             converged = (delta[active] <= tol * scale[active]).cpu() & (scale[active] > 0).cpu()
             active = active[~(done | converged)]
 

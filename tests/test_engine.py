@@ -126,8 +126,20 @@ def test_estimate_all_sigmas_in_one_pass_count_model_calls(images):
     model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     est = sx.estimate(model, images, sigmas=[0.0, 0.1, 0.2], mixing="convex", n_samples=5, powers=(1, 2),
                       batch_size=1000)
-    assert sum(calls) == 4 + 4 * 3 * 5  # clean pass for targets + one batch of every sample
-    assert est.mean1.shape == (4, 3, 1, 12, 12) and est.n_samples.tolist() == [[5] * 3] * 4
+    # clean pass for targets + one batch of every sample (sigma = 0 is noiseless: one sample is exact)
+    assert sum(calls) == 4 + 4 * (1 + 5 + 5)
+    assert est.mean1.shape == (4, 3, 1, 12, 12) and est.n_samples.tolist() == [[1, 5, 5]] * 4
+
+
+def test_noiseless_slots_are_sampled_once_and_exactly(cnn, images):
+    est = sx.estimate(cnn, images, sigmas=[0.0, 0.2], mixing="convex", n_samples=6, powers=(1, 2), seed=2,
+                      reduce_channels=False)
+    vg = sx.vanilla_grad(cnn, images, reduce_channels=False).double()
+    torch.testing.assert_close(est.mean1[:, 0], vg, rtol=1e-6, atol=1e-12)
+    zero_scale = sx.estimate(cnn, images, sigmas=[0.3], mixing="additive", n_samples=6, noise_scale=0.0)
+    assert zero_scale.n_samples.tolist() == [[1]] * 4
+    _, used = sx.smooth_grad(cnn, images, 0.0, n_samples=16, tol=0.1, check_every=4, return_n_samples=True)
+    assert used.tolist() == [1] * 4
 
 
 class _Detached(nn.Module):

@@ -43,7 +43,7 @@ def test_spectral_lens_matches_closed_forms():
     sd = (a**2 * w**2 / 2)[:, 0]                     # (squared gradient) <= a²w², so sd <= a²w²/2
     se = sd / math.sqrt(n)
     assert bool(((res.per_sigma.double() - exact).abs() <= 5 * se).all())
-    assert res.n_samples.tolist() == [[n] * 11] * 2
+    assert res.n_samples.tolist() == [[1] + [n] * 10] * 2  # σ = 0 is noiseless: one exact sample
     sl2_exact = exact.mean(dim=1)                    # uniform prior
     assert bool(((res.sl2.double() - sl2_exact).abs() <= 5 * se / math.sqrt(11)).all())
     # ArgLens where the closed-form arg-max is unambiguous (best beats the runner-up by > 12 SE bounds)
@@ -102,10 +102,10 @@ def test_one_spectral_lens_call_is_one_pass_over_s_times_n(images):
     calls = []
     model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     sx.spectral_lens(model, images, target=1, n_samples=3, batch_size=10_000)
-    assert calls == [4 * 11 * 3]                     # one chunk: every (image, σ, sample) row
+    assert calls == [4 * (1 + 10 * 3)]               # one chunk: every (image, σ, sample) row (σ = 0 once)
     calls.clear()
     sx.spectral_lens(model, images, target=1, n_samples=5, batch_size=7)
-    assert sum(calls) == 4 * 11 * 5 and max(calls) == 7
+    assert sum(calls) == 4 * (1 + 10 * 5) and max(calls) == 7
     calls.clear()
     sx.spectral_lens(model, images, target=1, n_samples=11, estimator="stratified", batch_size=10_000)
     assert calls == [4 * 11]
