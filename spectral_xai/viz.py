@@ -15,6 +15,21 @@ def _matplotlib():
     return plt
 
 
+def _save(fig, path):
+    """Lay the figure out, write it as PNG when ``path`` is given, and return it."""
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def _curve_axes(ax, xlabel: str, ylabel: str, title: str, legend_size: int = 8) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=legend_size)
+
+
 def _display(m: torch.Tensor, signed: bool) -> tuple[torch.Tensor, dict]:
     """Clip a map at its 99.5th percentile of |m| for display; signed maps use a diverging map."""
     m = m.detach().float().cpu()
@@ -44,10 +59,7 @@ def maps_figure(images: torch.Tensor, maps: Mapping[str, torch.Tensor], titles: 
             axes[b, c].set_title(name, fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig
+    return _save(fig, path)
 
 
 def spectral_lens_figure(images: torch.Tensor, result, titles: Sequence[str] | None = None, path=None):
@@ -71,10 +83,7 @@ def spectral_lens_figure(images: torch.Tensor, result, titles: Sequence[str] | N
         fig.colorbar(im, ax=axes[b, 2], fraction=0.046, pad=0.02)
     for ax in axes.flat:
         ax.axis("off")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig
+    return _save(fig, path)
 
 
 def bandpass_figure(sigmas: Sequence[float] = (0.05, 0.1, 0.2, 0.4), max_frequency: float = 3.0, path=None):
@@ -88,14 +97,8 @@ def bandpass_figure(sigmas: Sequence[float] = (0.05, 0.1, 0.2, 0.4), max_frequen
     for s in sigmas:
         k = w**2 * torch.exp(-8 * math.pi**2 * s**2 * w**2)
         ax.plot(w.numpy(), (k / k.max()).numpy(), label=f"σ = {s:g}")
-    ax.set_xlabel("frequency ω")
-    ax.set_ylabel("K_σ(ω) / max")
-    ax.set_title("band-pass of squared gradients", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig
+    _curve_axes(ax, "frequency ω", "K_σ(ω) / max", "band-pass of squared gradients")
+    return _save(fig, path)
 
 
 def cs_curves_figure(sigmas: torch.Tensor, curves: torch.Tensor, labels: Sequence[str] | None = None, path=None):
@@ -109,14 +112,8 @@ def cs_curves_figure(sigmas: torch.Tensor, curves: torch.Tensor, labels: Sequenc
         (line,) = ax.plot(s.numpy(), c[b].numpy(), marker=".", label=labels[b] if labels else f"image {b}")
         j = int(c[b].argmax())
         ax.plot([float(s[j])], [1.0], marker="*", markersize=12, color=line.get_color())
-    ax.set_xlabel("σ")
-    ax.set_ylabel("CS(σ) / max")
-    ax.set_title("optimal σ: CS(σ) = (σs)^e ||E[g²]||₁", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig
+    _curve_axes(ax, "σ", "CS(σ) / max", "optimal σ: CS(σ) = (σs)^e ||E[g²]||₁", legend_size=7)
+    return _save(fig, path)
 
 
 def entropy_figure(cutoff, tau: float = 0.05, path=None):
@@ -128,11 +125,5 @@ def entropy_figure(cutoff, tau: float = 0.05, path=None):
     ax.plot(s, h, marker=".", label="H(s)")
     ax.axhline((1 - tau) * h.max(), color="gray", linestyle=":", label=f"(1 − {tau:g})·max H")
     ax.axvline(cutoff.scale, color="red", linestyle="--", label=f"s* = {cutoff.scale:g}")
-    ax.set_xlabel("noise std s")
-    ax.set_ylabel("predictive entropy (nats)")
-    ax.set_title("noise cutoff from predictive entropy", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig
+    _curve_axes(ax, "noise std s", "predictive entropy (nats)", "noise cutoff from predictive entropy")
+    return _save(fig, path)
