@@ -12,6 +12,8 @@ from .explain import integrated_grad, smooth_grad, vanilla_grad
 from .lens import SpectralLensResult, prior_weights, spectral_lens
 from .metrics import inconsistency, scale_rank_correlation
 from .presets import PRESETS, preset
+from .smooth import SmoothReLU, smooth_activations
+from .spectrum import (exact_gap, expected_frequency, explanation_gap, radial_power_spectrum, rank_normalize)
 from .scale import NoiseCutoff, OptimalSigma, cs_curves, noise_cutoff, optimal_sigma, sg2_opt
 
 
@@ -25,5 +27,7 @@ __all__ = [
     "Estimate", "NoiseCutoff", "OptimalSigma", "PRESETS", "SpectralLensResult", "attribute", "build_info", "cs_curves",
     "estimate",
     "inconsistency", "integrated_grad", "metrics", "noise_cutoff", "optimal_sigma", "preset", "prior_weights",
-    "scale_rank_correlation", "sg2_opt", "smooth_grad", "spectral_lens", "vanilla_grad",
+    "scale_rank_correlation", "sg2_opt", "smooth_grad", "spectral_lens", "vanilla_grad", "SmoothReLU",
+    "exact_gap", "expected_frequency", "explanation_gap", "radial_power_spectrum", "rank_normalize",
+    "smooth_activations",
 ]

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _validation as V
+from ..ops.spectrum import rank_normalize
 
 C1, C2 = 0.01**2, 0.03**2
 
@@ -50,24 +51,14 @@ def inconsistency(per_sigma_maps: torch.Tensor, *, measure: str = "cosine", down
     V.fail("measure", f"expected 'cosine' or 'dssim', got {measure!r}")
 
 
-def _average_ranks(v: torch.Tensor) -> torch.Tensor:
-    """Average ranks (1..N, ties averaged) along the last dim of a (..., N) tensor."""
-    flat = v.reshape(-1, v.shape[-1])
-    out = torch.empty_like(flat, dtype=torch.float64)
-    for r in range(flat.shape[0]):
-        values, inverse, counts = torch.unique(flat[r], sorted=True, return_inverse=True, return_counts=True)
-        ends = torch.cumsum(counts, 0).to(torch.float64)
-        out[r] = (ends - (counts.to(torch.float64) - 1) / 2)[inverse]
-    return out.reshape(v.shape)
-
-
 def scale_rank_correlation(per_sigma_maps: torch.Tensor, *, downsample: int = 1) -> torch.Tensor:
     """Spearman rank correlation between the maps of every pair of scales: (B, S, H, W) -> (B, S, S).
 
     Low off-diagonal values are the Rashomon effect of ECCV24 Prop. 1: equally valid explanations at
     different scales rank pixels differently."""
     m = _prepare(per_sigma_maps, downsample)
-    r = _average_ranks(m)
+    B, S, N = m.shape
+    r = rank_normalize(m.reshape(B * S, 1, N)).reshape(B, S, N)   # average ranks / N (ties averaged)
     r = r - r.mean(dim=2, keepdim=True)
     r = r / r.norm(dim=2, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
     return r @ r.transpose(1, 2)
