@@ -19,14 +19,13 @@ from .ops import spectrum as ops
 
 
 def _check_maps(maps, arg: str = "maps") -> torch.Tensor:
+    """Type and shape checks.  Non-finite values are caught by the ops / on the (small) spectra."""
     if not isinstance(maps, torch.Tensor):
         V.fail(arg, f"expected a torch.Tensor, got {type(maps).__name__}", TypeError)
     if not maps.is_floating_point():
         V.fail(arg, f"expected floating maps, got {maps.dtype}", TypeError)
     if maps.dim() != 3:
         V.fail(arg, f"expected (B, H, W) maps, got shape {tuple(maps.shape)}")
-    if not bool(torch.isfinite(maps).all()):
-        V.fail(arg, "contains NaN or Inf values")
     return maps
 
 
@@ -39,8 +38,11 @@ def radial_power_spectrum(maps: torch.Tensor, *, rank_normalize: bool = False) -
     """Ring means S_k of |FFT2(m)|² over centred integer radii k = 0..K−1.  (B, H, W) -> (B, K)."""
     maps = _check_maps(maps).detach()
     if rank_normalize:
-        maps = ops.rank_normalize(maps)
-    return ops.radial_power_spectrum(maps)
+        maps = ops.rank_normalize(maps)   # raises on NaN; ranks of ±Inf are finite
+    spec = ops.radial_power_spectrum(maps)
+    if not bool(torch.isfinite(spec).all()):
+        V.fail("maps", "contains NaN or Inf values (the power spectrum is not finite)")
+    return spec
 
 
 def expected_frequency(maps: torch.Tensor, *, rank_normalize: bool = True, reduction: str = "mean",

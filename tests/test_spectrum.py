@@ -55,8 +55,13 @@ def test_rank_normalize_matches_scipy_with_ties(dtype):
     cont = torch.randn(2, 11, 13, dtype=dtype, generator=g)
     torch.testing.assert_close(sx.rank_normalize(cont), ops.rank_normalize_reference(cont))
     assert ops.rank_normalize(torch.empty(0, 3, 3)).shape == (0, 3, 3)
+    for dtype in (torch.float32, torch.float64):
+        with pytest.raises(ValueError, match="'maps'"):
+            sx.rank_normalize(torch.tensor([[[0.0, float("nan")]]], dtype=dtype))
+    inf = torch.tensor([[[0.0, float("inf")], [1.0, -2.0]]])
+    assert sx.rank_normalize(inf).tolist() == [[[0.5, 1.0], [0.75, 0.25]]]  # ±Inf have ranks
     with pytest.raises(ValueError, match="'maps'"):
-        sx.rank_normalize(torch.tensor([[[0.0, float("nan")]]]))
+        sx.expected_frequency(inf, rank_normalize=False)
 
 
 def test_spectrum_ops_opcheck_and_compile():

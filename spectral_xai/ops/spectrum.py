@@ -1,7 +1,8 @@
 """``torch.ops.spectral_xai.rank_normalize`` and ``torch.ops.spectral_xai.radial_power_spectrum``.
 
 rank_normalize: maps (B, H, W) -> (B, H, W), average ranks (ties averaged) / N per map, equal to
-``scipy.stats.rankdata(m, "average") / N``; same dtype.
+``scipy.stats.rankdata(m, "average") / N``; same dtype; a NaN raises (it has no rank).  CPU: an
+O(N) radix sort of order-preserving float keys (comparison sort for float64); CUDA: ATen's sort.
 
 radial_power_spectrum: maps (B, H, W) -> (B, K) with P = |FFT2(m)|² (no mean removal, no window),
 k = floor(sqrt(u² + v²)) for the frequency indices centred at (H//2, W//2) as after fftshift,

@@ -6,27 +6,94 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
+#include "../common/checks.h"
 #include "../spectrum.h"
 
 namespace spectral_xai {
 namespace {
 
-template <typename scalar_t>
-void rank_map(const scalar_t* m, scalar_t* out, int64_t N, std::vector<int64_t>& order) {
-  order.resize(static_cast<size_t>(N));
-  std::iota(order.begin(), order.end(), int64_t(0));
-  std::stable_sort(order.begin(), order.end(), [m](int64_t a, int64_t b) { return m[a] < m[b]; });
+// Ranks of one map from its sorted order: runs of equal values get the mean of their ranks.
+template <typename key_t, typename scalar_t>
+void assign_average_ranks(const key_t* sorted_keys, const int32_t* order, scalar_t* out, int64_t N) {
   const double inv_n = 1.0 / static_cast<double>(N);
   for (int64_t i = 0; i < N;) {
     int64_t j = i + 1;
-    while (j < N && !(m[order[i]] < m[order[j]])) ++j;  // run of ties [i, j)
+    while (j < N && sorted_keys[j] == sorted_keys[i]) ++j;  // run of ties [i, j)
     const double rank = 0.5 * static_cast<double>(i + 1 + j);  // mean of ranks i+1 .. j
     for (int64_t t = i; t < j; ++t) out[order[t]] = static_cast<scalar_t>(rank * inv_n);
     i = j;
   }
+}
+
+// Order-preserving unsigned key of a float (-0 and +0 share a key, as they compare equal).
+inline uint32_t float_key(float f) {
+  f = f + 0.0f;  // -0 -> +0
+  uint32_t b;
+  std::memcpy(&b, &f, sizeof(b));
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+struct RankScratch {
+  std::vector<uint32_t> keys, keys2;
+  std::vector<int32_t> order, order2;
+  std::vector<std::pair<double, int32_t>> pairs;
+};
+
+// float / half / bfloat16 maps: LSD radix sort of 32-bit keys (3 passes of 11 bits), O(N).
+// Returns false if the map holds a NaN (which has no rank).
+template <typename scalar_t>
+bool rank_map(const scalar_t* m, scalar_t* out, int64_t N, RankScratch& s) {
+  s.keys.resize(N), s.keys2.resize(N), s.order.resize(N), s.order2.resize(N);
+  bool finite_order = true;
+  for (int64_t i = 0; i < N; ++i) {
+    const float v = static_cast<float>(m[i]);
+    finite_order &= (v == v);
+    s.keys[i] = float_key(v);
+    s.order[i] = static_cast<int32_t>(i);
+  }
+  if (!finite_order) return false;
+  constexpr int kBits = 11;
+  constexpr uint32_t kMask = (1u << kBits) - 1u;
+  std::vector<int64_t> count(static_cast<size_t>(kMask) + 2);
+  for (int shift = 0; shift < 32; shift += kBits) {
+    std::fill(count.begin(), count.end(), 0);
+    for (int64_t i = 0; i < N; ++i) ++count[((s.keys[i] >> shift) & kMask) + 1];
+    for (uint32_t d = 0; d <= kMask; ++d) count[d + 1] += count[d];
+    for (int64_t i = 0; i < N; ++i) {
+      const int64_t pos = count[(s.keys[i] >> shift) & kMask]++;
+      s.keys2[pos] = s.keys[i];
+      s.order2[pos] = s.order[i];
+    }
+    s.keys.swap(s.keys2);
+    s.order.swap(s.order2);
+  }
+  assign_average_ranks(s.keys.data(), s.order.data(), out, N);
+  return true;
+}
+
+// float64 maps: comparison sort of (value, index) pairs.
+template <>
+bool rank_map<double>(const double* m, double* out, int64_t N, RankScratch& s) {
+  s.pairs.resize(N);
+  for (int64_t i = 0; i < N; ++i) {
+    if (m[i] != m[i]) return false;
+    s.pairs[i] = {m[i] + 0.0, static_cast<int32_t>(i)};
+  }
+  std::sort(s.pairs.begin(), s.pairs.end());
+  s.keys.clear();
+  std::vector<double> sorted(N);
+  s.order.resize(N);
+  for (int64_t i = 0; i < N; ++i) {
+    sorted[i] = s.pairs[i].first;
+    s.order[i] = s.pairs[i].second;
+  }
+  assign_average_ranks(sorted.data(), s.order.data(), out, N);
+  return true;
 }
 
 at::Tensor rank_normalize_cpu(const at::Tensor& maps_in) {
@@ -35,13 +102,18 @@ at::Tensor rank_normalize_cpu(const at::Tensor& maps_in) {
   at::Tensor out = at::empty_like(maps);
   const int64_t B = maps.size(0), N = maps.size(1) * maps.size(2);
   if (B == 0 || N == 0) return out;
+  TORCH_CHECK(N < (int64_t(1) << 31), "spectral_xai: rank_normalize supports maps of fewer than 2^31 pixels");
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, maps.scalar_type(), "rank_normalize_cpu", [&] {
     const scalar_t* mp = maps.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
+    std::atomic<bool> has_nan{false};
     at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
-      std::vector<int64_t> order;
-      for (int64_t b = begin; b < end; ++b) rank_map<scalar_t>(mp + b * N, op + b * N, N, order);
+      RankScratch scratch;
+      for (int64_t b = begin; b < end; ++b) {
+        if (!rank_map<scalar_t>(mp + b * N, op + b * N, N, scratch)) has_nan = true;
+      }
     });
+    SXAI_CHECK_ARG(!has_nan.load(), "maps", "contains NaN values, which have no rank");
   });
   return out;
 }

@@ -41,6 +41,8 @@ at::Tensor rank_normalize_cuda(const at::Tensor& maps_in) {
   at::Tensor out = at::empty_like(maps);
   const int64_t B = maps.size(0), N = maps.size(1) * maps.size(2);
   if (B == 0 || N == 0) return out;
+  TORCH_CHECK_VALUE(!at::isnan(maps).any().item<bool>(),
+                    "spectral_xai: argument 'maps': contains NaN values, which have no rank");
   auto [sorted, index] = at::sort(maps.view({B, N}), /*dim=*/1);
   sorted = sorted.contiguous();
   index = index.contiguous();
