@@ -13,7 +13,7 @@ def run_demo(out_dir: str | Path = "demo_out", size: int = 128, n_samples: int =
              seed: int = 0, lens_samples: int = 16) -> Path:
     """Print the top-1 classes of the bundled photos and write the figures; returns the output folder.
 
-    explanations.png (VG, SG, SG²), spectral_lens.png (SL², ArgLens), bandpass.png, cs_curves.png
+    explanations.png (VG, SG, SG²), spectra.png (their radial power spectra), spectral_lens.png (SL², ArgLens), bandpass.png, cs_curves.png
     (optimal σ, from the same passes as SpectralLens) and entropy.png (noise cutoff)."""
     from . import viz
     from .zoo import efficientnet_lite0, imagenet_classes, photos
@@ -40,6 +40,7 @@ def run_demo(out_dir: str | Path = "demo_out", size: int = 128, n_samples: int =
     elapsed = time.perf_counter() - t0
     path = out_dir / "explanations.png"
     viz.maps_figure(x, maps, titles, path=path)
+    viz.spectra_figure(maps, rank_normalize=False, path=out_dir / "spectra.png")
     print(f"explanations of {x.shape[0]} photos at {size} px ({n_samples} samples) in {elapsed:.1f} s -> {path}")
 
     from .lens import spectral_lens
@@ -59,5 +60,6 @@ def run_demo(out_dir: str | Path = "demo_out", size: int = 128, n_samples: int =
     viz.entropy_figure(cutoff, path=out_dir / "entropy.png")
     viz.bandpass_figure(path=out_dir / "bandpass.png")
     print(f"noise cutoff s* = {cutoff.scale:g} (entropy {[round(float(h), 2) for h in cutoff.entropy]})")
-    print(f"figures in {out_dir}: explanations.png spectral_lens.png cs_curves.png entropy.png bandpass.png")
+    print(f"figures in {out_dir}: explanations.png spectra.png spectral_lens.png cs_curves.png entropy.png "
+          "bandpass.png")
     return out_dir

@@ -127,3 +127,37 @@ def entropy_figure(cutoff, tau: float = 0.05, path=None):
     ax.axvline(cutoff.scale, color="red", linestyle="--", label=f"s* = {cutoff.scale:g}")
     _curve_axes(ax, "noise std s", "predictive entropy (nats)", "noise cutoff from predictive entropy")
     return _save(fig, path)
+
+
+def spectra_figure(maps: Mapping[str, torch.Tensor], *, rank_normalize: bool = True, path=None):
+    """ICCV25 Fig. 2 style: mean radial power spectrum of each method's (B, H, W) maps, each normalised to
+    unit total power (the distribution whose centroid is EF), log scale."""
+    from .spectrum import radial_power_spectrum
+
+    plt = _matplotlib()
+    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    for name, m in maps.items():
+        spec = radial_power_spectrum(m, rank_normalize=rank_normalize).double()
+        spec = (spec / spec.sum(dim=1, keepdim=True)).mean(0)
+        k = torch.arange(spec.numel(), dtype=torch.float64) / max(1, spec.numel() - 1)
+        ax.semilogy(k.numpy(), spec.cpu().numpy(), label=name)
+    _curve_axes(ax, "frequency ω_k = k/(K−1)", "share of the ring means of |FFT|²",
+                "radial power spectra" + (" (rank-normalised maps)" if rank_normalize else ""))
+    return _save(fig, path)
+
+
+def ef_vs_beta_figure(betas: Sequence[float | None], ef_mean: Sequence[float], ef_std: Sequence[float], path=None):
+    """ICCV25 Fig. 3: EF of VanillaGrad against the SoftPlus β of the model (None = ReLU, drawn at the right)."""
+    plt = _matplotlib()
+    finite = [b for b in betas if b is not None]
+    relu_x = max(finite) * 2 if finite else 1.0
+    xs = [relu_x if b is None else b for b in betas]
+    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    ax.errorbar(xs, ef_mean, yerr=ef_std, marker="o", capsize=3, linestyle="-")
+    ax.set_xscale("log")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(["ReLU" if b is None else f"{b:g}" for b in betas])
+    ax.set_xlabel("SoftPlus β")
+    ax.set_ylabel("EF of VanillaGrad")
+    ax.set_title("smoother activations → lower Expected Frequency", fontsize=9)
+    return _save(fig, path)

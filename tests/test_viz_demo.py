@@ -22,7 +22,10 @@ def test_figures_are_written(tmp_path, images):
     viz.entropy_figure(cut, path=tmp_path / "h.png")
     viz.bandpass_figure(path=tmp_path / "bp.png")
     viz.maps_figure(images, {"VG": sx.vanilla_grad(model, images)}, path=tmp_path / "maps.png")
-    for name in ("cs.png", "h.png", "bp.png", "maps.png"):
+    viz.spectra_figure({"VG": sx.vanilla_grad(model, images), "SG": sx.smooth_grad(model, images, 0.1, n_samples=2)},
+                       path=tmp_path / "spec.png")
+    viz.ef_vs_beta_figure([0.5, 2.0, None], [0.1, 0.2, 0.3], [0.01, 0.01, 0.02], path=tmp_path / "ef.png")
+    for name in ("cs.png", "h.png", "bp.png", "maps.png", "spec.png", "ef.png"):
         assert (tmp_path / name).stat().st_size > 1000
 
 
@@ -33,5 +36,6 @@ def test_demo_runs_on_efficientnet_lite0(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "photo 1: Egyptian cat" in out and "photo 3: drilling platform" in out  # real ImageNet weights
     assert "noise cutoff s* =" in out
-    for name in ("explanations.png", "spectral_lens.png", "cs_curves.png", "entropy.png", "bandpass.png"):
+    for name in ("explanations.png", "spectra.png", "spectral_lens.png", "cs_curves.png", "entropy.png",
+                 "bandpass.png"):
         assert (tmp_path / name).stat().st_size > 1000
