@@ -13,8 +13,6 @@ chunk.  Runs are interleaved and repeated; the JSON holds every time and the med
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ import torch
 from torch import nn
 
 import spectral_xai as sx
+from spectral_xai.environment import environment_info, write_json
 
 
 def small_cnn_28() -> nn.Module:
@@ -143,18 +142,9 @@ def main():
     results = [bench_case(*c, repeats=args.repeats, device=device) for c in cases]
     import captum
 
-    report = {
-        "benchmark": "sg2_equal_n", "torch": torch.__version__, "captum": captum.__version__,
-        "spectral_xai_build": sx.build_info(), "threads": torch.get_num_threads(),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": __import__("os").cpu_count(),
-                    "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None},
-        "results": results,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    report = {"benchmark": "sg2_equal_n", "captum": captum.__version__, "environment": environment_info(device),
+              "results": results}
+    print(f"wrote {write_json(report, args.out)}")
 
 
 if __name__ == "__main__":

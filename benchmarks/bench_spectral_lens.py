@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 
 import spectral_xai as sx
+from spectral_xai.environment import environment_info, write_json
 
 
 def rel_err(est: torch.Tensor, ref: torch.Tensor) -> float:
@@ -111,19 +111,14 @@ def main():
     with torch.no_grad():
         target = model(x).argmax(1)
     report = {
-        "benchmark": "spectral_lens", "torch": torch.__version__, "spectral_xai_build": sx.build_info(),
-        "threads": torch.get_num_threads(), "machine": {"platform": platform.platform(),
-                                                        "cpus": __import__("os").cpu_count()},
+        "benchmark": "spectral_lens", "environment": environment_info(),
         "setting": {"model": "efficientnet-lite0", "size": args.size, "images": args.images, "mixing": "convex",
                     "noise_scale": 0.3, "sigmas": "linspace(0, 1, 11)", "prior": "uniform"},
         "samples_to_accuracy": samples_to_accuracy(model, x, target, args),
         "batched_vs_separate": batched_vs_separate(model, photos(128), None, args),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report["samples_to_accuracy"]["passes_to_error"], indent=1))
-    print(f"wrote {out}")
+    print(f"wrote {write_json(report, args.out)}")
 
 
 if __name__ == "__main__":

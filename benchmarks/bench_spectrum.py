@@ -10,8 +10,6 @@ bincount).  All three agree (checked); maps/s are medians of repeats in one proc
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ import scipy.stats
 import torch
 
 import spectral_xai as sx
+from spectral_xai.environment import environment_info, write_json
 
 
 def ef_numpy(maps: np.ndarray) -> np.ndarray:
@@ -80,15 +79,11 @@ def main():
         print(f"{k:13s} {rate[k]:8.1f} maps/s  (max rel. diff to numpy {agree[k]:.1e})")
     print(f"ours / numpy recipe = {rate['ours'] / rate['numpy_recipe']:.1f}x, "
           f"ours / plain torch = {rate['ours'] / rate['plain_torch']:.1f}x")
-    report = {"benchmark": "expected_frequency", "size": args.size, "batch": args.batch, "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "machine": platform.platform(), "maps_per_s": rate,
-              "times_s": times, "max_rel_diff_to_numpy": agree,
-              "ours_over_numpy": rate["ours"] / rate["numpy_recipe"],
+    report = {"benchmark": "expected_frequency", "size": args.size, "batch": args.batch,
+              "environment": environment_info(), "maps_per_s": rate, "times_s": times,
+              "max_rel_diff_to_numpy": agree, "ours_over_numpy": rate["ours"] / rate["numpy_recipe"],
               "ours_over_plain_torch": rate["ours"] / rate["plain_torch"]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    print(f"wrote {write_json(report, args.out)}")
 
 
 if __name__ == "__main__":

@@ -44,3 +44,14 @@ def test_fashion_cnn_shapes_and_activations():
     assert sum(isinstance(m, nn.ReLU) for m in relu.modules()) == 3
     assert sum(isinstance(m, nn.Softplus) for m in soft.modules()) == 3
     assert all(m.bias is None for m in relu.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_environment_info_and_atomic_json(tmp_path):
+    import json
+
+    from spectral_xai.environment import environment_info, write_json
+
+    info = environment_info("cpu")
+    assert info["torch"] == torch.__version__ and "cuda" in info["build"] and info["gpu"] is None
+    path = write_json({"a": 1, "env": info}, tmp_path / "sub" / "r.json")
+    assert json.loads(path.read_text())["a"] == 1 and [p.name for p in path.parent.iterdir()] == ["r.json"]
