@@ -1,0 +1,123 @@
+"""Faithfulness by deletion and insertion (SPEC §9, ECCV24 §5 and App. G), batched over the fractions.
+
+Per image and removal fraction q: the channel-summed map ranks the pixels; the top q·N (MoRF, most
+relevant first) or bottom q·N (LeRF) pixels are removed (ties broken by pixel index), giving a keep
+mask M; with ``erosion=k`` the keep mask is eroded by a k x k window (the removed set grows), and the
+*actual* removed fraction q' = 1 − mean(M') is the AUC's x axis.  Deletion shows x·M' + b·(1 − M'),
+insertion x·(1 − M') + b·M', with b a box blur of 0.45·H (the authors' 100 px at 224²), black, or a
+tensor.  Scores: the target-class probability (curves per image) and, with ``labels``, top-1 hits.
+
+A caveat, measured on EfficientNet-Lite0 with the 4 bundled photos at 128 px (mean AUCs): with the
+*black* baseline, deleting random single pixels destroys the prediction as fast as the best map
+(deletion 0.050 for random and for SL²; the pixel-removal artefact the paper warns about); with the
+blur baseline random is clearly worse (0.180 vs SL² 0.091, SG² 0.132).  Insertion, and MoRF against
+LeRF, separate the maps more robustly (blur insertion: SL² 0.49, SG² 0.33, random 0.14).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .. import _validation as V
+from ..engine import auto_batch_size, check_logits, check_model_device, model_scope, resolve_targets
+
+DEFAULT_FRACTIONS = tuple(round(0.05 * i, 10) for i in range(21))
+
+
+def blur_baseline(x: torch.Tensor, fraction: float = 0.45) -> torch.Tensor:
+    """Box blur with a (odd) kernel of ``fraction``·H pixels, edges averaged over the valid pixels."""
+    k = max(1, int(round(fraction * x.shape[-2])))
+    k += 1 - k % 2
+    return F.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=False)
+
+
+def keep_masks(maps: torch.Tensor, fractions: torch.Tensor, *, erosion: int = 1, order: str = "morf") -> torch.Tensor:
+    """Keep masks (B, Q, H, W) float: 0 where the top (MoRF) / bottom (LeRF) fraction is removed, eroded."""
+    B, H, W = maps.shape
+    N = H * W
+    flat = maps.reshape(B, N)
+    idx = torch.argsort(flat, dim=1, descending=(order == "morf"), stable=True)
+    rank = torch.empty_like(idx)
+    rank.scatter_(1, idx, torch.arange(N, device=maps.device).expand(B, N))
+    n_removed = torch.round(fractions.to(maps.device, torch.float64) * N).to(torch.int64)       # (Q,)
+    keep = (rank.unsqueeze(1) >= n_removed.view(1, -1, 1)).to(torch.float32).view(B, -1, H, W)
+    if erosion > 1:  # erode the keep mask: a pixel is kept only if its whole k x k window is kept
+        keep = -F.max_pool2d(-keep, erosion, stride=1, padding=erosion // 2)[..., :H, :W]
+    return keep
+
+
+def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: int = 1, baseline="blur",
+                       order: str = "morf", labels=None, batch_size: int | None = None) -> dict:
+    """Deletion and insertion curves and AUCs for x (B, C, H, W) and maps (B, H, W) or (B, C, H, W).
+
+    Returns fractions (Q,), removed_fraction (B, Q) (actual, after erosion), deletion_curve /
+    insertion_curve (B, Q) target-class probabilities, deletion_auc (lower is better) / insertion_auc
+    (higher is better) (B,) by the trapezoid rule over removed_fraction, and with ``labels`` (B,) also
+    deletion_accuracy / insertion_accuracy (B, Q) top-1 hits.  All fractions of an image go through
+    the model as batched forward passes without gradients.
+    """
+    x = V.check_images(x)
+    check_model_device(model, x)
+    if not isinstance(maps, torch.Tensor) or maps.dim() not in (3, 4) or maps.shape[0] != x.shape[0] \
+            or tuple(maps.shape[-2:]) != tuple(x.shape[-2:]):
+        V.fail("maps", f"expected (B, H, W) or (B, C, H, W) maps matching x {tuple(x.shape)}, "
+                       f"got {getattr(maps, 'shape', type(maps))}")
+    maps = maps.detach().to(x.device, torch.float64)
+    if maps.dim() == 4:
+        maps = maps.sum(dim=1)
+    if not bool(torch.isfinite(maps).all()):
+        V.fail("maps", "contains NaN or Inf values")
+    if order not in ("morf", "lerf"):
+        V.fail("order", f"expected 'morf' or 'lerf', got {order!r}")
+    V.check_positive_int(erosion, "erosion")
+    if erosion % 2 == 0:
+        V.fail("erosion", f"expected an odd window size, got {erosion}")
+    q = torch.tensor(DEFAULT_FRACTIONS if fractions is None else fractions, dtype=torch.float64).reshape(-1)
+    if q.numel() < 2 or bool((q < 0).any()) or bool((q > 1).any()):
+        V.fail("fractions", "expected at least two fractions in [0, 1]")
+    q, _ = torch.sort(q)
+    if isinstance(baseline, str):
+        if baseline == "blur":
+            base = blur_baseline(x)
+        elif baseline == "black":
+            base = torch.zeros_like(x)
+        else:
+            V.fail("baseline", f"expected 'blur', 'black' or a tensor, got {baseline!r}")
+    elif isinstance(baseline, torch.Tensor):
+        try:
+            base = baseline.to(x).expand_as(x)
+        except RuntimeError:
+            V.fail("baseline", f"shape {tuple(baseline.shape)} does not broadcast to {tuple(x.shape)}")
+    else:
+        V.fail("baseline", f"expected 'blur', 'black' or a tensor, got {type(baseline).__name__}", TypeError)
+    B, Q = x.shape[0], q.numel()
+    keep = keep_masks(maps, q, erosion=erosion, order=order)                       # (B, Q, H, W)
+    removed = 1 - keep.flatten(2).mean(dim=2).to(torch.float64)                      # (B, Q)
+    with model_scope(model), torch.no_grad():
+        if batch_size is None:
+            batch_size = 3 * auto_batch_size(model, x, None)                        # no backward pass
+        targets = resolve_targets(model, x, target, batch_size)
+        curves, hits = {}, {}
+        for name in ("deletion", "insertion"):
+            m = keep if name == "deletion" else 1 - keep
+            probs = torch.empty(B, Q, dtype=torch.float64, device=x.device)
+            top1 = torch.empty(B, Q, dtype=torch.int64, device=x.device)
+            rows = [(b, j) for b in range(B) for j in range(Q)]
+            for lo in range(0, len(rows), batch_size):
+                chunk = rows[lo:lo + batch_size]
+                bi = torch.tensor([r[0] for r in chunk], device=x.device)
+                qi = torch.tensor([r[1] for r in chunk], device=x.device)
+                mk = m[bi, qi].unsqueeze(1)
+                inputs = x[bi] * mk + base[bi] * (1 - mk)
+                logits = check_logits(model(inputs), len(chunk)).to(torch.float64)
+                probs[bi, qi] = torch.softmax(logits, dim=1).gather(1, targets[bi].view(-1, 1)).squeeze(1)
+                top1[bi, qi] = logits.argmax(dim=1)
+            curves[name], hits[name] = probs, top1
+    out = {"fractions": q, "removed_fraction": removed}
+    for name in ("deletion", "insertion"):
+        out[f"{name}_curve"] = curves[name]
+        out[f"{name}_auc"] = torch.trapezoid(curves[name], removed.to(curves[name].device), dim=1)
+        if labels is not None:
+            lab = torch.as_tensor(labels, device=x.device).view(-1, 1)
+            out[f"{name}_accuracy"] = (hits[name] == lab).to(torch.float64)
+    return out
