@@ -8,6 +8,7 @@ from . import _C  # noqa: F401  (registers the ops)
 from . import attribute
 from .engine import Estimate, estimate
 from . import metrics
+from .baselines import occlusion, rise
 from .explain import integrated_grad, smooth_grad, vanilla_grad
 from .lens import SpectralLensResult, prior_weights, spectral_lens
 from .metrics import inconsistency, scale_rank_correlation
@@ -29,5 +30,5 @@ __all__ = [
     "inconsistency", "integrated_grad", "metrics", "noise_cutoff", "optimal_sigma", "preset", "prior_weights",
     "scale_rank_correlation", "sg2_opt", "smooth_grad", "spectral_lens", "vanilla_grad", "SmoothReLU",
     "exact_gap", "expected_frequency", "explanation_gap", "radial_power_spectrum", "rank_normalize",
-    "smooth_activations",
+    "smooth_activations", "occlusion", "rise",
 ]

@@ -1,0 +1,124 @@
+"""Finite-difference explainers in the same engine contract (SPEC §10): RISE and Occlusion.
+
+Both take model, x (B, C, H, W), target (clean arg-max by default), explain F = the target-class
+probability (``output`` as everywhere: "prob" default here, "log_softmax", "logit"), run batched
+forward passes without gradients, and return (B, H, W) maps.  RISE masks come from the same Philox
+counter generator as the gradient noise, keyed by (seed, image id, mask index), so a map does not
+depend on batch size or chunking and an image explained alone with its id gets the same map.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .. import _validation as V
+from ..engine import (auto_batch_size, check_logits, check_model_device, explained_output, model_scope,
+                      resolve_targets)
+from ..explain import output_dtype
+from ..ops._philox import philox4x32_10
+
+RISE_STREAM = 0xFFFFFFFE  # sigma-index word reserved for the RISE masks
+
+
+def _uniforms(seed: int, image_id: int, n_masks: int, per_mask: int) -> torch.Tensor:
+    """(n_masks, per_mask) uniforms in (0, 1) keyed by (seed, image id, mask index, position)."""
+    groups = (per_mask + 3) // 4
+    i = torch.arange(n_masks, dtype=torch.int64).repeat_interleave(groups)
+    g = torch.arange(groups, dtype=torch.int64).repeat(n_masks)
+    w = philox4x32_10([g, i, torch.full_like(i, RISE_STREAM), torch.full_like(i, image_id)],
+                      (seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF))
+    u = (torch.stack(w, dim=1).to(torch.float64) + 0.5) / 2.0**32                 # (n_masks*groups, 4)
+    return u.reshape(n_masks, groups * 4)[:, :per_mask]
+
+
+def rise_masks(seed: int, image_id: int, n_masks: int, size: tuple[int, int], grid: int = 7,
+               p: float = 0.5) -> torch.Tensor:
+    """(n_masks, H, W) RISE masks: Bernoulli(p) cells on a grid x grid lattice, bilinearly up-sampled to
+    (grid + 1) cells of ceil(H/grid) x ceil(W/grid) pixels and cropped at a random shift."""
+    H, W = size
+    ch, cw = math.ceil(H / grid), math.ceil(W / grid)
+    u = _uniforms(seed, image_id, n_masks, grid * grid + 2)
+    cells = (u[:, : grid * grid] < p).to(torch.float32).view(n_masks, 1, grid, grid)
+    up = F.interpolate(cells, size=((grid + 1) * ch, (grid + 1) * cw), mode="bilinear", align_corners=False)
+    dy = (u[:, -2] * ch).floor().to(torch.int64)
+    dx = (u[:, -1] * cw).floor().to(torch.int64)
+    rows = (dy.view(-1, 1) + torch.arange(H)).view(n_masks, 1, H, 1).expand(n_masks, 1, H, (grid + 1) * cw)
+    crop = up.gather(2, rows)
+    cols = (dx.view(-1, 1) + torch.arange(W)).view(n_masks, 1, 1, W).expand(n_masks, 1, H, W)
+    return crop.gather(3, cols)[:, 0]
+
+
+def _scores(model, inputs: torch.Tensor, targets: torch.Tensor, output: str) -> torch.Tensor:
+    logits = check_logits(model(inputs), inputs.shape[0])
+    return explained_output(logits.to(torch.float64), targets, output)
+
+
+def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float = 0.5, output: str = "prob",
+         seed: int = 0, image_ids=None, batch_size: int | None = None) -> torch.Tensor:
+    """RISE (Petsiuk et al. 2018): map = Σ_i F(x ⊙ M_i) M_i / (n_masks · p).  x (B, C, H, W) -> (B, H, W)."""
+    x = V.check_images(x)
+    check_model_device(model, x)
+    V.check_output(output)
+    n_masks = V.check_positive_int(n_masks, "n_masks")
+    grid = V.check_positive_int(grid, "grid")
+    if not 0 < p < 1:
+        V.fail("p", f"expected 0 < p < 1, got {p!r}")
+    seed = V.check_seed(seed)
+    ids = V.check_image_ids(image_ids, x.shape[0], torch.device("cpu"))
+    B, _, H, W = x.shape
+    out = torch.zeros(B, H, W, dtype=torch.float64, device=x.device)
+    with model_scope(model), torch.no_grad():
+        if batch_size is None:
+            batch_size = 3 * auto_batch_size(model, x, None)
+        targets = resolve_targets(model, x, target, batch_size)
+        for b in range(B):
+            masks = rise_masks(seed, int(ids[b]), n_masks, (H, W), grid, p).to(x.device)
+            for lo in range(0, n_masks, batch_size):
+                m = masks[lo:lo + batch_size]
+                f = _scores(model, x[b:b + 1] * m.unsqueeze(1).to(x.dtype), targets[b].expand(m.shape[0]), output)
+                out[b] += (f.view(-1, 1, 1) * m.to(torch.float64)).sum(dim=0)
+    return (out / (n_masks * p)).to(output_dtype(x))
+
+
+def occlusion(model, x, target=None, *, window: int | None = None, stride: int | None = None, baseline=0.0,
+              output: str = "prob", batch_size: int | None = None) -> torch.Tensor:
+    """Occlusion: slide a window x window patch (default one cell of a 7 x 7 grid) with ``stride``
+    (default window // 2), set it to ``baseline``, and give every pixel the mean of F(x) − F(occluded)
+    over the windows that cover it.  x (B, C, H, W) -> (B, H, W)."""
+    x = V.check_images(x)
+    check_model_device(model, x)
+    V.check_output(output)
+    B, _, H, W = x.shape
+    window = V.check_positive_int(window if window is not None else math.ceil(min(H, W) / 7), "window")
+    stride = V.check_positive_int(stride if stride is not None else max(1, window // 2), "stride")
+    if window > min(H, W):
+        V.fail("window", f"must fit in the image ({H} x {W}), got {window}")
+    ys = list(range(0, H - window + 1, stride))
+    xs = list(range(0, W - window + 1, stride))
+    if ys[-1] != H - window:
+        ys.append(H - window)
+    if xs[-1] != W - window:
+        xs.append(W - window)
+    patches = [(y, xx) for y in ys for xx in xs]
+    total = torch.zeros(B, H, W, dtype=torch.float64, device=x.device)
+    cover = torch.zeros(H, W, dtype=torch.float64, device=x.device)
+    for y, xx in patches:
+        cover[y:y + window, xx:xx + window] += 1
+    with model_scope(model), torch.no_grad():
+        if batch_size is None:
+            batch_size = 3 * auto_batch_size(model, x, None)
+        targets = resolve_targets(model, x, target, batch_size)
+        clean = torch.cat([_scores(model, x[i:i + batch_size], targets[i:i + batch_size], output)
+                           for i in range(0, B, batch_size)])
+        for b in range(B):
+            for lo in range(0, len(patches), batch_size):
+                chunk = patches[lo:lo + batch_size]
+                inp = x[b:b + 1].repeat(len(chunk), 1, 1, 1)
+                for k, (y, xx) in enumerate(chunk):
+                    inp[k, :, y:y + window, xx:xx + window] = baseline
+                drop = clean[b] - _scores(model, inp, targets[b].expand(len(chunk)), output)
+                for k, (y, xx) in enumerate(chunk):
+                    total[b, y:y + window, xx:xx + window] += drop[k]
+    return (total / cover).to(output_dtype(x))
