@@ -11,6 +11,7 @@ from . import metrics
 from .baselines import occlusion, rise
 from .explain import integrated_grad, smooth_grad, vanilla_grad
 from .lens import SpectralLensResult, prior_weights, spectral_lens
+from .methods import METHODS, explain, quantus_explain_func
 from .metrics import inconsistency, scale_rank_correlation
 from .presets import PRESETS, preset
 from .smooth import SmoothReLU, smooth_activations
@@ -30,5 +31,5 @@ __all__ = [
     "inconsistency", "integrated_grad", "metrics", "noise_cutoff", "optimal_sigma", "preset", "prior_weights",
     "scale_rank_correlation", "sg2_opt", "smooth_grad", "spectral_lens", "vanilla_grad", "SmoothReLU",
     "exact_gap", "expected_frequency", "explanation_gap", "radial_power_spectrum", "rank_normalize",
-    "smooth_activations", "occlusion", "rise",
+    "smooth_activations", "occlusion", "rise", "METHODS", "explain", "quantus_explain_func",
 ]

@@ -12,7 +12,7 @@ import torch
 from . import _validation as V
 from .explain import integrated_grad, smooth_grad, vanilla_grad
 
-__all__ = ["IntegratedGradients", "SmoothGrad", "SmoothGradSquared", "VanillaGradient"]
+__all__ = ["Explainer", "IntegratedGradients", "SmoothGrad", "SmoothGradSquared", "VanillaGradient"]
 
 
 class _Attribution:
@@ -70,3 +70,26 @@ class IntegratedGradients(_Attribution):
         if isinstance(b, (int, float)):
             b = torch.full_like(x, float(b))
         return integrated_grad(self.forward_func, x, target, baseline=b, **kwargs)
+
+
+class Explainer(_Attribution):
+    """Any method of :data:`spectral_xai.METHODS` behind Captum's call shape:
+    ``Explainer(model, "sl2").attribute(inputs, target=...)`` -> the (B, H, W) map (a 1-tuple for a
+    1-tuple in).  Unlike the classes above, the method's own defaults apply (e.g. log_softmax)."""
+
+    def __init__(self, forward_func, method: str = "sg2"):
+        from .methods import METHODS
+
+        super().__init__(forward_func)
+        if method not in METHODS:
+            V.fail("method", f"expected one of {sorted(METHODS)}, got {method!r}")
+        self.method = method
+
+    def attribute(self, inputs, target=None, **kwargs):
+        from .methods import explain
+
+        as_tuple = isinstance(inputs, tuple)
+        if as_tuple and len(inputs) != 1:
+            V.fail("inputs", f"expected one input tensor, got a tuple of {len(inputs)}", TypeError)
+        attr = explain(self.method, self.forward_func, inputs[0] if as_tuple else inputs, target, **kwargs)
+        return (attr,) if as_tuple else attr

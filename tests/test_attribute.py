@@ -40,3 +40,15 @@ def test_smoothgrad_squared_shapes_and_aliases(setup):
     torch.testing.assert_close(a, b)
     with pytest.raises(TypeError, match="'inputs'"):
         A.SmoothGrad(model).attribute((x, x), target=t)
+
+
+def test_generic_explainer_per_method(setup):
+    import spectral_xai as sx
+
+    model, x, t = setup
+    (sl2,) = A.Explainer(model, "sl2").attribute((x,), target=t, n_samples=2, seed=1)
+    torch.testing.assert_close(sl2, sx.spectral_lens(model, x, target=t, n_samples=2, seed=1,
+                                                     **sx.preset("imagenet-resnet50")).sl2)
+    assert A.Explainer(model, "occlusion").attribute(x, target=t, window=4).shape == (3, 12, 12)
+    with pytest.raises(ValueError, match="'method'"):
+        A.Explainer(model, "lime")
