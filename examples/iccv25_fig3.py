@@ -21,37 +21,8 @@ import torch
 import spectral_xai as sx
 from spectral_xai import viz
 from spectral_xai.gap_table import gap_table
-from spectral_xai.zoo import fashion_cnn, fashion_mnist
-
-
-def accuracy(model, x, y, batch=1000) -> float:
-    model.eval()
-    with torch.no_grad():
-        hits = sum(int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum()) for i in range(0, len(x), batch))
-    model.train()
-    return hits / len(x)
-
-
-def train_to_cap(beta, xtr, ytr, xte, yte, args):
-    torch.manual_seed(args.seed)
-    model = fashion_cnn(beta)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
-    step, acc = 0, 0.0
-    gen = torch.Generator().manual_seed(args.seed)
-    for epoch in range(args.max_epochs):
-        order = torch.randperm(len(xtr), generator=gen)
-        for i in range(0, len(xtr), args.batch):
-            idx = order[i:i + args.batch]
-            loss = torch.nn.functional.cross_entropy(model(xtr[idx]), ytr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            if step % args.check_every == 0:
-                acc = accuracy(model, xte[:args.check_images], yte[:args.check_images])
-                if acc > args.cap:
-                    return model.eval(), {"steps": step, "epochs": epoch + i / len(xtr), "check_accuracy": acc}
-    return model.eval(), {"steps": step, "epochs": args.max_epochs, "check_accuracy": acc, "cap_not_reached": True}
+from spectral_xai.zoo import fashion_mnist
+from spectral_xai.zoo.training import accuracy, train_to_cap
 
 
 def main():
@@ -76,7 +47,9 @@ def main():
     results, models = [], {}
     for beta in [*args.betas, 0.9, None]:
         t0 = time.perf_counter()
-        model, info = train_to_cap(beta, xtr, ytr, xte, yte, args)
+        model, info = train_to_cap(beta, xtr, ytr, xte[:args.check_images], yte[:args.check_images], cap=args.cap,
+                                   check_every=args.check_every, max_epochs=args.max_epochs, batch=args.batch,
+                                   seed=args.seed)
         models[beta] = model
         if beta == 0.9 and 0.9 not in args.betas:
             continue
