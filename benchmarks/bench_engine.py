@@ -136,7 +136,8 @@ def main():
 
     cases = [
         ("efficientnet-lite0 128px", efficientnet_lite0(), photos(128), 0.15, 32, 64),
-        ("cnn 28x28 (fashion-mnist)", small_cnn_28(), torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)),
+        ("cnn 28x28 (fashion-mnist)", small_cnn_28(),
+         torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)),
          0.15, 32, 256),
     ]
     results = [bench_case(*c, repeats=args.repeats, device=device) for c in cases]

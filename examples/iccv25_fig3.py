@@ -16,7 +16,6 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
 
 import spectral_xai as sx
 from spectral_xai import viz

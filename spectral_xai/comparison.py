@@ -52,12 +52,14 @@ def comparison_table(model, x, labels=None, *, methods=TABLE1_METHODS, method_op
                 row[f"{col} accuracy_auc"] = float(torch.trapezoid(acc, res["removed_fraction"].mean(0)))
         rows.append(row)
     df = pd.DataFrame(rows)
-    lines = ["| method | deletion AUC ↓ | insertion AUC ↑ |" + (" accuracy AUC del / ins |" if labels is not None else ""),
+    acc_header = " accuracy AUC del / ins |" if labels is not None else ""
+    lines = ["| method | deletion AUC ↓ | insertion AUC ↑ |" + acc_header,
              "|---|---|---|" + ("---|" if labels is not None else "")]
     for r in rows:
         cells = [f"{r[c + ' mean']:.3f} ± {r[c + ' std']:.3f}{' *' if r[c + ' tied_best'] else ''}"
                  for c in ("deletion_auc", "insertion_auc")]
         extra = f" {r['deletion accuracy_auc']:.3f} / {r['insertion accuracy_auc']:.3f} |" if labels is not None else ""
         lines.append(f"| {r['method']} | {cells[0]} | {cells[1]} |" + extra)
-    lines.append(f"\n`*` = best, or tied with the best (Welch t-test p ≥ {alpha}); baseline {baseline}, erosion {erosion}.")
+    lines.append(f"\n`*` = best, or tied with the best (Welch t-test p ≥ {alpha}); "
+                 f"baseline {baseline}, erosion {erosion}.")
     return df, "\n".join(lines)

@@ -13,7 +13,8 @@ def run_demo(out_dir: str | Path = "demo_out", size: int = 128, n_samples: int =
              seed: int = 0, lens_samples: int = 16) -> Path:
     """Print the top-1 classes of the bundled photos and write the figures; returns the output folder.
 
-    explanations.png (VG, SG, SG²), spectra.png (their radial power spectra), spectral_lens.png (SL², ArgLens), bandpass.png, cs_curves.png
+    explanations.png (VG, SG, SG²), spectra.png (their radial power spectra), spectral_lens.png
+    (SL², ArgLens), bandpass.png, cs_curves.png
     (optimal σ, from the same passes as SpectralLens) and entropy.png (noise cutoff)."""
     from . import viz
     from .zoo import efficientnet_lite0, imagenet_classes, photos

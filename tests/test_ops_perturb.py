@@ -6,7 +6,7 @@ from spectral_xai import _C
 from spectral_xai.ops import perturb, perturb_reference
 from spectral_xai.ops._philox import normal_noise, philox4x32_10
 
-from conftest import DEVICES, cuda_only
+from conftest import cuda_only
 
 
 def test_philox_known_answers():

@@ -3,7 +3,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import torch  # noqa: E402
 
 import spectral_xai as sx  # noqa: E402
 from spectral_xai import viz  # noqa: E402
