@@ -105,7 +105,6 @@ def check_logits(logits, rows: int) -> torch.Tensor:
 def resolve_targets(model, x: torch.Tensor, target, batch_size: int) -> torch.Tensor:
     """Targets (B,) int64: the clean arg-max when ``target`` is None, else int / sequence / tensor."""
     B = x.shape[0]
-    logits = None
     if target is None:
         with torch.no_grad():
             outs = [check_logits(model(x[i:i + batch_size]), min(batch_size, B - i)) for i in range(0, B, batch_size)]
@@ -162,6 +161,16 @@ def auto_batch_size(model, x: torch.Tensor, budget: int | None) -> int:
     else:
         per_row *= 64
     return int(max(1, min(MAX_AUTO_ROWS, budget // max(per_row, 1))))
+
+
+def prepare_inference(model, x: torch.Tensor, batch_size: int | None) -> tuple[torch.Tensor, int]:
+    """For forward passes without gradients (inside :func:`model_scope`): x in the model's dtype and
+    memory format, and the rows per chunk (``batch_size``, or 3x the automatic size: no backward)."""
+    dtype, fmt = model_dtype_and_format(model, x)
+    xm = x.detach().to(dtype=dtype).contiguous(memory_format=fmt)
+    if batch_size is None:
+        return xm, 3 * auto_batch_size(model, xm, None)
+    return xm, V.check_positive_int(batch_size, "batch_size")
 
 
 def plan_rows(active: torch.Tensor, counts: torch.Tensor, per_round: int, limit, S: int) -> torch.Tensor:

@@ -7,8 +7,7 @@ from typing import NamedTuple
 import torch
 
 from . import _validation as V
-from .engine import (auto_batch_size, check_logits, check_model_device, estimate, model_dtype_and_format,
-                     model_scope, plan_rows)
+from .engine import check_logits, check_model_device, estimate, model_scope, plan_rows, prepare_inference
 from .explain import output_dtype
 from .ops import perturb
 
@@ -110,11 +109,7 @@ def noise_cutoff(model, x, scales, *, tau=0.05, n_samples=16, seed=0, image_ids=
     dev = x.device
     ids = V.check_image_ids(image_ids, B, dev)
     with model_scope(model), torch.no_grad():
-        dtype, fmt = model_dtype_and_format(model, x)
-        xm = x.detach().to(dtype=dtype).contiguous(memory_format=fmt)
-        if batch_size is None:
-            batch_size = auto_batch_size(model, xm, None) * 3  # no backward: about 3x the rows
-        batch_size = V.check_positive_int(batch_size, "batch_size")
+        xm, batch_size = prepare_inference(model, x, batch_size)
         rows = plan_rows(torch.arange(B * S), torch.zeros(B * S, dtype=torch.int64), n_samples, n_samples, S)
         rows = rows.to(dev)
         ones = torch.ones(B, dtype=torch.float64, device=dev)

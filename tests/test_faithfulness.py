@@ -74,3 +74,14 @@ def test_blur_baseline_and_errors(setup):
         deletion_insertion(model, x, region, erosion=2)
     with pytest.raises(ValueError, match="'baseline'"):
         deletion_insertion(model, x, region, baseline="white")
+
+
+def test_low_precision_model_is_evaluated_in_its_dtype(setup):
+    import spectral_xai as sx
+
+    _, x, region, _ = setup
+    model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 256, 2)).to(torch.bfloat16)
+    out = deletion_insertion(model, x, region, target=0, baseline="black")
+    assert out["deletion_auc"].shape == (3,) and bool(torch.isfinite(out["deletion_auc"]).all())
+    assert sx.occlusion(model, x, target=0, window=4).dtype == torch.float32
+    assert sx.rise(model, x, target=0, n_masks=8).dtype == torch.float32

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _validation as V
-from ..engine import (auto_batch_size, check_logits, check_model_device, explained_output, model_scope,
+from ..engine import (check_logits, check_model_device, explained_output, model_scope, prepare_inference,
                       resolve_targets)
 from ..explain import output_dtype
 from ..ops._philox import philox4x32_10
@@ -68,10 +68,10 @@ def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float 
     seed = V.check_seed(seed)
     ids = V.check_image_ids(image_ids, x.shape[0], torch.device("cpu"))
     B, _, H, W = x.shape
+    out_dtype = output_dtype(x)
     out = torch.zeros(B, H, W, dtype=torch.float64, device=x.device)
     with model_scope(model), torch.no_grad():
-        if batch_size is None:
-            batch_size = 3 * auto_batch_size(model, x, None)
+        x, batch_size = prepare_inference(model, x, batch_size)
         targets = resolve_targets(model, x, target, batch_size)
         for b in range(B):
             masks = rise_masks(seed, int(ids[b]), n_masks, (H, W), grid, p).to(x.device)
@@ -79,7 +79,7 @@ def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float 
                 m = masks[lo:lo + batch_size]
                 f = _scores(model, x[b:b + 1] * m.unsqueeze(1).to(x.dtype), targets[b].expand(m.shape[0]), output)
                 out[b] += (f.view(-1, 1, 1) * m.to(torch.float64)).sum(dim=0)
-    return (out / (n_masks * p)).to(output_dtype(x))
+    return (out / (n_masks * p)).to(out_dtype)
 
 
 def occlusion(model, x, target=None, *, window: int | None = None, stride: int | None = None, baseline=0.0,
@@ -91,6 +91,7 @@ def occlusion(model, x, target=None, *, window: int | None = None, stride: int |
     check_model_device(model, x)
     V.check_output(output)
     B, _, H, W = x.shape
+    out_dtype = output_dtype(x)
     window = V.check_positive_int(window if window is not None else math.ceil(min(H, W) / 7), "window")
     stride = V.check_positive_int(stride if stride is not None else max(1, window // 2), "stride")
     if window > min(H, W):
@@ -107,8 +108,7 @@ def occlusion(model, x, target=None, *, window: int | None = None, stride: int |
     for y, xx in patches:
         cover[y:y + window, xx:xx + window] += 1
     with model_scope(model), torch.no_grad():
-        if batch_size is None:
-            batch_size = 3 * auto_batch_size(model, x, None)
+        x, batch_size = prepare_inference(model, x, batch_size)
         targets = resolve_targets(model, x, target, batch_size)
         clean = torch.cat([_scores(model, x[i:i + batch_size], targets[i:i + batch_size], output)
                            for i in range(0, B, batch_size)])
@@ -121,4 +121,4 @@ def occlusion(model, x, target=None, *, window: int | None = None, stride: int |
                 drop = clean[b] - _scores(model, inp, targets[b].expand(len(chunk)), output)
                 for k, (y, xx) in enumerate(chunk):
                     total[b, y:y + window, xx:xx + window] += drop[k]
-    return (total / cover).to(output_dtype(x))
+    return (total / cover).to(out_dtype)

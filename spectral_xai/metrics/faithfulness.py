@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _validation as V
-from ..engine import auto_batch_size, check_logits, check_model_device, model_scope, resolve_targets
+from ..engine import check_logits, check_model_device, model_scope, prepare_inference, resolve_targets
 
 DEFAULT_FRACTIONS = tuple(round(0.05 * i, 10) for i in range(21))
 
@@ -94,8 +94,8 @@ def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: 
     keep = keep_masks(maps, q, erosion=erosion, order=order)                       # (B, Q, H, W)
     removed = 1 - keep.flatten(2).mean(dim=2).to(torch.float64)                      # (B, Q)
     with model_scope(model), torch.no_grad():
-        if batch_size is None:
-            batch_size = 3 * auto_batch_size(model, x, None)                        # no backward pass
+        x, batch_size = prepare_inference(model, x, batch_size)
+        base = base.to(x)
         targets = resolve_targets(model, x, target, batch_size)
         curves, hits = {}, {}
         for name in ("deletion", "insertion"):
@@ -107,7 +107,7 @@ def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: 
                 chunk = rows[lo:lo + batch_size]
                 bi = torch.tensor([r[0] for r in chunk], device=x.device)
                 qi = torch.tensor([r[1] for r in chunk], device=x.device)
-                mk = m[bi, qi].unsqueeze(1)
+                mk = m[bi, qi].unsqueeze(1).to(x.dtype)
                 inputs = x[bi] * mk + base[bi] * (1 - mk)
                 logits = check_logits(model(inputs), len(chunk)).to(torch.float64)
                 probs[bi, qi] = torch.softmax(logits, dim=1).gather(1, targets[bi].view(-1, 1)).squeeze(1)
