@@ -9,9 +9,33 @@ import torch
 from .explain import smooth_grad, vanilla_grad
 
 
-def run_demo(out_dir: str | Path = "demo_out", size: int = 128, n_samples: int = 32, sigma: float = 0.15,
-             seed: int = 0, lens_samples: int = 16) -> Path:
-    """Print the top-1 classes of the bundled photos and write the figures; returns the output folder.
+def run_demo(out_dir: str | Path = "demo_out", size: int = 128, n_samples: int = 8, figures: bool = False,
+             quiet: bool = False) -> Path:
+    """The embedded default: audit EfficientNet-Lite0 on scikit-image's bundled photos into OUT/audit
+    (report.html, metrics.parquet, maps), and with ``figures`` also :func:`method_figures` into OUT/figures.
+    A finished audit in OUT/audit is resumed (nothing recomputed).  Returns OUT/audit."""
+    from .audit import AuditConfig, run_audit
+
+    out_dir = Path(out_dir)
+    cfg = AuditConfig(data="skimage", out=str(out_dir / "audit"), model="efficientnet-lite0", size=size,
+                      samples=n_samples, methods=["vg", "sg", "sg2", "ig2", "sl2", "al", "sg2opt"],
+                      ig_steps=16, fractions=11, shard_size=4, resume=True, quiet=quiet)
+    t0 = time.perf_counter()
+    summary = run_audit(cfg)
+    table = summary["table"]
+    if not quiet:
+        cols = ["name", "target", "confidence", "sigma_opt"] + [f"{m}_ef" for m in ("vg", "sg2", "sl2")]
+        print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print(f"demo audit of {len(table)} photos in {time.perf_counter() - t0:.1f} s -> "
+              f"{Path(cfg.out) / 'report.html'}")
+    if figures:
+        method_figures(out_dir / "figures", size=size)
+    return Path(cfg.out)
+
+
+def method_figures(out_dir: str | Path = "demo_out/figures", size: int = 128, n_samples: int = 32,
+                   sigma: float = 0.15, seed: int = 0, lens_samples: int = 16) -> Path:
+    """Print the top-1 classes of the four classic photos and write the figures; returns the output folder.
 
     explanations.png (VG, SG, SG²), spectra.png (their radial power spectra), spectral_lens.png
     (SL², ArgLens), bandpass.png, cs_curves.png

@@ -23,16 +23,32 @@ def environment_info(device: torch.device | str | None = None) -> dict:
     }
 
 
-def write_json(obj, path: str | os.PathLike) -> Path:
-    """Write ``obj`` as indented JSON atomically (temporary file in the same folder, then rename)."""
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, fsync it, give it the usual permissions
+    and rename it over ``path``: readers see the old file or the complete new one, never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
     return path
+
+
+def write_json(obj, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as indented JSON atomically (see :func:`atomic_write`)."""
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+
+    return atomic_write(path, write)

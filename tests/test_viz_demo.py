@@ -28,10 +28,10 @@ def test_figures_are_written(tmp_path, images):
         assert (tmp_path / name).stat().st_size > 1000
 
 
-def test_demo_runs_on_efficientnet_lite0(tmp_path, capsys):
-    from spectral_xai.demo import run_demo
+def test_method_figures_on_efficientnet_lite0(tmp_path, capsys):
+    from spectral_xai.demo import method_figures
 
-    run_demo(tmp_path, size=64, n_samples=2, lens_samples=1)
+    method_figures(tmp_path, size=64, n_samples=2, lens_samples=1)
     out = capsys.readouterr().out
     assert "photo 1: Egyptian cat" in out and "photo 3: drilling platform" in out  # real ImageNet weights
     assert "noise cutoff s* =" in out

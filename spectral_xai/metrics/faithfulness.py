@@ -72,7 +72,7 @@ def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: 
     V.check_positive_int(erosion, "erosion")
     if erosion % 2 == 0:
         V.fail("erosion", f"expected an odd window size, got {erosion}")
-    q = torch.tensor(DEFAULT_FRACTIONS if fractions is None else fractions, dtype=torch.float64).reshape(-1)
+    q = torch.as_tensor(DEFAULT_FRACTIONS if fractions is None else fractions, dtype=torch.float64).reshape(-1)
     if q.numel() < 2 or bool((q < 0).any()) or bool((q > 1).any()):
         V.fail("fractions", "expected at least two fractions in [0, 1]")
     q, _ = torch.sort(q)

@@ -1,0 +1,191 @@
+"""The audit's configuration: one dataclass equal to the CLI flags and to a TOML file (``--config run.toml``).
+
+Fields that change results (the model, data, methods, sampling, seed, device type, dtype, shard size, ...)
+form the run's *key*; a run directory refuses to resume under a different key.  Runtime knobs (out,
+resume, batch size, workers, quiet) are not part of it: the engine's results do not depend on them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from ..methods import METHODS
+
+BUILTIN_DATASETS = ("skimage", "fashion-mnist")
+MEASURES = ("ef", "gap", "sigma_opt", "inconsistency", "deletion", "insertion")
+LENS_METHODS = ("sl2", "al", "sg2opt")          # all three come from one SpectralLens call
+NORMALIZATIONS = {"none": None, "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
+DTYPES = ("float32", "float64", "bfloat16", "float16")
+MAP_DTYPES = ("float16", "bfloat16", "float32")
+RUNTIME_FIELDS = ("out", "resume", "batch_size", "num_workers", "quiet", "report", "config")
+
+
+def _default_sigmas() -> list[float]:
+    return [round(i / 10, 10) for i in range(11)]
+
+
+@dataclass
+class AuditConfig:
+    """Everything an audit run is computed with.  See ``spectral-xai audit --help`` for each field."""
+
+    data: str = "skimage"
+    out: str = "audit_out"
+    model: str = "efficientnet-lite0"
+    weights: str | None = None
+    size: int = 224
+    normalize: str = "none"
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    grayscale: bool = False
+    labels: str = "none"
+    target: str = "pred"
+    methods: list[str] = field(default_factory=lambda: ["vg", "sg2", "sl2", "al", "sg2opt"])
+    measures: list[str] = field(default_factory=lambda: list(MEASURES))
+    sigmas: list[float] = field(default_factory=_default_sigmas)
+    samples: int = 16
+    prior: str = "uniform"
+    noise_scale: float = 0.3
+    sg_sigma: float = 0.15
+    ig_steps: int = 32
+    rise_masks: int = 1000
+    output: str = "log_softmax"
+    deletion_baseline: str = "blur"
+    erosion: int = 1
+    fractions: int = 21
+    keep_maps: list[str] | None = None
+    maps_dtype: str = "float16"
+    panels: int = 8
+    shard_size: int = 16
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+    limit: int | None = None
+    batch_size: int | None = None
+    num_workers: int | None = None
+    resume: bool = False
+    quiet: bool = False
+    report: bool = True
+    config: str | None = None
+
+    def validate(self) -> "AuditConfig":
+        """Check every field; raise ValueError naming the field.  Returns self."""
+        def fail(name, msg):
+            raise ValueError(f"spectral_xai audit: option '{name}': {msg}")
+
+        unknown = [m for m in self.methods if m not in METHODS]
+        if not self.methods or unknown:
+            fail("methods", f"unknown {unknown}; expected some of {sorted(METHODS)}")
+        if len(set(self.methods)) != len(self.methods):
+            fail("methods", "contains duplicates")
+        bad = [m for m in self.measures if m not in MEASURES]
+        if bad:
+            fail("measures", f"unknown {bad}; expected some of {list(MEASURES)}")
+        for name in ("size", "samples", "ig_steps", "rise_masks", "shard_size", "erosion"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                fail(name, f"expected a positive integer, got {v!r}")
+        if self.erosion % 2 == 0:
+            fail("erosion", "expected an odd window size")
+        if not isinstance(self.fractions, int) or self.fractions < 2:
+            fail("fractions", f"expected an integer >= 2, got {self.fractions!r}")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            fail("limit", f"expected a positive integer, got {self.limit!r}")
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            fail("batch_size", f"expected a positive integer, got {self.batch_size!r}")
+        if self.num_workers is not None and (not isinstance(self.num_workers, int) or self.num_workers < 0):
+            fail("num_workers", f"expected a non-negative integer, got {self.num_workers!r}")
+        if not self.sigmas or any(not (0.0 <= float(s) <= 1.0) for s in self.sigmas):
+            fail("sigmas", "expected a non-empty list of noise levels in [0, 1] (convex mixing)")
+        if len(set(self.sigmas)) != len(self.sigmas):
+            fail("sigmas", "contains duplicates")
+        if not self.noise_scale > 0 or not self.sg_sigma >= 0:
+            fail("noise_scale", "noise_scale must be > 0 and sg_sigma >= 0")
+        if self.normalize not in NORMALIZATIONS:
+            fail("normalize", f"expected one of {list(NORMALIZATIONS)}, got {self.normalize!r}")
+        if (self.mean is None) != (self.std is None):
+            fail("mean", "give both --mean and --std, or neither")
+        if self.mean is not None:
+            if self.normalize != "none":
+                fail("normalize", "--mean/--std replace a normalisation preset; use one of them")
+            channels = 1 if self.grayscale else 3
+            if len(self.mean) != channels or len(self.std) != channels or any(s <= 0 for s in self.std):
+                fail("std", f"expected {channels} means and {channels} positive stds")
+        if self.labels not in ("none", "folders"):
+            fail("labels", f"expected 'none' or 'folders', got {self.labels!r}")
+        if self.target not in ("pred", "label"):
+            fail("target", f"expected 'pred' or 'label', got {self.target!r}")
+        if self.output not in ("log_softmax", "logit", "prob"):
+            fail("output", f"expected 'log_softmax', 'logit' or 'prob', got {self.output!r}")
+        if self.prior not in ("uniform", "beta", "power"):
+            fail("prior", f"expected 'uniform', 'beta' or 'power', got {self.prior!r}")
+        if self.deletion_baseline not in ("blur", "black"):
+            fail("deletion_baseline", f"expected 'blur' or 'black', got {self.deletion_baseline!r}")
+        if self.dtype not in DTYPES:
+            fail("dtype", f"expected one of {list(DTYPES)}, got {self.dtype!r}")
+        if self.maps_dtype not in MAP_DTYPES:
+            fail("maps_dtype", f"expected one of {list(MAP_DTYPES)}, got {self.maps_dtype!r}")
+        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+            fail("device", f"expected 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.keep_maps is not None and any(m not in self.methods for m in self.keep_maps):
+            fail("keep_maps", f"{self.keep_maps} must be a subset of --methods {self.methods}")
+        if not isinstance(self.panels, int) or self.panels < 0:
+            fail("panels", f"expected a non-negative integer, got {self.panels!r}")
+        return self
+
+    @property
+    def kept_maps(self) -> list[str]:
+        return list(self.methods) if self.keep_maps is None else list(self.keep_maps)
+
+    def needs_lens(self) -> bool:
+        return any(m in LENS_METHODS for m in self.methods) or "sigma_opt" in self.measures \
+            or "inconsistency" in self.measures
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def key_fields(self) -> dict:
+        """The fields that change results, with the device reduced to its type."""
+        d = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+        d["device"] = self.resolved_device_type()
+        d["data"] = _data_identity(self.data)
+        return d
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.key_fields(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def resolved_device_type(self) -> str:
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device.split(":")[0]
+
+
+def _data_identity(data: str) -> str:
+    """A built-in's name, or "folder": a folder is identified by the dataset fingerprint (relative paths and
+    sizes), so a moved or copied dataset still resumes."""
+    if data in BUILTIN_DATASETS or data.startswith("fashion-mnist:"):
+        return data
+    return "folder"
+
+
+def load_toml(path: str | Path) -> dict:
+    """The ``[audit]`` table of a TOML file (or its top level) with dashes in keys turned into underscores."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    with open(path, "rb") as f:
+        doc = tomllib.load(f)
+    doc = doc.get("audit", doc)
+    names = {f.name for f in fields(AuditConfig)}
+    out = {}
+    for k, v in doc.items():
+        name = k.replace("-", "_")
+        if name not in names:
+            raise ValueError(f"spectral_xai audit: config file {path}: unknown option {k!r}")
+        out[name] = v
+    return out

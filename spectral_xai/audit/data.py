@@ -1,0 +1,137 @@
+"""The audit's datasets: an image folder (recursive, labels optionally from sub-folder names) or a built-in
+(``skimage``: scikit-image's bundled photos; ``fashion-mnist[:train|test]``: the Debian IDX files).
+
+Every item is ``(index, image (C, S, S) float32 in [0, 1], label, error)``; an unreadable or corrupt file
+gives a zero image and the reason in ``error`` (the audit records it as a failed row, it does not crash).
+Images are centre-cropped to a square and resized with antialiasing, as :func:`spectral_xai.zoo.photos`.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
+SKIMAGE_PHOTOS = ("astronaut", "camera", "chelsea", "clock", "coffee", "coins", "moon", "rocket")
+
+
+def to_square(img: np.ndarray, size: int, channels: int) -> torch.Tensor:
+    """(H, W[, C]) uint8/bool/float image -> (channels, size, size) float32 in [0, 1]."""
+    a = np.asarray(img)
+    a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else (65535.0 if a.dtype == np.uint16 else 1.0))
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.shape[2] == 4:
+        a = a[:, :, :3]
+    if channels == 3 and a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    elif channels == 1 and a.shape[2] == 3:
+        a = (a @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, :, None]
+    h, w = a.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    t = torch.from_numpy(np.ascontiguousarray(a[top:top + s, left:left + s])).permute(2, 0, 1)[None]
+    if s != size:
+        t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return t[0].clamp_(0, 1).contiguous()
+
+
+class AuditDataset(torch.utils.data.Dataset):
+    """Items of a folder or built-in; ``names`` (N,) relative paths or built-in names, ``labels`` (N,) or None."""
+
+    def __init__(self, data: str, size: int, channels: int, labels: str = "none", limit: int | None = None):
+        self.size, self.channels = size, channels
+        self.source = data
+        self.classes: list[str] | None = None
+        self._arrays = None
+        if data == "skimage":
+            self.root = None
+            self.names = list(SKIMAGE_PHOTOS)
+            self.labels = None
+        elif data == "fashion-mnist" or data.startswith("fashion-mnist:"):
+            from ..zoo.fashion_mnist import CLASSES, fashion_mnist
+
+            split = data.split(":", 1)[1] if ":" in data else "test"
+            x, y = fashion_mnist(split, limit=limit)
+            self.root, self._arrays = None, x
+            self.names = [f"fashion-mnist/{split}/{i:05d}" for i in range(x.shape[0])]
+            self.labels = y.tolist()
+            self.classes = list(CLASSES)
+        else:
+            root = Path(data).expanduser()
+            if not root.is_dir():
+                raise ValueError(f"spectral_xai audit: argument 'data': {data!r} is neither a folder nor a built-in "
+                                 "('skimage', 'fashion-mnist', 'fashion-mnist:train')")
+            self.root = root
+            files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            self.names = [p.relative_to(root).as_posix() for p in files]
+            if not self.names:
+                raise ValueError(f"spectral_xai audit: argument 'data': no images ({', '.join(IMAGE_SUFFIXES)}) "
+                                 f"under {data!r}")
+            self.labels = None
+            if labels == "folders":
+                parents = [Path(n).parent.as_posix() for n in self.names]
+                if any(p == "." for p in parents):
+                    raise ValueError("spectral_xai audit: option 'labels': 'folders' needs every image inside a "
+                                     "class sub-folder")
+                self.classes = sorted(set(parents))
+                index = {c: i for i, c in enumerate(self.classes)}
+                self.labels = [index[p] for p in parents]
+        if limit is not None:
+            self.names = self.names[:limit]
+            self.labels = None if self.labels is None else self.labels[:limit]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def fingerprint(self) -> str:
+        """sha256 over (name, byte size or built-in content hash, label) of every item, in order."""
+        h = hashlib.sha256(f"{self.source if self.root is None else 'folder'}|{self.size}|{self.channels}".encode())
+        for i, name in enumerate(self.names):
+            if self.root is not None:
+                try:
+                    size = (self.root / name).stat().st_size
+                except OSError:
+                    size = -1
+            elif self._arrays is not None:
+                size = hashlib.sha256(self._arrays[i].numpy().tobytes()).hexdigest()[:16]
+            else:
+                size = 0
+            label = None if self.labels is None else self.labels[i]
+            h.update(f"\n{name}|{size}|{label}".encode())
+        return h.hexdigest()
+
+    def _load(self, i: int) -> torch.Tensor:
+        if self._arrays is not None:
+            return to_square(self._arrays[i, 0].numpy(), self.size, self.channels)
+        if self.root is None:
+            from skimage import data as skdata
+
+            return to_square(getattr(skdata, self.names[i])(), self.size, self.channels)
+        from PIL import Image
+
+        with Image.open(self.root / self.names[i]) as im:
+            im.load()
+            im = im.convert("L" if self.channels == 1 else "RGB")
+            return to_square(np.asarray(im), self.size, self.channels)
+
+    def __getitem__(self, i: int):
+        label = -1 if self.labels is None else int(self.labels[i])
+        try:
+            img, error = self._load(i), ""
+            if not bool(torch.isfinite(img).all()):
+                raise ValueError("non-finite pixel values")
+        except Exception as err:  # noqa: BLE001 - any decoding failure becomes a failed row
+            img, error = torch.zeros(self.channels, self.size, self.size), f"{type(err).__name__}: {err}"
+        return i, img, label, error
+
+
+def collate(items):
+    """A list of items -> (indices (b,), images (b, C, S, S), labels (b,), errors list[str])."""
+    idx = torch.tensor([it[0] for it in items], dtype=torch.int64)
+    imgs = torch.stack([it[1] for it in items])
+    labels = torch.tensor([it[2] for it in items], dtype=torch.int64)
+    return idx, imgs, labels, [it[3] for it in items]

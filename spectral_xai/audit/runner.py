@@ -1,0 +1,211 @@
+"""The audit: plan the shards, check or write the manifest, stream the pending shards of this rank through a
+DataLoader into the engine, write every finished shard atomically, then (rank 0) merge the table and write
+the report.  ``run_audit(AuditConfig(...))`` is the whole job; the CLI only builds the config."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..engine import auto_batch_size
+from ..environment import environment_info, write_json
+from . import distributed
+from .compute import audit_batch, failed_row
+from .config import AuditConfig
+from .data import AuditDataset, collate
+from .store import finished_shards, merge_table, remove_stale_temporaries, shard_plan, write_shard
+
+
+class RunDirError(ValueError):
+    """The run directory cannot take this run (a different configuration or dataset, or no --resume)."""
+
+
+def _output_classes(cfg: AuditConfig, dataset: AuditDataset) -> list[str] | None:
+    if cfg.model == "efficientnet-lite0":
+        from ..zoo import imagenet_classes
+
+        return imagenet_classes()
+    return dataset.classes
+
+
+def _manifest(cfg: AuditConfig, dataset: AuditDataset, plan, world: int, device: torch.device) -> dict:
+    from .. import __version__
+
+    return {
+        "format": "spectral_xai.audit/1", "spectral_xai": __version__, "key": cfg.key(),
+        "key_fields": cfg.key_fields(), "config": cfg.to_dict(),
+        "dataset": {"source": dataset.source, "n_images": len(dataset), "fingerprint": dataset.fingerprint(),
+                    "label_classes": dataset.classes},
+        "output_classes": _output_classes(cfg, dataset),
+        "shards": {"size": cfg.shard_size, "count": len(plan)},
+        "world_size": world, "environment": environment_info(device),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def check_run_dir(cfg: AuditConfig, manifest: dict) -> str | None:
+    """None when the run directory can take this run (writing the manifest if new), else the reason."""
+    import json
+
+    run_dir = Path(cfg.out)
+    path = run_dir / "manifest.json"
+    if path.exists():
+        if not cfg.resume:
+            return (f"{run_dir} already holds an audit run; pass --resume to continue it, or choose another "
+                    "--out")
+        old = json.loads(path.read_text())
+        diffs = [k for k in sorted(set(old.get("key_fields", {})) | set(manifest["key_fields"]))
+                 if old.get("key_fields", {}).get(k) != manifest["key_fields"].get(k)]
+        if diffs:
+            shown = ", ".join(f"{k}: {old.get('key_fields', {}).get(k)!r} -> {manifest['key_fields'].get(k)!r}"
+                              for k in diffs)
+            return (f"refusing to resume into {run_dir}: its run has a different configuration ({shown}). "
+                    "Use the same options, or another --out")
+        if old["dataset"]["fingerprint"] != manifest["dataset"]["fingerprint"]:
+            return (f"refusing to resume into {run_dir}: the dataset differs from the one it was started on "
+                    f"({old['dataset']['n_images']} -> {manifest['dataset']['n_images']} images, or changed files)")
+        return None
+    if run_dir.exists() and any(p.name != ".gitkeep" for p in run_dir.iterdir()):
+        return f"{run_dir} exists and is not an audit run directory (no manifest.json); choose another --out"
+    write_json(manifest, path)
+    return None
+
+
+def _device(cfg: AuditConfig, ranks: distributed.Ranks) -> torch.device:
+    kind = cfg.resolved_device_type()
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("spectral_xai audit: option 'device': CUDA is not available")
+        return torch.device("cuda", ranks.local_rank if ranks.world > 1 else torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _progress(total: int, cfg: AuditConfig, ranks: distributed.Ranks):
+    """A tqdm bar with images/s and ETA on rank 0 when stderr is a terminal and not --quiet."""
+    from tqdm.auto import tqdm
+
+    show = ranks.is_main and not cfg.quiet and sys.stderr.isatty()
+    return tqdm(total=total, unit="img", desc="audit", disable=not show, dynamic_ncols=True, smoothing=0.1)
+
+
+def _log(cfg: AuditConfig, ranks: distributed.Ranks, msg: str) -> None:
+    if ranks.is_main and not cfg.quiet:
+        print(msg, flush=True)
+
+
+def run_audit(cfg: AuditConfig) -> dict:
+    """Run (or resume) the audit of ``cfg``; returns a summary dict (rank 0: with the merged ``table``)."""
+    cfg.validate()
+    ranks = distributed.init(cfg.resolved_device_type())
+    try:
+        return _run(cfg, ranks)
+    finally:
+        distributed.finish(ranks)
+
+
+def _run(cfg: AuditConfig, ranks: distributed.Ranks) -> dict:
+    device = _device(cfg, ranks)
+    dataset = AuditDataset(cfg.data, cfg.size, 1 if cfg.grayscale else 3, cfg.labels, cfg.limit)
+    plan = shard_plan(len(dataset), cfg.shard_size)
+    run_dir = Path(cfg.out)
+    problem = None
+    if ranks.is_main:
+        try:
+            problem = check_run_dir(cfg, _manifest(cfg, dataset, plan, ranks.world, device))
+            remove_stale_temporaries(run_dir)
+        except OSError as err:
+            problem = f"cannot use {run_dir}: {err}"
+    problem = distributed.broadcast(ranks, problem)
+    if problem:
+        raise RunDirError(f"spectral_xai audit: {problem}")
+    done = finished_shards(run_dir, plan)
+    mine = [span for k, span in enumerate(plan) if k % ranks.world == ranks.rank]
+    pending = [span for span in mine if span not in done]
+    n_pending = sum(b - a for a, b in pending)
+    _log(cfg, ranks, f"audit: {len(dataset)} images in {len(plan)} shards, {len(done)} already done; "
+                     f"{ranks.world} process(es) on {device.type}")
+    stats = {"rank": ranks.rank, "images": 0, "shards": 0, "seconds": 0.0, "compute_seconds": 0.0}
+    if pending:
+        stats.update(_process(cfg, ranks, device, dataset, run_dir, pending, n_pending))
+    all_stats = distributed.gather(ranks, stats)
+    distributed.barrier(ranks)
+    summary = {"run_dir": str(run_dir), "n_images": len(dataset), "shards": len(plan), "ranks": all_stats}
+    if ranks.is_main:
+        table = merge_table(run_dir, plan)
+        _record_session(run_dir, all_stats)
+        summary["table"] = table
+        failed = int((table["status"] != "ok").sum())
+        _log(cfg, ranks, f"audit: table of {len(table)} images ({failed} failed) -> {run_dir / 'metrics.parquet'}")
+        if cfg.report:
+            from .report import build_report
+
+            path = build_report(run_dir)
+            _log(cfg, ranks, f"audit: report -> {path}")
+    distributed.barrier(ranks)
+    return summary
+
+
+def _record_session(run_dir: Path, all_stats: list[dict]) -> None:
+    """Append this invocation's per-rank timing to RUN_DIR/sessions.json (atomic)."""
+    import json
+
+    path = run_dir / "sessions.json"
+    sessions = json.loads(path.read_text()) if path.exists() else []
+    images = sum(s["images"] for s in all_stats)
+    wall = max(s["seconds"] for s in all_stats)
+    compute = max(s["compute_seconds"] for s in all_stats)
+    sessions.append({"finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "ranks": all_stats,
+                     "images": images, "images_per_s": images / wall if wall > 0 else None,
+                     "compute_images_per_s": images / compute if compute > 0 else None})
+    write_json(sessions, path)
+
+
+def _process(cfg, ranks, device, dataset, run_dir, pending, n_pending) -> dict:
+    """Compute and write this rank's pending shards; returns images, shards and seconds spent."""
+    from .model import load_model
+
+    model = load_model(cfg, device)
+    workers = cfg.num_workers if cfg.num_workers is not None else (0 if dataset.root is None else 2)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=[list(range(a, b)) for a, b in pending], collate_fn=collate, num_workers=workers,
+        pin_memory=device.type == "cuda", prefetch_factor=2 if workers > 0 else None)
+    dtype = getattr(torch, cfg.dtype)
+    stats = {"images": 0, "shards": 0, "seconds": 0.0, "compute_seconds": 0.0}
+    t0 = time.perf_counter()
+    with _progress(n_pending, cfg, ranks) as bar:
+        for span, (idx, imgs, labels, errors) in zip(pending, loader):
+            tc = time.perf_counter()
+            rows, tensors = _shard(cfg, model, device, dtype, dataset, idx, imgs, labels, errors)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            stats["compute_seconds"] += time.perf_counter() - tc
+            write_shard(run_dir, span, tensors, rows, {"key": cfg.key(), "span": list(span)})
+            stats["images"] += len(rows)
+            stats["shards"] += 1
+            bar.update(len(rows))
+    stats["seconds"] = time.perf_counter() - t0
+    return stats
+
+
+def _shard(cfg, model, device, dtype, dataset, idx, imgs, labels, errors):
+    ok = [k for k, e in enumerate(errors) if not e]
+    names = [dataset.names[i] for i in idx.tolist()]
+    rows_by_index = {}
+    tensors: dict[str, torch.Tensor] = {}
+    for k, e in enumerate(errors):
+        if e:
+            rows_by_index[int(idx[k])] = failed_row(cfg, int(idx[k]), names[k], int(labels[k]), e)
+    if ok:
+        sel = torch.tensor(ok)
+        x = imgs[sel].to(device=device, dtype=dtype, non_blocking=True)
+        batch_size = cfg.batch_size or auto_batch_size(model, x, None)      # probe once per shard, not per call
+        rows, tensors = audit_batch(model, x, idx[sel], labels[sel], [names[k] for k in ok], cfg, batch_size)
+        rows_by_index.update({r["index"]: r for r in rows})
+        tensors["maps_index"] = idx[sel].clone()
+    for k in ok:
+        i = int(idx[k])
+        if i < cfg.panels:
+            tensors[f"image/{i}"] = (imgs[k] * 255).round().to(torch.uint8)
+    return [rows_by_index[i] for i in sorted(rows_by_index)], tensors
