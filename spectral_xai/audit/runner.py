@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -174,17 +175,25 @@ def _process(cfg, ranks, device, dataset, run_dir, pending, n_pending) -> dict:
     dtype = getattr(torch, cfg.dtype)
     stats = {"images": 0, "shards": 0, "seconds": 0.0, "compute_seconds": 0.0}
     t0 = time.perf_counter()
-    with _progress(n_pending, cfg, ranks) as bar:
+    # Shards are written by one background thread while the next shard computes; at most two writes
+    # are pending (bounded memory).  A write lost to a crash leaves no file: the shard is redone on resume.
+    with _progress(n_pending, cfg, ranks) as bar, ThreadPoolExecutor(1, thread_name_prefix="shard-writer") as io:
+        pending_writes: list = []
         for span, (idx, imgs, labels, errors) in zip(pending, loader):
             tc = time.perf_counter()
             rows, tensors = _shard(cfg, model, device, dtype, dataset, idx, imgs, labels, errors)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             stats["compute_seconds"] += time.perf_counter() - tc
-            write_shard(run_dir, span, tensors, rows, {"key": cfg.key(), "span": list(span)})
+            while len(pending_writes) >= 2:
+                pending_writes.pop(0).result()
+            pending_writes.append(io.submit(write_shard, run_dir, span, tensors, rows,
+                                            {"key": cfg.key(), "span": list(span)}))
             stats["images"] += len(rows)
             stats["shards"] += 1
             bar.update(len(rows))
+        for f in pending_writes:
+            f.result()
     stats["seconds"] = time.perf_counter() - t0
     return stats
 
