@@ -142,7 +142,7 @@ def auto_batch_size(model, x: torch.Tensor, budget: int | None) -> int:
         else:
             budget = DEFAULT_CPU_BUDGET
     per_row = x[0].numel() * x.element_size() * 4
-    if isinstance(model, nn.Module):
+    if isinstance(model, nn.Module) and not isinstance(model, torch.jit.ScriptModule):   # no hooks on scripts
         total = [0]
 
         def hook(_module, _inputs, out):

@@ -203,3 +203,30 @@ def test_torchrun_two_gloo_processes_equal_one(photo_folder, tmp_path):
     assert all(s["images"] > 0 for s in sessions[0]["ranks"])            # both ranks took a share
     assert json.loads((two / "manifest.json").read_text())["world_size"] == 2
     assert (two / "report.html").exists()
+
+
+def test_torchscript_and_weights_equal_the_factory_model(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("audit_models", HERE / "audit_models.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    net = mod.tiny_cnn()
+    with pytest.warns(FutureWarning):
+        torch.jit.script(net).save(str(tmp_path / "tiny.pt"))
+    torch.export.save(torch.export.export(net, (torch.rand(2, 3, 24, 24),),
+                                          dynamic_shapes=({0: torch.export.Dim("batch")},)), tmp_path / "tiny.pt2")
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    base = dict(data="skimage", size=24, samples=2, limit=2, methods=["vg", "sg2"], measures=["ef", "deletion"],
+                fractions=3, quiet=True, report=False)
+    a = run_audit(AuditConfig(out=str(tmp_path / "a"), model=TINY, **base))["table"]
+    b = run_audit(AuditConfig(out=str(tmp_path / "b"), model=str(tmp_path / "tiny.pt"), **base))["table"]
+    c = run_audit(AuditConfig(out=str(tmp_path / "c"), model=TINY, weights=str(tmp_path / "w.pt"), **base))["table"]
+    e = run_audit(AuditConfig(out=str(tmp_path / "e"), model=str(tmp_path / "tiny.pt2"), **base))["table"]
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a, e)
+    pd.testing.assert_frame_equal(a, c)
+    d = run_audit(AuditConfig(out=str(tmp_path / "d"), model=TINY, mean=[0.5] * 3, std=[0.25] * 3, **base))["table"]
+    assert not np.allclose(d["vg_ef"], a["vg_ef"])                 # the normalisation is in front of the model
+    with pytest.raises(ValueError, match="option 'model'"):
+        run_audit(AuditConfig(out=str(tmp_path / "f"), model="no_such_module:factory", **base))

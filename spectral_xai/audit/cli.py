@@ -42,7 +42,7 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file with the same options (an [audit] table or top-level keys)")
     g = p.add_argument_group("model and preprocessing")
     g.add_argument("--model", help=f"'efficientnet-lite0', 'package.module:factory', 'file.py:factory' or a "
-                                   f"TorchScript file (default {d.model})")
+                                   f"torch.export .pt2 or TorchScript file (default {d.model})")
     g.add_argument("--weights", help="a state dict to load into the model (torch.load, weights_only)")
     g.add_argument("--size", type=int, help=f"square input size in pixels (default {d.size})")
     g.add_argument("--normalize", choices=list(NORMALIZATIONS), help="normalisation put in front of the model; "

@@ -1,6 +1,6 @@
 """Loading the audited model: the built-in EfficientNet-Lite0, ``module:factory`` (a dotted module or a
-``.py`` file), or a TorchScript file; optional ``--weights`` (a state dict) and input normalisation, so the
-explained input is always the image in [0, 1]."""
+``.py`` file), a ``torch.export`` program (``.pt2``) or a TorchScript file; optional ``--weights`` (a state
+dict) and input normalisation, so the explained input is always the image in [0, 1]."""
 from __future__ import annotations
 
 import importlib
@@ -23,6 +23,18 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+class ExportedModel(nn.Module):
+    """A ``torch.export`` program as a module.  The program's graph module is held outside the module tree:
+    it cannot switch train/eval mode (its mode is fixed at export), so ``eval()`` must not reach it."""
+
+    def __init__(self, program_module, device: torch.device):
+        super().__init__()
+        object.__setattr__(self, "_program", program_module.to(device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._program(x)
 
 
 def _factory(spec: str):
@@ -51,16 +63,25 @@ def load_model(cfg: AuditConfig, device: torch.device) -> nn.Module:
         from ..zoo import efficientnet_lite0
 
         model = efficientnet_lite0()
-    elif ":" in spec and not spec.endswith((".pt", ".pth", ".ts")):
+    elif ":" in spec and not spec.endswith((".pt", ".pth", ".ts", ".pt2")):
         model = _factory(spec)()
         if not isinstance(model, nn.Module):
             raise ValueError(f"spectral_xai audit: option 'model': {spec!r} returned {type(model).__name__}, "
                              "not an nn.Module")
+    elif Path(spec).is_file() and spec.endswith(".pt2"):
+        if cfg.dtype != "float32" or cfg.weights is not None:
+            raise ValueError("spectral_xai audit: option 'model': an exported .pt2 program runs as exported "
+                             "(float32, its own weights); drop --dtype/--weights")
+        model = ExportedModel(torch.export.load(spec).module(), device)
     elif Path(spec).is_file():
-        model = torch.jit.load(spec, map_location="cpu")
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)       # torch.jit is deprecated, still supported
+            model = torch.jit.load(spec, map_location="cpu")
     else:
         raise ValueError(f"spectral_xai audit: option 'model': expected 'efficientnet-lite0', 'module:factory', "
-                         f"'file.py:factory' or a TorchScript file, got {spec!r}")
+                         f"'file.py:factory', a torch.export .pt2 file or a TorchScript file, got {spec!r}")
     if cfg.weights is not None:
         state = torch.load(cfg.weights, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "state_dict" in state:

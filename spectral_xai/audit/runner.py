@@ -208,7 +208,7 @@ def _shard(cfg, model, device, dtype, dataset, idx, imgs, labels, errors):
             rows_by_index[int(idx[k])] = failed_row(cfg, int(idx[k]), names[k], int(labels[k]), e)
     if ok:
         sel = torch.tensor(ok)
-        x = imgs[sel].to(device=device, dtype=dtype, non_blocking=True)
+        x = (imgs if len(ok) == len(errors) else imgs[sel]).to(device=device, dtype=dtype, non_blocking=True)
         batch_size = cfg.batch_size or auto_batch_size(model, x, None)      # probe once per shard, not per call
         rows, tensors = audit_batch(model, x, idx[sel], labels[sel], [names[k] for k in ok], cfg, batch_size)
         rows_by_index.update({r["index"]: r for r in rows})
