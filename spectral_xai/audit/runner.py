@@ -97,7 +97,8 @@ def _log(cfg: AuditConfig, ranks: distributed.Ranks, msg: str) -> None:
 
 
 def run_audit(cfg: AuditConfig) -> dict:
-    """Run (or resume) the audit of ``cfg``; returns a summary dict (rank 0: with the merged ``table``)."""
+    """Run (or resume) the audit of ``cfg``; returns a summary dict (rank 0: with the merged ``table`` as a
+    pandas DataFrame, read back from metrics.parquet)."""
     cfg.validate()
     ranks = distributed.init(cfg.resolved_device_type())
     try:
@@ -134,7 +135,9 @@ def _run(cfg: AuditConfig, ranks: distributed.Ranks) -> dict:
     distributed.barrier(ranks)
     summary = {"run_dir": str(run_dir), "n_images": len(dataset), "shards": len(plan), "ranks": all_stats}
     if ranks.is_main:
-        table = merge_table(run_dir, plan)
+        import pandas as pd
+
+        table = pd.read_parquet(merge_table(run_dir, plan))
         _record_session(run_dir, all_stats)
         summary["table"] = table
         failed = int((table["status"] != "ok").sum())

@@ -72,16 +72,29 @@ def remove_stale_temporaries(run_dir: Path) -> int:
     return n
 
 
-def merge_table(run_dir: Path, plan: list[tuple[int, int]]):
-    """All shards' rows as one pandas DataFrame sorted by image index, written to metrics.parquet."""
-    import pandas as pd
+def merge_table(run_dir: Path, plan: list[tuple[int, int]]) -> Path:
+    """Stream every shard's rows, in image order, into RUN_DIR/metrics.parquet (atomically); memory stays at
+    about one shard's rows whatever the dataset size.  Returns the table's path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    rows = []
     for span in plan:
-        path = shard_path(run_dir, span)
-        if not path.exists():
-            raise RuntimeError(f"spectral_xai audit: shard {path.name} is missing; run again with --resume")
-        rows.extend(read_shard_rows(path)[0])
-    table = pd.DataFrame(rows).sort_values("index", kind="stable").reset_index(drop=True)
-    atomic_write(Path(run_dir) / "metrics.parquet", lambda tmp: table.to_parquet(tmp, index=False))
-    return table
+        if not shard_path(run_dir, span).exists():
+            raise RuntimeError(f"spectral_xai audit: shard {shard_path(run_dir, span).name} is missing; run again "
+                               "with --resume")
+
+    def write(tmp):
+        writer = None
+        try:
+            for span in plan:                                  # spans are in image order, rows within them too
+                rows = sorted(read_shard_rows(shard_path(run_dir, span))[0], key=lambda r: r["index"])
+                batch = pa.Table.from_pylist(rows) if writer is None else \
+                    pa.Table.from_pylist(rows, schema=writer.schema)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, batch.schema)
+                writer.write_table(batch)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    return atomic_write(Path(run_dir) / "metrics.parquet", write)
