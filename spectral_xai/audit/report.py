@@ -206,11 +206,9 @@ def _inconsistency(table) -> str:
 def _curves(run_dir, manifest, methods, plan) -> str:
     sums, counts = {}, {}
     for span in plan:
-        t = read_shard_tensors(shard_path(run_dir, span), None)
-        for k, v in t.items():
-            if k.startswith("curves/"):
-                sums[k] = sums.get(k, 0) + v.double().sum(dim=0)
-                counts[k] = counts.get(k, 0) + v.shape[0]
+        for k, v in read_shard_tensors(shard_path(run_dir, span), prefix="curves/").items():
+            sums[k] = sums.get(k, 0) + v.double().sum(dim=0)
+            counts[k] = counts.get(k, 0) + v.shape[0]
     if not sums:
         return _missing("deletion-insertion", "Deletion/insertion were not measured.")
     plt = _plt()

@@ -49,12 +49,13 @@ def read_shard_rows(path: Path) -> tuple[list[dict], dict]:
     return json.loads(md["rows"]), json.loads(md["meta"])
 
 
-def read_shard_tensors(path: Path, names=None) -> dict[str, torch.Tensor]:
-    """The tensors of a shard file (all, or those in ``names`` that it has)."""
+def read_shard_tensors(path: Path, names=None, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The tensors of a shard file: all, those in ``names`` that it has, or those whose name starts with
+    ``prefix`` (only those are read from disk)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        keys = [k for k in f.keys() if names is None or k in names]
+        keys = [k for k in f.keys() if (names is None or k in names) and k.startswith(prefix)]
         return {k: f.get_tensor(k) for k in keys}
 
 
