@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import weakref
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.weak import WeakIdKeyDictionary
 
 from . import _validation as V
 
@@ -101,7 +101,7 @@ def check_fast(fast, device: torch.device) -> FastPath | None:
 
 # channels_last ------------------------------------------------------------------------------------
 
-_CL_CACHE: "weakref.WeakKeyDictionary[torch.Tensor, tuple]" = weakref.WeakKeyDictionary()
+_CL_CACHE = WeakIdKeyDictionary()  # tensor (by identity, weakly) -> (key, channels_last copy)
 
 
 def _channels_last_copy(t: torch.Tensor) -> torch.Tensor:
