@@ -9,7 +9,9 @@ function as ``fast=``.  What changes, and what does not:
   eligible layer), the logits are cast to float32 before the explained output, the input gradient comes
   back in the input's dtype and is accumulated in float64 as always.  ``grad_scale`` multiplies the
   explained output before the backward and divides the gradient after it (against float16 underflow;
-  a power of two, so exact).  Targets (clean arg-max) are always taken in full precision.
+  a power of two, so exact away from float16's subnormals); with float16 the input gradient is checked
+  for overflow (one host synchronisation per chunk).  Targets (clean arg-max) are always taken in full
+  precision.
 - ``channels_last``: the model's 4-D parameters and buffers are viewed in channels_last for the call
   (scoped and restored, like eval mode; the converted copies are cached per parameter and version so
   that addresses stay fixed across calls for CUDA graphs) and the batch is written in channels_last.
@@ -191,6 +193,8 @@ class ModelCall:
         mode = fast.compile_mode
         self.fn = _forward if mode is None else compiled_forward(mode)
         self.pad = mode is not None
+        # CUDA graphs (cudagraph trees) own their outputs: tell them each chunk is a new step
+        self.mark_step = device.type == "cuda" and mode in ("reduce-overhead", "max-autotune", "cudagraphs")
         self.scale = fast.scale
         self.rows = 0
 
@@ -202,6 +206,8 @@ class ModelCall:
             xt = torch.cat([xt, fill]).contiguous(memory_format=_format(xt))
         if self.scale != 1.0 or self.dtype == torch.float16:
             xt = _GradScale.apply(xt, 1.0 / self.scale, self.dtype == torch.float16)
+        if self.mark_step:
+            torch.compiler.cudagraph_mark_step_begin()
         out = self.fn(self.model, xt, self.dtype, self.device_type)
         if self.scale != 1.0 and isinstance(out, torch.Tensor) and out.requires_grad:
             out = _GradScale.apply(out, self.scale, False)
