@@ -13,15 +13,17 @@ function as ``fast=``.  What changes, and what does not:
   for overflow (one host synchronisation per chunk).  Targets (clean arg-max) are always taken in full
   precision.
 - ``channels_last``: the model's 4-D parameters and buffers are viewed in channels_last for the call
-  (scoped and restored, like eval mode; the converted copies are cached per parameter and version so
-  that addresses stay fixed across calls for CUDA graphs) and the batch is written in channels_last.
+  (scoped and restored, like eval mode; the copies live in buffers kept per parameter and refreshed on
+  every call, so that addresses stay fixed across calls for CUDA graphs) and the batch is written in
+  channels_last.
 - ``compile``: ``True`` / ``"default"``, ``"reduce-overhead"`` (CUDA graphs on a GPU),
   ``"max-autotune"``, ``"max-autotune-no-cudagraphs"`` (inductor modes) or ``"cudagraphs"`` (CUDA graphs
   without inductor, GPU only): the model's forward (with its autocast) is compiled with
   ``dynamic=False``; its backward is compiled by AOTAutograd.  The last chunk of a round is padded to
   the chunk size (copies of its last row, detached) so that one shape is compiled per call pattern.
   The compiled callable is one module-level object per mode: torch's own cache keeps one graph per
-  (model, shape, dtype, format), so repeated calls do not recompile (until torch's recompile limit).
+  (model, shape, dtype, format), so repeated calls do not recompile, up to torch's recompile limit
+  (``torch._dynamo.config.recompile_limit``, 8 graphs by default; beyond it torch runs eagerly).
   The user's model is not modified.
 
 Rows of a batch must be independent (eval mode), which the engine already assumes.
@@ -103,18 +105,19 @@ def check_fast(fast, device: torch.device) -> FastPath | None:
 
 # channels_last ------------------------------------------------------------------------------------
 
-_CL_CACHE = WeakIdKeyDictionary()  # tensor (by identity, weakly) -> (key, channels_last copy)
+_CL_CACHE = WeakIdKeyDictionary()  # tensor (by identity, weakly) -> its channels_last buffer
 
 
 def _channels_last_copy(t: torch.Tensor) -> torch.Tensor:
-    """t's data in channels_last, cached per (tensor, data pointer, version) so addresses stay fixed."""
-    key = (t.data_ptr(), t._version, t.shape, t.dtype, t.device)
-    hit = _CL_CACHE.get(t)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    data = t.detach().contiguous(memory_format=torch.channels_last)
-    _CL_CACHE[t] = (key, data)
-    return data
+    """t's current values in a channels_last buffer kept per tensor: refreshed on every call (never stale,
+    whatever changed the weights), at a fixed address across calls (CUDA graphs see the same input)."""
+    buf = _CL_CACHE.get(t)
+    if buf is None or buf.shape != t.shape or buf.dtype != t.dtype or buf.device != t.device:
+        buf = torch.empty_like(t, memory_format=torch.channels_last)
+        _CL_CACHE[t] = buf
+    with torch.no_grad():
+        buf.copy_(t.detach())
+    return buf
 
 
 @contextlib.contextmanager

@@ -145,6 +145,18 @@ def test_channels_last_reaches_the_model():
     assert seen_weight_formats[-1] and model.net[0].weight.is_contiguous()
 
 
+def test_channels_last_follows_weight_changes():
+    """The channels_last copies are refreshed every call, whatever changed the weights (even .data)."""
+    model, x = tiny_cnn(), torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(4))
+    fast = FastPath(channels_last=True)
+    before = sx.vanilla_grad(model, x, fast=fast)
+    model[0].weight.data.mul_(-2.0)   # not seen by the version counter of the parameter
+    after = sx.vanilla_grad(model, x, fast=fast)
+    ref = sx.vanilla_grad(model, x)
+    torch.testing.assert_close(after, ref, rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(before, after)
+
+
 @pytest.mark.parametrize("fn", ["vanilla_grad", "integrated_grad", "spectral_lens"])
 def test_every_method_takes_fast(fn, cnn, images):
     call = {"vanilla_grad": lambda **k: sx.vanilla_grad(cnn, images, squared=True, **k),
