@@ -188,6 +188,12 @@ def test_compile_equals_eager_without_recompiling():
     assert torch.equal(n_ref, n_out)
     torch.testing.assert_close(out_tol, ref_tol, rtol=1e-5, atol=1e-6 * float(ref_tol.abs().max()))
     assert not any(isinstance(m, torch._dynamo.eval_frame.OptimizedModule) for m in model.modules())
+    torch.manual_seed(9)
+    twin = tiny_cnn()
+    for p in twin.parameters():  # same layout as `model`, other weights: the graph takes them as inputs
+        p.data.normal_()
+    torch.testing.assert_close(sx.smooth_grad(twin, x, 0.2, n_samples=5, batch_size=4, fast=FastPath(compile=True)),
+                               sx.smooth_grad(twin, x, 0.2, n_samples=5, batch_size=4), rtol=1e-5, atol=1e-7)
 
 
 # validation ---------------------------------------------------------------------------------------
