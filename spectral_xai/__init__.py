@@ -9,6 +9,7 @@ from . import attribute
 from .engine import Estimate, estimate
 from . import metrics
 from .baselines import occlusion, rise
+from .fastpath import FastPath
 from .explain import integrated_grad, smooth_grad, vanilla_grad
 from .lens import SpectralLensResult, prior_weights, spectral_lens
 from .methods import METHODS, explain, quantus_explain_func
@@ -26,8 +27,8 @@ def build_info() -> dict:
 
 __version__ = "0.1.0"
 __all__ = [
-    "Estimate", "NoiseCutoff", "OptimalSigma", "PRESETS", "SpectralLensResult", "attribute", "build_info", "cs_curves",
-    "estimate",
+    "Estimate", "FastPath", "NoiseCutoff", "OptimalSigma", "PRESETS", "SpectralLensResult", "attribute", "build_info",
+    "cs_curves", "estimate",
     "inconsistency", "integrated_grad", "metrics", "noise_cutoff", "optimal_sigma", "preset", "prior_weights",
     "scale_rank_correlation", "sg2_opt", "smooth_grad", "spectral_lens", "vanilla_grad", "SmoothReLU",
     "exact_gap", "expected_frequency", "explanation_gap", "radial_power_spectrum", "rank_normalize",

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import _validation as V
+from .fastpath import check_fast, fast_scope
 from .ops import accumulate_, perturb
 
 DEFAULT_CPU_BUDGET = 2 * 1024**3
@@ -191,7 +192,7 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
              output: str = "log_softmax", noise_scale=1.0, baseline: torch.Tensor | None = None, seed: int = 0,
              image_ids=None, batch_size: int | None = None, reduce_channels: bool = True,
              tol: float | None = None, max_samples: int | None = None, check_every: int = 8,
-             memory_budget: int | None = None, sample_sigma: torch.Tensor | None = None) -> Estimate:
+             memory_budget: int | None = None, sample_sigma: torch.Tensor | None = None, fast=None) -> Estimate:
     """Monte Carlo means of g^k for every image and sigma (see the module docstring).
 
     x (B, C, H, W); sigmas: number or (S,); powers: a subset of {1, 2}.  Without ``tol`` every
@@ -202,6 +203,9 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
     ``sample_sigma`` (B, n_samples) int64, optional: the sigma index of every sample.  Then the
     samples of an image are pooled into one statistic (S' = 1 in the result), e.g. to estimate a
     prior-weighted mean over sigma with sigma drawn per sample (no adaptive stopping then).
+
+    ``fast``: None or a :class:`~spectral_xai.fastpath.FastPath` (autocast dtype, channels_last,
+    torch.compile) for the model passes; noise, targets and accumulation are unchanged.
     """
     x = V.check_images(x)
     check_model_device(model, x)
@@ -212,6 +216,7 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
     batch_size = V.check_positive_int(batch_size, "batch_size", allow_none=True)
     max_samples = V.check_positive_int(max_samples, "max_samples", allow_none=True)
     seed = V.check_seed(seed)
+    fast = check_fast(fast, x.device)
     if tol is not None and not (isinstance(tol, (int, float)) and tol >= 0):
         V.fail("tol", f"expected a number >= 0 or None, got {tol!r}")
     powers = tuple(sorted(set(powers)))
@@ -261,8 +266,9 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
             noiseless = (sig.view(1, S) * scales.cpu().view(B, 1)) == 0
             limits[noiseless.reshape(-1)] = 1
 
-    with model_scope(model):
+    with model_scope(model), fast_scope(model, fast, dev) as model_call:
         dtype, fmt = model_dtype_and_format(model, x)
+        fmt = torch.channels_last if fast is not None and fast.channels_last else fmt
         xm = x.detach().to(dtype=dtype).contiguous(memory_format=fmt)
         bm = baseline.to(dtype=dtype) if baseline is not None else None
         if batch_size is None:
@@ -291,7 +297,7 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
                 xt = perturb(xm, chunk, sig_dev, scales, ids, bm, seed, mixing)
                 xt.requires_grad_(True)
                 with torch.enable_grad():
-                    logits = check_logits(model(xt), chunk.shape[0])
+                    logits = check_logits(model_call(xt), chunk.shape[0])
                     if not num_classes_checked:
                         check_target_range(targets, logits.shape[1])
                         num_classes_checked = True

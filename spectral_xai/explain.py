@@ -24,18 +24,21 @@ def _finish(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def vanilla_grad(model, x, target=None, *, squared=False, output="log_softmax", reduce_channels=True,
-                 batch_size=None, image_ids=None):
-    """VanillaGrad g (k=1) or g² (k=2) at the clean input.  x (B, C, H, W) -> (B, H, W)."""
+                 batch_size=None, image_ids=None, fast=None):
+    """VanillaGrad g (k=1) or g² (k=2) at the clean input.  x (B, C, H, W) -> (B, H, W).
+
+    ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile)."""
     k = 2 if squared else 1
     est = estimate(model, x, sigmas=0.0, mixing="additive", n_samples=1, powers=(k,), target=target,
-                   output=output, batch_size=batch_size, reduce_channels=reduce_channels, image_ids=image_ids)
+                   output=output, batch_size=batch_size, reduce_channels=reduce_channels, image_ids=image_ids,
+                   fast=fast)
     return _finish((est.mean2 if squared else est.mean1)[:, 0], x)
 
 
 def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mixing="additive",
                 noise_scale=1.0, relative=False, output="log_softmax", seed=0, image_ids=None,
                 batch_size=None, reduce_channels=True, tol=None, max_samples=None, check_every=8,
-                return_n_samples=False):
+                return_n_samples=False, fast=None):
     """SmoothGrad E[g] (``squared=False``) or SmoothGrad-Squared E[g²] (default).
 
     x (B, C, H, W) -> (B, H, W).  ``mixing="additive"``: x~ = x + sigma*noise_scale*eps (sigma is the
@@ -44,6 +47,7 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
     x~ = (1 - sigma) x + sigma*noise_scale*eps, 0 <= sigma <= 1.  With ``tol`` the sampling stops per
     image once the running mean changes by at most tol * its max over ``check_every`` samples
     (``n_samples`` or ``max_samples`` is the cap); ``return_n_samples=True`` also returns (B,) samples used.
+    ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
     """
     if isinstance(sigma, (list, tuple)) or (isinstance(sigma, torch.Tensor) and sigma.numel() != 1):
         V.fail("sigma", "smooth_grad takes one noise level; use spectral_lens for several", TypeError)
@@ -55,7 +59,7 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
     est = estimate(model, x, sigmas=sigma, mixing=mixing, n_samples=n_samples, powers=(k,), target=target,
                    output=output, noise_scale=noise_scale, seed=seed, image_ids=image_ids,
                    batch_size=batch_size, reduce_channels=reduce_channels, tol=tol, max_samples=max_samples,
-                   check_every=check_every)
+                   check_every=check_every, fast=fast)
     m = _finish((est.mean2 if squared else est.mean1)[:, 0], x)
     return (m, est.n_samples[:, 0]) if return_n_samples else m
 
@@ -67,7 +71,7 @@ def gauss_legendre_01(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared=False, times_input=True,
-                    output="log_softmax", batch_size=None, reduce_channels=True, image_ids=None):
+                    output="log_softmax", batch_size=None, reduce_channels=True, image_ids=None, fast=None):
     """Integrated gradients along x_a = b + a (x - b), a in [0, 1] (damping mixing, sigma = 1 - a).
 
     IG  = int_0^1 g(x_a) da,  IG² = int_0^1 g(x_a)² da,  by Gauss-Legendre quadrature with
@@ -75,6 +79,7 @@ def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared
     ``times_input=True`` gives XIG = (x - b) * IG (the usual Integrated Gradients, whose sum over
     pixels approximates F(x) - F(b)) and XIG² = (x - b)² * IG² = int ((x - b) g)² da.
     Channels are reduced after the multiplication.  x (B, C, H, W) -> (B, H, W).
+    ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
     """
     x = V.check_images(x)
     n_steps = V.check_positive_int(n_steps, "n_steps")
@@ -84,7 +89,7 @@ def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared
     k = 2 if squared else 1
     est = estimate(model, x, sigmas=1.0 - alphas, mixing="damping", n_samples=1, powers=(k,), target=target,
                    output=output, baseline=baseline, batch_size=batch_size,
-                   reduce_channels=reduce_channels and not times_input, image_ids=image_ids)
+                   reduce_channels=reduce_channels and not times_input, image_ids=image_ids, fast=fast)
     mean = est.mean2 if squared else est.mean1                # (B, S, C', H, W)
     integral = torch.einsum("bschw,s->bchw", mean, weights.to(mean.device))
     if times_input:

@@ -80,7 +80,8 @@ def _stratified_sigma_indices(weights: torch.Tensor, n: int, seed: int, image_id
 
 def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="uniform", beta=(2.0, 2.0),
                   power=2.5, noise_scale=1.0, output="log_softmax", seed=0, image_ids=None, batch_size=None,
-                  return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=8):
+                  return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=8,
+                  fast=None):
     """SpectralLens SL² and ArgLens for a batch: x (B, C, H, W) -> :class:`SpectralLensResult`.
 
     ``sigmas`` defaults to linspace(0, 1, 11) (convex mixing needs 0 <= σ <= 1; the grid is sorted).
@@ -88,6 +89,7 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
     adaptive stopping per (image, σ) with ``tol``.  ``estimator="stratified"``: ``n_samples`` samples in
     all per image, each drawing its σ from the prior by stratified sampling — an unbiased estimate of
     the same prior-weighted mean with S times fewer passes, but no per-σ maps and so no ArgLens.
+    ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
     """
     x = V.check_images(x)
     s = V.check_sigmas(DEFAULT_SIGMAS if sigmas is None else sigmas, "convex", torch.device("cpu"))
@@ -100,7 +102,8 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
     seed = V.check_seed(seed)
     ids = V.check_image_ids(image_ids, x.shape[0], torch.device("cpu"))
     common = dict(mixing="convex", powers=(2,), target=target, output=output, noise_scale=noise_scale,
-                  seed=seed, image_ids=ids.to(x.device), batch_size=batch_size, reduce_channels=True)
+                  seed=seed, image_ids=ids.to(x.device), batch_size=batch_size, reduce_channels=True,
+                  fast=fast)
     out_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     if estimator == "grid":
         est = estimate(model, x, sigmas=s, n_samples=n_samples, tol=tol, max_samples=max_samples,
