@@ -258,3 +258,19 @@ def test_fashion_mnist_builtin_reads_idx_files(tmp_path, monkeypatch):
 
     x = AuditDataset("fashion-mnist", 28, 1)[1][1]
     torch.testing.assert_close(x[0], torch.from_numpy(imgs[1]).float() / 255)
+
+
+def test_fast_path_options_reach_the_engine(tmp_path):
+    base = dict(data="skimage", model=TINY, size=24, samples=2, limit=2, methods=["vg", "sg2", "sl2"],
+                sigmas=[0.0, 0.5], measures=["ef", "sigma_opt"], quiet=True, report=False)
+    plain = AuditConfig(out=str(tmp_path / "a"), **base)
+    fast = AuditConfig(out=str(tmp_path / "b"), channels_last=True, autocast="bfloat16", **base)
+    assert plain.fast() is None and fast.fast().channels_last and fast.fast().dtype == torch.bfloat16
+    assert plain.key() != fast.key()
+    a = run_audit(plain)["table"]
+    b = run_audit(fast)["table"]
+    ef = [f"{m}_ef" for m in ("vg", "sg2", "sl2")]
+    assert not a[ef].equals(b[ef])                                     # bf16 passes: not the same bits
+    np.testing.assert_allclose(b[ef].to_numpy(), a[ef].to_numpy(), rtol=0.05)
+    with pytest.raises(ValueError, match="option 'autocast'"):
+        AuditConfig(autocast="float8").validate()

@@ -78,6 +78,13 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, help="noise seed (same seed => same numbers)")
     g.add_argument("--device", help="auto, cpu or cuda (under torchrun: each process its LOCAL_RANK GPU)")
     g.add_argument("--dtype", choices=list(DTYPES), help="model and input dtype")
+    g.add_argument("--autocast", choices=["bfloat16", "float16"], help="fast path: gradient passes under "
+                   "autocast (check agreement with float32 on your model first)")
+    g.add_argument("--channels-last", action="store_true", dest="channels_last",
+                   help="fast path: model and batches in channels_last")
+    g.add_argument("--compile", choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs",
+                                         "cudagraphs"], help="fast path: torch.compile the model's passes "
+                                                             "(reduce-overhead = CUDA graphs)")
     g.add_argument("--batch-size", type=int, dest="batch_size", help="model rows per pass (default: by memory)")
     g.add_argument("--num-workers", type=int, dest="num_workers", help="DataLoader workers (default 2 for folders)")
     g.add_argument("--limit", type=int, help="only the first N images")

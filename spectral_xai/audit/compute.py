@@ -36,7 +36,7 @@ def _nan_row(cfg: AuditConfig, index: int, name: str, label: int) -> dict:
 
 def _method_options(cfg: AuditConfig, method: str, ids: torch.Tensor, batch_size) -> tuple[dict, float]:
     """Keyword options of ``method`` under ``cfg`` and its nominal samples (model passes) per image."""
-    common = dict(batch_size=batch_size, image_ids=ids)
+    common = dict(batch_size=batch_size, image_ids=ids, fast=cfg.fast())
     if method in ("vg", "vg2"):
         return dict(output=cfg.output, **common), 1.0
     if method in ("sg", "sg2"):
@@ -45,7 +45,8 @@ def _method_options(cfg: AuditConfig, method: str, ids: torch.Tensor, batch_size
     if method in ("ig", "ig2", "xig", "xig2"):
         return dict(n_steps=cfg.ig_steps, output=cfg.output, **common), float(cfg.ig_steps)
     if method == "rise":
-        return dict(n_masks=cfg.rise_masks, seed=cfg.seed, **common), float(cfg.rise_masks)
+        return dict(n_masks=cfg.rise_masks, seed=cfg.seed, batch_size=batch_size, image_ids=ids), \
+            float(cfg.rise_masks)
     if method == "occlusion":
         return dict(batch_size=batch_size), math.nan
     raise ValueError(f"spectral_xai audit: method {method!r} has no audit options")
@@ -81,7 +82,7 @@ def audit_batch(model, x: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor,
         sig = torch.tensor(cfg.sigmas, dtype=torch.float64)
         res = spectral_lens(model, x, sig, target, n_samples=cfg.samples, prior=cfg.prior,
                             noise_scale=cfg.noise_scale, output=cfg.output, seed=cfg.seed, image_ids=ids_dev,
-                            batch_size=batch_size, return_per_sigma=True)
+                            batch_size=batch_size, return_per_sigma=True, fast=cfg.fast())
         per_sigma = res.per_sigma.double()
         curves, _ = cs_curves(per_sigma, res.sigmas, cfg.noise_scale)
         j = curves.argmax(dim=1)

@@ -62,6 +62,9 @@ class AuditConfig:
     seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
+    autocast: str | None = None
+    channels_last: bool = False
+    compile: str | None = None
     limit: int | None = None
     batch_size: int | None = None
     num_workers: int | None = None
@@ -125,6 +128,12 @@ class AuditConfig:
             fail("deletion_baseline", f"expected 'blur' or 'black', got {self.deletion_baseline!r}")
         if self.dtype not in DTYPES:
             fail("dtype", f"expected one of {list(DTYPES)}, got {self.dtype!r}")
+        if self.autocast not in (None, "bfloat16", "float16"):
+            fail("autocast", f"expected 'bfloat16' or 'float16', got {self.autocast!r}")
+        from ..fastpath import COMPILE_MODES
+
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            fail("compile", f"expected one of {list(COMPILE_MODES)}, got {self.compile!r}")
         if self.maps_dtype not in MAP_DTYPES:
             fail("maps_dtype", f"expected one of {list(MAP_DTYPES)}, got {self.maps_dtype!r}")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
@@ -138,6 +147,17 @@ class AuditConfig:
     @property
     def kept_maps(self) -> list[str]:
         return list(self.methods) if self.keep_maps is None else list(self.keep_maps)
+
+    def fast(self):
+        """The engine's FastPath of the gradient passes, or None."""
+        import torch
+
+        from ..fastpath import FastPath
+
+        if self.autocast is None and not self.channels_last and self.compile is None:
+            return None
+        return FastPath(dtype=getattr(torch, self.autocast) if self.autocast else None,
+                        channels_last=self.channels_last, compile=self.compile or False)
 
     def needs_lens(self) -> bool:
         return any(m in LENS_METHODS for m in self.methods) or "sigma_opt" in self.measures \
