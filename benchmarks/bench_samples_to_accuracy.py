@@ -11,11 +11,16 @@ they differ in how the samples of one image are coupled:
                  permutation of the n samples, independent per element (removes the variance of the additive
                  "main effects" of every coordinate, Owen 1992; never worse than n/(n−1) × iid);
 - ``sobol``      scrambled Sobol points (LMS + digital shift) mapped by Φ⁻¹, one coordinate per element;
+- ``ms8``        multi-scale LHS: LHS per element of the component orthogonal to 8×8 block-constant fields,
+                 plus LHS on the 8×8 block coefficients (stratifies the coarse noise too);
 - ``radial``     ε = r·u, u uniform on the sphere, r² ~ χ²_d stratified over the n samples;
-- SL² only: ``crn`` (the same ε for every σ of a sample), ``stratified`` (σ drawn per sample from the prior by
-  stratified sampling, as ``spectral_lens(estimator="stratified")``), ``neyman`` (n_σ ∝ w_σ·sd_σ, sd_σ ≈ ||g²||₂ of a
-  discarded pilot of 1 sample per σ), ``neyman-oracle`` (n_σ ∝ w_σ·sd_σ with sd_σ from the reference run:
-  the best any allocation can do).
+- ``sx:<sampling>`` (SG²) and ``sx:<estimator>[-<sampling>]`` (SL², e.g. ``sx:neyman-lhs``): the library's
+  ``smooth_grad`` / ``spectral_lens`` with those options (what ships; the others are prototypes here);
+- SL² only: ``crn`` (the same ε for every σ of a sample), ``stratified`` (σ drawn per sample from the
+  prior by stratified sampling, as ``spectral_lens(estimator="stratified")``), ``neyman`` (first prototype:
+  n_σ ∝ w_σ·sd_σ with sd_σ ≈ ||g²||₂ of a discarded pilot of 1 sample per σ; the library's ``sx:neyman``
+  uses a more robust guess), ``neyman-oracle`` (n_σ ∝ w_σ·sd_σ with sd_σ from the reference run: the best
+  any allocation can do).
 
 Errors against a long iid reference with another seed (its own error is reported and adds in quadrature):
 relative L2 per image, relative L2 after 2×2 and 4×4 average pooling, Spearman rank correlation per image.
@@ -63,6 +68,14 @@ def noise(kind: str, n: int, shape, gen: torch.Generator) -> torch.Tensor:
         perm = torch.argsort(torch.rand(n, d, generator=gen), dim=0).to(torch.float64)
         u = (perm + torch.rand(n, d, generator=gen, dtype=torch.float64)) / n
         e = torch.special.ndtri(u.clamp(2.0**-60, 1 - 2.0**-53))
+    elif kind.startswith("ms"):             # "ms8": multi-scale LHS, 8x8 block means stratified too
+        blk = int(kind[2:])
+        C, H, W = shape
+        z = noise("lhs", n, shape, gen).double()
+        c = noise("lhs", n, (C, H // blk, W // blk), gen).double()
+        zm = F.avg_pool2d(z, blk)
+        up = (c / blk - zm).repeat_interleave(blk, 2).repeat_interleave(blk, 3)
+        e = (z + up).view(n, d)        # z − blockmean(z) + c·1_block/blk: exactly N(0, I) per sample
     elif kind == "sobol":
         parts, left = [], d
         while left > 0:
@@ -147,9 +160,9 @@ def summarise(runs: dict, key_passes: str = "passes") -> dict:
                 per_seed[f"{m}@{t}"] = vals
         to_target = {f"{m}@{t}": passes_for(curves[m], t, m == "spearman") for m, ts in TARGETS.items() for t in ts}
         out[name] = {"curves": curves, "passes_to_target": to_target, "passes_to_target_per_seed": per_seed}
-    base = out.get("iid") or out.get("grid-iid")
+    base = out.get("iid") or out.get("grid-iid") or out.get("sx:iid") or out.get("sx:grid")
     for name, r in out.items():
-        ref = base["passes_to_target"]
+        ref = base["passes_to_target"] if base else dict.fromkeys(r["passes_to_target"])
         r["iid_passes_over_these"] = {k: (ref[k] / v if v and ref[k] else None)
                                       for k, v in r["passes_to_target"].items()}
     return out
@@ -182,7 +195,7 @@ def cached(path: Path, fn):
 
 # ---------------------------------------------------------------- SG²
 
-def run_sg2(model, x, targets, args) -> dict:
+def run_sg2(model, x, targets, args, save=lambda part: None) -> dict:
     B, C, H, W = x.shape
     shape = (C, H, W)
     std = args.std
@@ -210,7 +223,12 @@ def run_sg2(model, x, targets, args) -> dict:
             for b in range(B):
                 a = torch.ones(nmax)
                 c = torch.full((nmax,), std)
-                if name in ("iid", "antithetic"):          # prefixes of one run are valid runs of every n
+                if name.startswith("sx:"):                  # the library: smooth_grad(sampling=...)
+                    for n in args.ns:
+                        m = sx.smooth_grad(model, x[b:b + 1], std, target=int(targets[b]), n_samples=n, seed=seed,
+                                           image_ids=[b], batch_size=args.batch, sampling=name[3:])[0].double()
+                        runs[name].append({"passes": n, "seed": seed, "image": b, "metrics": metrics(m, ref[b])})
+                elif name in ("iid", "antithetic"):          # prefixes of one run are valid runs of every n
                     eps = noise(name, nmax, shape, generator("sg2", name, seed, b))
                     maps = sq_grad_maps(model, x[b], int(targets[b]), eps, a, c, args.batch)
                     for n in args.ns:
@@ -223,6 +241,7 @@ def run_sg2(model, x, targets, args) -> dict:
                         runs[name].append({"passes": n, "seed": seed, "image": b,
                                            "metrics": metrics(maps.mean(0), ref[b])})
         print(f"sg2 {name}: {time.perf_counter() - t0:.0f}s", flush=True)
+        save({"partial": True, "runs": {k: v for k, v in runs.items() if v}})
     summary = summarise(runs)
     print_table(f"SG² additive std {std}, {args.size}px "
                 f"(reference {args.ref_samples} iid, own rel L2 ≈ {ref_self:.3f})", summary)
@@ -251,7 +270,7 @@ def sl2_maps_for_counts(model, x1, target, counts, kind, key, shape, batch, crn_
     return torch.stack(means)
 
 
-def run_sl2(model, x, targets, args) -> dict:
+def run_sl2(model, x, targets, args, save=lambda part: None) -> dict:
     B, C, H, W = x.shape
     shape = (C, H, W)
     S = len(SIGMAS)
@@ -286,6 +305,17 @@ def run_sl2(model, x, targets, args) -> dict:
             for b in range(B):
                 tb = int(targets[b])
                 g0 = ref_all[b][0][0]            # σ = 0 is noiseless: its map is exact (one pass)
+                if name.startswith("sx:"):           # the library: spectral_lens(estimator=..., sampling=...)
+                    estimator, _, sampling = name[3:].partition("-")
+                    for n in args.per_sigma:
+                        if estimator == "neyman" and n < 2:
+                            continue
+                        res = sx.spectral_lens(model, x[b:b + 1], target=int(targets[b]), n_samples=n,
+                                               noise_scale=SL_SCALE, seed=seed, image_ids=[b], batch_size=args.batch,
+                                               estimator=estimator, sampling=sampling or "iid")
+                        runs[name].append({"passes": 1 + (S - 1) * n, "seed": seed, "image": b,
+                                           "metrics": metrics(res.sl2[0].double(), ref[b])})
+                    continue
                 if name in ("grid-iid", "grid-crn"):   # prefixes are valid runs of every n
                     key = ("sl2", name, seed, b)
                     crn = noise("iid", nmax, shape, generator(*key)) if name == "grid-crn" else None
@@ -350,11 +380,73 @@ def run_sl2(model, x, targets, args) -> dict:
                         raise ValueError(name)
                     runs[name].append({"passes": P, "seed": seed, "image": b, "metrics": metrics(est, ref[b])})
         print(f"sl2 {name}: {time.perf_counter() - t0:.0f}s", flush=True)
+        save({"partial": True, "runs": {k: v for k, v in runs.items() if v}})
     summary = summarise(runs)
     print_table(f"SL² convex s=0.3, 11 σ, {args.size}px (reference {nref}/σ, own rel L2 ≈ {ref_self:.3f})", summary)
     print("per-σ share of Σ sd (reference), image 0:", " ".join(f"{v:.3f}" for v in sd_profile[0]))
     return {"reference_samples_per_sigma": nref, "reference_rel_l2_self": ref_self,
             "per_sigma_sd_share": sd_profile, "budgets_per_sigma": args.per_sigma, "summary": summary, "runs": runs}
+
+
+def analyse(args) -> dict:
+    """No model passes: from the cached references, (1) SL²: the per-σ spread of the maps, the best Neyman gain
+    (S'·Σ V / (Σ sd)², passes of the grid / passes of the oracle allocation for the same variance) and the gain of
+    the library's pilot-based allocation simulated by drawing its pilot among the reference samples; (2) SG²: the
+    share of the per-pixel variance explained by the pixel's own noise (linear + quadratic, 3 channels): the
+    part Latin hypercube sampling can remove."""
+    from spectral_xai.lens import _pilot_spread, neyman_counts
+
+    out = {}
+    sl = RESULTS / f"ref_sl2_{args.size}px_{args.images}img_{args.ref_per_sigma}.pt"
+    if sl.exists():
+        gen = torch.Generator().manual_seed(0)
+        rows = []
+        for b, per in enumerate(torch.load(sl)):
+            maps = torch.stack(per[1:])                               # (S', n, H, W)
+            Sn, n_ref = maps.shape[:2]
+            V = maps.flatten(2).var(1).sum(1)
+            l1, l2 = maps.flatten(2).sum(2), maps.flatten(2).norm(dim=2)
+            w = torch.full((Sn,), 1.0 / Sn, dtype=torch.float64)
+            noisy = torch.ones(1, Sn, dtype=torch.bool)
+            row = {"image": b, "sd_share": (V.sqrt() / V.sqrt().sum()).tolist(),
+                   "oracle_gain": float(Sn * V.sum() / V.sqrt().sum() ** 2)}
+            for n in (4, 8, 16):
+                grid = float((V / n).sum())
+                for name in ("raw_l2", "library"):
+                    vs = []
+                    for _ in range(300):
+                        pick = torch.randint(0, n_ref, (Sn,), generator=gen)
+                        if name == "raw_l2":
+                            c = neyman_counts(w, l2[torch.arange(Sn), pick][None], noisy,
+                                              torch.tensor([Sn * (n - 1)]), defensive=0.0)
+                        else:
+                            c = neyman_counts(w, _pilot_spread(l1[torch.arange(Sn), pick][None], noisy), noisy,
+                                              torch.tensor([Sn * (n - 1)]))
+                        vs.append(float((V / c[0]).sum()))
+                    vs = torch.tensor(vs)
+                    row[f"{name}_gain_n{n}"] = {"mean": grid / float(vs.mean()),
+                                                "p90_worst": grid / float(vs.quantile(0.9))}
+            rows.append(row)
+            print(f"SL² image {b}: oracle Neyman gain {row['oracle_gain']:.2f}; simulated gains (mean / 90% worst) "
+                  + "; ".join(f"{k} {v['mean']:.2f}/{v['p90_worst']:.2f}" for k, v in row.items() if "_gain_n" in k))
+        out["sl2"] = rows
+    sg = RESULTS / f"ref_sg2_{args.size}px_{args.images}img_{args.std}_{args.ref_samples}.pt"
+    if sg.exists():
+        ref = torch.load(sg)
+        rows = []
+        for b in range(ref.shape[0]):
+            maps = ref[b]
+            n = maps.shape[0]
+            eps = noise("iid", n, (3, args.size, args.size), generator("ref-sg2", b)).double()
+            Y = maps.flatten(1) - maps.flatten(1).mean(0)
+            X = torch.cat([eps, eps**2 - 1], 1).view(n, 6, -1)
+            X = X - X.mean(0)
+            beta = torch.linalg.solve(torch.einsum("nkp,nlp->pkl", X, X), torch.einsum("nkp,np->pk", X, Y))
+            r2 = float((torch.einsum("nkp,pk->np", X, beta) ** 2).sum() / (Y**2).sum())
+            rows.append({"image": b, "own_noise_r2": r2, "r2_by_chance": 6 / n})
+            print(f"SG² image {b}: variance share explained by the pixel's own noise {r2:.4f} (chance {6 / n:.4f})")
+        out["sg2"] = rows
+    return out
 
 
 def main():
@@ -374,7 +466,11 @@ def main():
                    default=["grid-iid", "grid-crn", "grid-lhs", "stratified", "neyman", "neyman-oracle"])
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--out", default=None)
+    p.add_argument("--analyse", action="store_true", help="only the analyses of the cached references (no passes)")
     args = p.parse_args()
+    if args.analyse:
+        print(f"wrote {write_json(analyse(args), args.out or RESULTS / 'samples_to_accuracy_analysis.json')}")
+        return
     if args.quick:
         args.seeds, args.ns, args.per_sigma = 1, [8, 32], [1, 4]
         args.ref_samples, args.ref_per_sigma, args.size = 128, 16, min(args.size, 48)
@@ -392,11 +488,17 @@ def main():
                           "sg2_std": args.std, "sl2": {"mixing": "convex", "noise_scale": SL_SCALE,
                                                        "sigmas": SIGMAS, "prior": "uniform"},
                           "seeds": args.seeds, "quick": args.quick}}
-    if "sg2" in args.part:
-        report["sg2"] = run_sg2(model, x, targets, args)
-    if "sl2" in args.part:
-        report["sl2"] = run_sl2(model, x, targets, args)
     out = args.out or RESULTS / f"samples_to_accuracy{'_quick' if args.quick else ''}_{'_'.join(args.part)}.json"
+
+    def saver(part):
+        def save(partial):
+            write_json({**report, part: partial}, out)
+        return save
+
+    if "sg2" in args.part:
+        report["sg2"] = run_sg2(model, x, targets, args, saver("sg2"))
+    if "sl2" in args.part:
+        report["sl2"] = run_sl2(model, x, targets, args, saver("sl2"))
     print(f"wrote {write_json(report, out)}")
 
 

@@ -15,6 +15,7 @@ from .ops._philox import philox4x32_10
 
 DEFAULT_SIGMAS = tuple(round(0.1 * i, 10) for i in range(11))
 STRATIFY_STREAM = 0xFFFFFFFF  # sigma-index word reserved for the stratification uniforms
+NEYMAN_DEFENSIVE = 0.25       # share of the passes split evenly over σ whatever the pilot says
 
 
 @dataclass
@@ -79,11 +80,14 @@ def _stratified_sigma_indices(weights: torch.Tensor, n: int, seed: int, image_id
     return idx.view(B, n)
 
 
-def neyman_counts(weights: torch.Tensor, sd: torch.Tensor, noisy: torch.Tensor, budget: torch.Tensor) -> torch.Tensor:
-    """Samples per (image, σ) minimising Σ_σ w_σ² sd_σ² / n_σ under Σ_σ n_σ = budget (Neyman allocation).
+def neyman_counts(weights: torch.Tensor, sd: torch.Tensor, noisy: torch.Tensor, budget: torch.Tensor,
+                  defensive: float = NEYMAN_DEFENSIVE) -> torch.Tensor:
+    """Samples per (image, σ): Neyman allocation (minimising Σ_σ w_σ² sd_σ² / n_σ under Σ_σ n_σ = budget),
+    mixed with the grid's even split for safety against a poor sd guess.
 
     weights (S,); sd (B, S) >= 0; noisy (B, S) bool (noiseless σ get 0); budget (B,) int >= noisy σ per image.
-    n_σ ∝ w_σ·sd_σ rounded by largest remainders, at least 1 per noisy σ.  -> (B, S) int64."""
+    n_σ ∝ (1 − defensive)·w_σ sd_σ / Σ w sd + defensive / (noisy σ), rounded by largest remainders, at least 1
+    per noisy σ.  -> (B, S) int64."""
     B, S = sd.shape
     counts = torch.zeros(B, S, dtype=torch.int64)
     for b in range(B):
@@ -94,7 +98,8 @@ def neyman_counts(weights: torch.Tensor, sd: torch.Tensor, noisy: torch.Tensor, 
         alloc = weights[idx].double() * sd[b, idx].double()
         if not bool(torch.isfinite(alloc).all()) or float(alloc.sum()) <= 0:
             alloc = torch.ones(idx.numel(), dtype=torch.float64)
-        want = alloc / alloc.sum() * total
+        share = (1 - defensive) * alloc / alloc.sum() + defensive / idx.numel()
+        want = share * total
         c = torch.floor(want).clamp(min=1).to(torch.int64)
         while int(c.sum()) < total:
             c[int(torch.argmax(want - c))] += 1
@@ -116,9 +121,10 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
     all per image, each drawing its σ from the prior by stratified sampling — an unbiased estimate of
     the same prior-weighted mean with S times fewer passes, but no per-σ maps and so no ArgLens.
     ``estimator="neyman"``: the grid's passes (``n_samples`` per noisy σ on average, n_samples >= 2), of
-    which one per σ is a pilot (sample index 0) that sets the allocation n_σ ∝ w_σ·||g²_σ||₂ (Neyman: more
-    samples where the maps vary more, typically small σ); the maps average samples 1..n_σ, which are
-    independent of the pilot, so every G_σ and SL² stay unbiased.  ArgLens and per-σ maps are available.
+    which one per σ is a pilot (sample index 0) that sets the allocation n_σ ∝ w_σ·sd_σ (Neyman: more
+    samples where the maps vary more), sd_σ guessed by the pilot's ||g²||₁ averaged over neighbouring σ,
+    with 25 % of the passes split evenly (:func:`neyman_counts`); the maps average samples 1..n_σ, which
+    are independent of the pilot, so every G_σ and SL² stay unbiased.  ArgLens and per-σ maps are available.
     ``sampling="lhs"`` (grid, neyman): Latin hypercube noise per (image, σ), see :mod:`spectral_xai.sampling`.
     """
     x = V.check_images(x)
@@ -164,6 +170,22 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
     V.fail("estimator", f"expected 'grid', 'stratified' or 'neyman', got {estimator!r}")
 
 
+def _pilot_spread(l1: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """Guess of the per-σ spread of the maps from one pilot sample each: ||g²||₁ (less heavy-tailed than
+    ||g²||₂), averaged with the neighbouring σ of the grid (the spread varies smoothly with σ).  (B, S) -> (B, S).
+    On EfficientNet-Lite0 a single-sample ||g²||₂ guess did worse than the even split (simulated from
+    128-sample runs: 0.7-0.9x); this one gave 1.1-2.1x (benchmarks/bench_samples_to_accuracy.py)."""
+    out = torch.zeros_like(l1, dtype=torch.float64)
+    for b in range(l1.shape[0]):
+        idx = noisy[b].nonzero().view(-1)
+        if idx.numel() == 0:
+            continue
+        v = l1[b, idx].double()
+        pad = torch.cat([v[:1], v, v[-1:]])
+        out[b, idx] = (pad[:-2] + pad[1:-1] + pad[2:]) / 3
+    return out
+
+
 def _neyman(model, x, s, w, n_samples, tol, max_samples, sampling, common):
     """Pilot (sample 0 of every σ), Neyman allocation, then samples 1..n_σ.  -> per_sigma (B, S, H, W), n (B, S)."""
     if tol is not None:
@@ -177,7 +199,8 @@ def _neyman(model, x, s, w, n_samples, tol, max_samples, sampling, common):
     pilot = estimate(model, x, sigmas=s, n_samples=1, **common).mean2[:, :, 0]      # (B, S, H, W)
     scales = V.check_noise_scale(common["noise_scale"], B, torch.device("cpu"))
     noisy = (s.view(1, -1) * scales.view(B, 1)) != 0
-    counts = neyman_counts(w, pilot.flatten(2).norm(dim=2).cpu(), noisy, (n_samples - 1) * noisy.sum(1))
+    counts = neyman_counts(w, _pilot_spread(pilot.flatten(2).sum(2).cpu(), noisy), noisy,
+                           (n_samples - 1) * noisy.sum(1))
     if not bool(noisy.any()):
         return pilot, torch.ones_like(counts)
     main = estimate(model, x, sigmas=s, n_samples=n_samples, slot_samples=counts, sample_offset=1,

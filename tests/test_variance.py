@@ -99,9 +99,12 @@ def test_neyman_counts_follow_weights_times_sd():
     w = torch.tensor([0.2, 0.2, 0.2, 0.2, 0.2], dtype=torch.float64)
     sd = torch.tensor([[0.0, 8.0, 4.0, 2.0, 1.0], [5.0, 0.0, 0.0, 0.0, 0.0]])
     noisy = torch.tensor([[False, True, True, True, True], [True] * 5])
-    c = neyman_counts(w, sd, noisy, torch.tensor([60, 20]))
+    c = neyman_counts(w, sd, noisy, torch.tensor([60, 20]), defensive=0.0)
     assert c[0].tolist() == [0, 32, 16, 8, 4]
     assert c[1].tolist() == [16, 1, 1, 1, 1]         # at least one sample per noisy σ
+    c = neyman_counts(w, sd, noisy, torch.tensor([60, 20]))   # 25 % split evenly: 0.75·share + 0.25/4
+    assert c[0].tolist() == [0, 28, 16, 10, 6]
+    assert c[1].tolist() == [16, 1, 1, 1, 1]
 
 
 def test_sample_offset_continues_the_noise_streams(cnn, images):
