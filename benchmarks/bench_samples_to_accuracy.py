@@ -219,7 +219,7 @@ def run_sg2(model, x, targets, args, save=lambda part: None) -> dict:
     nmax = max(args.ns)
     for name in args.sg2_estimators:
         t0 = time.perf_counter()
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for b in range(B):
                 a = torch.ones(nmax)
                 c = torch.full((nmax,), std)
@@ -301,7 +301,7 @@ def run_sl2(model, x, targets, args, save=lambda part: None) -> dict:
     nmax = max(args.per_sigma)
     for name in args.sl2_estimators:
         t0 = time.perf_counter()
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for b in range(B):
                 tb = int(targets[b])
                 g0 = ref_all[b][0][0]            # σ = 0 is noiseless: its map is exact (one pass)
@@ -457,6 +457,7 @@ def main():
     p.add_argument("--images", type=int, default=2)
     p.add_argument("--std", type=float, default=0.3)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first_seed .. first_seed + seeds - 1")
     p.add_argument("--ns", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     p.add_argument("--per-sigma", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     p.add_argument("--ref-samples", type=int, default=1024)
