@@ -17,8 +17,10 @@ from torch import nn
 from . import _validation as V
 from .fastpath import check_fast, fast_scope
 from .ops import accumulate_, perturb
+from .sampling import LatinHypercubeNoise
 
 DEFAULT_CPU_BUDGET = 2 * 1024**3
+SAMPLINGS = ("iid", "lhs")
 MAX_AUTO_ROWS = 256
 
 
@@ -192,7 +194,8 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
              output: str = "log_softmax", noise_scale=1.0, baseline: torch.Tensor | None = None, seed: int = 0,
              image_ids=None, batch_size: int | None = None, reduce_channels: bool = True,
              tol: float | None = None, max_samples: int | None = None, check_every: int = 8,
-             memory_budget: int | None = None, sample_sigma: torch.Tensor | None = None, fast=None) -> Estimate:
+             memory_budget: int | None = None, sample_sigma: torch.Tensor | None = None, sampling: str = "iid",
+             slot_samples: torch.Tensor | None = None, sample_offset: int = 0, fast=None) -> Estimate:
     """Monte Carlo means of g^k for every image and sigma (see the module docstring).
 
     x (B, C, H, W); sigmas: number or (S,); powers: a subset of {1, 2}.  Without ``tol`` every
@@ -206,6 +209,11 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
 
     ``fast``: None or a :class:`~spectral_xai.fastpath.FastPath` (autocast dtype, channels_last,
     torch.compile) for the model passes; noise, targets and accumulation are unchanged.
+    ``sampling``: ``"iid"`` (default; noise of the fused ``perturb`` op) or ``"lhs"`` (Latin hypercube noise
+    over the samples of each (image, sigma), see :mod:`spectral_xai.sampling`; every sample is still exactly
+    N(0, I); not with ``tol`` or ``sample_sigma``).  ``slot_samples`` (B, S) int64 >= 0, optional: the samples
+    of every (image, sigma) instead of ``n_samples`` (noiseless slots take at most one).  ``sample_offset``:
+    the sample index of the first sample (the noise of sample i is keyed by offset + i).
     """
     x = V.check_images(x)
     check_model_device(model, x)
@@ -217,6 +225,10 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
     max_samples = V.check_positive_int(max_samples, "max_samples", allow_none=True)
     seed = V.check_seed(seed)
     fast = check_fast(fast, x.device)
+    if sampling not in SAMPLINGS:
+        V.fail("sampling", f"expected one of {SAMPLINGS}, got {sampling!r}")
+    if isinstance(sample_offset, bool) or not isinstance(sample_offset, int) or sample_offset < 0:
+        V.fail("sample_offset", f"expected an int >= 0, got {sample_offset!r}")
     if tol is not None and not (isinstance(tol, (int, float)) and tol >= 0):
         V.fail("tol", f"expected a number >= 0 or None, got {tol!r}")
     powers = tuple(sorted(set(powers)))
@@ -251,20 +263,39 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
             V.fail("sample_sigma", f"expected shape ({B}, {n_samples}), got {tuple(sample_sigma.shape)}")
         if bool((sample_sigma < 0).any()) or bool((sample_sigma >= S).any()):
             V.fail("sample_sigma", f"indices must lie in [0, {S})")
+    if sampling == "lhs" and tol is not None:
+        V.fail("sampling", "'lhs' fixes the samples of every (image, sigma) in advance: no adaptive stopping (tol)")
+    if sampling == "lhs" and sample_sigma is not None:
+        V.fail("sampling", "'lhs' is not available when the sigma is drawn per sample")
+    if slot_samples is not None:
+        if tol is not None or sample_sigma is not None:
+            V.fail("slot_samples", "cannot be combined with tol or sample_sigma")
+        if not isinstance(slot_samples, torch.Tensor) or slot_samples.is_floating_point():
+            V.fail("slot_samples", "expected an integer tensor of shape (B, S)", TypeError)
+        slot_samples = slot_samples.to(device="cpu", dtype=torch.int64)
+        if slot_samples.shape != (B, S):
+            V.fail("slot_samples", f"expected shape ({B}, {S}), got {tuple(slot_samples.shape)}")
+        if bool((slot_samples < 0).any()):
+            V.fail("slot_samples", "counts must be >= 0")
     limit = n_samples if max_samples is None else max_samples
-    per_round = check_every if tol is not None else limit
+    top = int(slot_samples.max()) if slot_samples is not None and slot_samples.numel() else limit
+    if sample_offset + top > 2**32:
+        V.fail("sample_offset", f"offset + samples must stay <= 2^32, got {sample_offset} + {top}")
     acc_c = 1 if reduce_channels else C
     S_slot = 1 if sample_sigma is not None else S
     P = B * S_slot
     # Slots without noise (damping, or sigma * noise_scale == 0) see the same input in every sample:
     # one sample gives their mean exactly, so they are not sampled again.
-    limits = torch.full((P,), limit, dtype=torch.int64)
+    limits = torch.full((P,), limit, dtype=torch.int64) if slot_samples is None else slot_samples.reshape(-1).clone()
     if sample_sigma is None:
         if mixing == "damping":
-            limits[:] = 1
+            limits.clamp_(max=1)
         else:
             noiseless = (sig.view(1, S) * scales.cpu().view(B, 1)) == 0
-            limits[noiseless.reshape(-1)] = 1
+            limits[noiseless.reshape(-1)] = limits[noiseless.reshape(-1)].clamp(max=1)
+    per_round = check_every if tol is not None else max(int(limits.max()), 1)
+    lhs = (LatinHypercubeNoise(seed, ids, limits, S_slot, sample_offset)
+           if sampling == "lhs" and mixing != "damping" else None)
 
     with model_scope(model), fast_scope(model, fast, dev) as model_call:
         dtype, fmt = model_dtype_and_format(model, x)
@@ -291,10 +322,15 @@ def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, pow
             if sample_sigma is not None:
                 rows[:, 1] = sample_sigma[rows[:, 0], rows[:, 2]]
             counts_host[active] = torch.minimum(counts_host[active] + per_round, limits[active])
+            if sample_offset:
+                rows[:, 2] += sample_offset
             rows_dev = rows.to(dev)
             for lo in range(0, rows.shape[0], batch_size):
                 chunk = rows_dev[lo:lo + batch_size]
-                xt = perturb(xm, chunk, sig_dev, scales, ids, bm, seed, mixing)
+                if lhs is not None:
+                    xt = lhs.perturb(xm, chunk, sig_dev, scales, mixing)
+                else:
+                    xt = perturb(xm, chunk, sig_dev, scales, ids, bm, seed, mixing)
                 xt.requires_grad_(True)
                 with torch.enable_grad():
                     logits = check_logits(model_call(xt), chunk.shape[0])

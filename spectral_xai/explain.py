@@ -38,7 +38,7 @@ def vanilla_grad(model, x, target=None, *, squared=False, output="log_softmax", 
 def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mixing="additive",
                 noise_scale=1.0, relative=False, output="log_softmax", seed=0, image_ids=None,
                 batch_size=None, reduce_channels=True, tol=None, max_samples=None, check_every=8,
-                return_n_samples=False, fast=None):
+                return_n_samples=False, sampling="iid", fast=None):
     """SmoothGrad E[g] (``squared=False``) or SmoothGrad-Squared E[g²] (default).
 
     x (B, C, H, W) -> (B, H, W).  ``mixing="additive"``: x~ = x + sigma*noise_scale*eps (sigma is the
@@ -48,6 +48,9 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
     image once the running mean changes by at most tol * its max over ``check_every`` samples
     (``n_samples`` or ``max_samples`` is the cap); ``return_n_samples=True`` also returns (B,) samples used.
     ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
+    ``sampling="lhs"``: Latin hypercube noise over the ``n_samples`` of each image (unbiased like ``"iid"``,
+    lower variance where the map is dominated by per-element effects; no ``tol``), see
+    :mod:`spectral_xai.sampling`.
     """
     if isinstance(sigma, (list, tuple)) or (isinstance(sigma, torch.Tensor) and sigma.numel() != 1):
         V.fail("sigma", "smooth_grad takes one noise level; use spectral_lens for several", TypeError)
@@ -59,7 +62,7 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
     est = estimate(model, x, sigmas=sigma, mixing=mixing, n_samples=n_samples, powers=(k,), target=target,
                    output=output, noise_scale=noise_scale, seed=seed, image_ids=image_ids,
                    batch_size=batch_size, reduce_channels=reduce_channels, tol=tol, max_samples=max_samples,
-                   check_every=check_every, fast=fast)
+                   check_every=check_every, sampling=sampling, fast=fast)
     m = _finish((est.mean2 if squared else est.mean1)[:, 0], x)
     return (m, est.n_samples[:, 0]) if return_n_samples else m
 

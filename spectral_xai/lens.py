@@ -15,14 +15,16 @@ from .ops._philox import philox4x32_10
 
 DEFAULT_SIGMAS = tuple(round(0.1 * i, 10) for i in range(11))
 STRATIFY_STREAM = 0xFFFFFFFF  # sigma-index word reserved for the stratification uniforms
+NEYMAN_DEFENSIVE = 0.25       # share of the passes split evenly over σ whatever the pilot says
 
 
 @dataclass
 class SpectralLensResult:
     """sl2 (B, H, W); arglens (B, H, W) with values from ``sigmas`` (None for the stratified
     estimator, which never sees a σ grid per pixel); sigmas (S,); weights (S,) normalised prior
-    weights; per_sigma (B, S, H, W) or None; n_samples (B, S) samples per image and σ (grid) or
-    (B, 1) samples in all (stratified); estimator "grid" or "stratified"; notes: what is missing."""
+    weights; per_sigma (B, S, H, W) or None; n_samples (B, S) samples per image and σ (grid, neyman:
+    without the pilot) or (B, 1) samples in all (stratified); estimator "grid", "stratified" or
+    "neyman"; notes: what is missing."""
 
     sl2: torch.Tensor
     arglens: torch.Tensor | None
@@ -78,10 +80,39 @@ def _stratified_sigma_indices(weights: torch.Tensor, n: int, seed: int, image_id
     return idx.view(B, n)
 
 
+def neyman_counts(weights: torch.Tensor, sd: torch.Tensor, noisy: torch.Tensor, budget: torch.Tensor,
+                  defensive: float = NEYMAN_DEFENSIVE) -> torch.Tensor:
+    """Samples per (image, σ): Neyman allocation (minimising Σ_σ w_σ² sd_σ² / n_σ under Σ_σ n_σ = budget),
+    mixed with the grid's even split for safety against a poor sd guess.
+
+    weights (S,); sd (B, S) >= 0; noisy (B, S) bool (noiseless σ get 0); budget (B,) int >= noisy σ per image.
+    n_σ ∝ (1 − defensive)·w_σ sd_σ / Σ w sd + defensive / (noisy σ), rounded by largest remainders, at least 1
+    per noisy σ.  -> (B, S) int64."""
+    B, S = sd.shape
+    counts = torch.zeros(B, S, dtype=torch.int64)
+    for b in range(B):
+        idx = noisy[b].nonzero().view(-1)
+        if idx.numel() == 0:
+            continue
+        total = int(budget[b])
+        alloc = weights[idx].double() * sd[b, idx].double()
+        if not bool(torch.isfinite(alloc).all()) or float(alloc.sum()) <= 0:
+            alloc = torch.ones(idx.numel(), dtype=torch.float64)
+        share = (1 - defensive) * alloc / alloc.sum() + defensive / idx.numel()
+        want = share * total
+        c = torch.floor(want).clamp(min=1).to(torch.int64)
+        while int(c.sum()) < total:
+            c[int(torch.argmax(want - c))] += 1
+        while int(c.sum()) > total:
+            c[int(torch.argmax(torch.where(c > 1, c - want, torch.full_like(want, -float("inf")))))] -= 1
+        counts[b, idx] = c
+    return counts
+
+
 def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="uniform", beta=(2.0, 2.0),
                   power=2.5, noise_scale=1.0, output="log_softmax", seed=0, image_ids=None, batch_size=None,
                   return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=8,
-                  fast=None):
+                  sampling="iid", fast=None):
     """SpectralLens SL² and ArgLens for a batch: x (B, C, H, W) -> :class:`SpectralLensResult`.
 
     ``sigmas`` defaults to linspace(0, 1, 11) (convex mixing needs 0 <= σ <= 1; the grid is sorted).
@@ -89,6 +120,12 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
     adaptive stopping per (image, σ) with ``tol``.  ``estimator="stratified"``: ``n_samples`` samples in
     all per image, each drawing its σ from the prior by stratified sampling — an unbiased estimate of
     the same prior-weighted mean with S times fewer passes, but no per-σ maps and so no ArgLens.
+    ``estimator="neyman"``: the grid's passes (``n_samples`` per noisy σ on average, n_samples >= 2), of
+    which one per σ is a pilot (sample index 0) that sets the allocation n_σ ∝ w_σ·sd_σ (Neyman: more
+    samples where the maps vary more), sd_σ guessed by the pilot's ||g²||₁ averaged over neighbouring σ,
+    with 25 % of the passes split evenly (:func:`neyman_counts`); the maps average samples 1..n_σ, which
+    are independent of the pilot, so every G_σ and SL² stay unbiased.  ArgLens and per-σ maps are available.
+    ``sampling="lhs"`` (grid, neyman): Latin hypercube noise per (image, σ), see :mod:`spectral_xai.sampling`.
     ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
     """
     x = V.check_images(x)
@@ -105,18 +142,24 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
                   seed=seed, image_ids=ids.to(x.device), batch_size=batch_size, reduce_channels=True,
                   fast=fast)
     out_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    if estimator == "grid":
-        est = estimate(model, x, sigmas=s, n_samples=n_samples, tol=tol, max_samples=max_samples,
-                       check_every=check_every, **common)
-        per_sigma = est.mean2[:, :, 0]                                   # (B, S, H, W) float64
+    if estimator in ("grid", "neyman"):
+        if estimator == "grid":
+            est = estimate(model, x, sigmas=s, n_samples=n_samples, tol=tol, max_samples=max_samples,
+                           check_every=check_every, sampling=sampling, **common)
+            per_sigma, used = est.mean2[:, :, 0], est.n_samples          # (B, S, H, W) float64
+        else:
+            per_sigma, used = _neyman(model, x, s, w, n_samples, tol, max_samples, sampling, common)
         sl2 = torch.einsum("bshw,s->bhw", per_sigma, w.to(per_sigma.device))
         arglens = s.to(per_sigma.device)[per_sigma.argmax(dim=1)]          # first max = smallest σ
         return SpectralLensResult(
             sl2=sl2.to(out_dtype), arglens=arglens.to(out_dtype), sigmas=s, weights=w,
-            per_sigma=per_sigma.to(out_dtype) if return_per_sigma else None, n_samples=est.n_samples)
+            per_sigma=per_sigma.to(out_dtype) if return_per_sigma else None, n_samples=used, estimator=estimator,
+            notes="" if estimator == "grid" else "neyman: one pilot sample per σ (not in the maps) set n_σ")
     if estimator == "stratified":
         if tol is not None:
             V.fail("tol", "adaptive stopping is only available for estimator='grid'")
+        if sampling != "iid":
+            V.fail("sampling", "the stratified estimator draws its noise i.i.d. (sampling='iid')")
         if return_per_sigma:
             V.fail("return_per_sigma", "the stratified estimator has no per-sigma maps")
         n_samples = V.check_positive_int(n_samples, "n_samples")
@@ -126,4 +169,43 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
             sl2=est.mean2[:, 0, 0].to(out_dtype), arglens=None, sigmas=s, weights=w, per_sigma=None,
             n_samples=est.n_samples, estimator="stratified",
             notes="stratified σ: one unbiased SL² estimate from n samples in all; no ArgLens (no per-σ maps)")
-    V.fail("estimator", f"expected 'grid' or 'stratified', got {estimator!r}")
+    V.fail("estimator", f"expected 'grid', 'stratified' or 'neyman', got {estimator!r}")
+
+
+def _pilot_spread(l1: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """Guess of the per-σ spread of the maps from one pilot sample each: ||g²||₁ (less heavy-tailed than
+    ||g²||₂), averaged with the neighbouring σ of the grid (the spread varies smoothly with σ).  (B, S) -> (B, S).
+    On EfficientNet-Lite0 a single-sample ||g²||₂ guess did worse than the even split (simulated from
+    128-sample runs: 0.7-0.9x); this one gave 1.1-2.1x (benchmarks/bench_samples_to_accuracy.py)."""
+    out = torch.zeros_like(l1, dtype=torch.float64)
+    for b in range(l1.shape[0]):
+        idx = noisy[b].nonzero().view(-1)
+        if idx.numel() == 0:
+            continue
+        v = l1[b, idx].double()
+        pad = torch.cat([v[:1], v, v[-1:]])
+        out[b, idx] = (pad[:-2] + pad[1:-1] + pad[2:]) / 3
+    return out
+
+
+def _neyman(model, x, s, w, n_samples, tol, max_samples, sampling, common):
+    """Pilot (sample 0 of every σ), Neyman allocation, then samples 1..n_σ.  -> per_sigma (B, S, H, W), n (B, S)."""
+    if tol is not None:
+        V.fail("tol", "adaptive stopping is only available for estimator='grid'")
+    if max_samples is not None:
+        V.fail("max_samples", "is only used with tol (estimator='grid')")
+    n_samples = V.check_positive_int(n_samples, "n_samples")
+    if n_samples < 2:
+        V.fail("n_samples", f"estimator='neyman' needs >= 2 samples per sigma (one is the pilot), got {n_samples}")
+    B = x.shape[0]
+    pilot = estimate(model, x, sigmas=s, n_samples=1, **common).mean2[:, :, 0]      # (B, S, H, W)
+    scales = V.check_noise_scale(common["noise_scale"], B, torch.device("cpu"))
+    noisy = (s.view(1, -1) * scales.view(B, 1)) != 0
+    counts = neyman_counts(w, _pilot_spread(pilot.flatten(2).sum(2).cpu(), noisy), noisy,
+                           (n_samples - 1) * noisy.sum(1))
+    if not bool(noisy.any()):
+        return pilot, torch.ones_like(counts)
+    main = estimate(model, x, sigmas=s, n_samples=n_samples, slot_samples=counts, sample_offset=1,
+                    sampling=sampling, **common)
+    per_sigma = torch.where(noisy.to(pilot.device)[:, :, None, None], main.mean2[:, :, 0], pilot)
+    return per_sigma, torch.where(noisy, counts, torch.ones_like(counts))
