@@ -17,7 +17,7 @@ def main(argv=None) -> int:
                                       "--figures, the method figures in OUT/figures.")
     demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     demo.add_argument("--size", type=int, default=128, help="image size in pixels (default: 128)")
-    demo.add_argument("--samples", type=int, default=8, help="samples per σ and for SG² (default: 8)")
+    demo.add_argument("--samples", type=int, default=16, help="samples per σ and for SG² (default: 16)")
     demo.add_argument("--figures", action="store_true", help="also write the single-batch method figures")
     demo.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     from .audit.cli import add_audit_parser, add_report_parser, config_from_args

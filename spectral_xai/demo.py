@@ -9,7 +9,7 @@ import torch
 from .explain import smooth_grad, vanilla_grad
 
 
-def run_demo(out_dir: str | Path = "demo_out", size: int = 128, n_samples: int = 8, figures: bool = False,
+def run_demo(out_dir: str | Path = "demo_out", size: int = 128, n_samples: int = 16, figures: bool = False,
              quiet: bool = False) -> Path:
     """The embedded default: audit EfficientNet-Lite0 on scikit-image's bundled photos into OUT/audit
     (report.html, metrics.parquet, maps), and with ``figures`` also :func:`method_figures` into OUT/figures.
@@ -19,7 +19,7 @@ def run_demo(out_dir: str | Path = "demo_out", size: int = 128, n_samples: int =
     out_dir = Path(out_dir)
     cfg = AuditConfig(data="skimage", out=str(out_dir / "audit"), model="efficientnet-lite0", size=size,
                       samples=n_samples, methods=["vg", "sg", "sg2", "ig2", "sl2", "al", "sg2opt"],
-                      ig_steps=16, fractions=11, shard_size=4, resume=True, quiet=quiet)
+                      ig_steps=16, fractions=21, shard_size=4, resume=True, quiet=quiet)
     t0 = time.perf_counter()
     summary = run_audit(cfg)
     table = summary["table"]
