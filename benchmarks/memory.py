@@ -1,0 +1,130 @@
+"""Case ``memory``: peak memory of one SG² call, ours vs Captum vs the floor, at equal rows per chunk.
+
+Every measurement runs in a fresh subprocess that imports the same modules, builds the model and the
+images, resolves the targets (one clean forward pass), and then records the peak reached while the
+method runs once, above what was in use before it:
+
+- CPU: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the call minus before it.  ``ru_maxrss``
+  is the process's resident-set high-water mark, so the delta is how far the method pushes the peak
+  above the set-up (model, images, imported libraries).  torch's CPU allocator returns large blocks
+  to the OS, so the RSS follows the live tensors; the figure is a bound on what the method needs, in
+  MiB, granular to pages, and it also counts one-time allocations that the first backward pass makes
+  (equal for all methods, and included in the floor as well).
+- CUDA: ``torch.cuda.max_memory_allocated`` minus ``memory_allocated`` before the call (after
+  ``reset_peak_memory_stats``): exact tensor bytes from the caching allocator.
+
+floor = the passes alone (each chunk's noisy inputs built, forward, backward, gradient dropped):
+what any implementation needs at that chunk size.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+
+import torch
+
+METHODS = ("floor", "ours", "captum")
+
+
+def _setting(name: str):
+    from spectral_xai.zoo import efficientnet_lite0, photos
+
+    from .models import resnet50, small_cnn_28
+
+    def rand(b, c, s):
+        return torch.rand(b, c, s, s, generator=torch.Generator().manual_seed(0))
+
+    table = {
+        "cnn 28x28": (small_cnn_28, lambda: rand(16, 1, 28), 32, 256),
+        "cnn 28x28 (quick)": (small_cnn_28, lambda: rand(2, 1, 28), 4, 8),
+        "efficientnet-lite0 128px": (efficientnet_lite0, lambda: photos(128), 32, 64),
+        "efficientnet-lite0 224px": (efficientnet_lite0, lambda: photos(224), 16, 32),
+        "resnet-50 (random weights) 224px": (resnet50, lambda: rand(16, 3, 224), 32, 128),
+    }
+    return table[name]
+
+
+def child(spec: dict) -> dict:
+    """One measurement (runs in the subprocess): {"peak_mib": ...} for spec's setting/method/device."""
+    import captum.attr  # noqa: F401  (every method pays the same imports)
+
+    from .sg2 import captum_sg2, ours_sg2
+
+    device = torch.device(spec["device"])
+    make_model, make_x, n, bs = _setting(spec["setting"])
+    model = make_model().to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = make_x().to(device)
+    sigma = 0.15
+    with torch.no_grad():
+        target = model(x).argmax(1)
+
+    def floor():
+        rows = torch.arange(x.shape[0], device=device).repeat_interleave(n)
+        for lo in range(0, rows.numel(), bs):
+            idx = rows[lo:lo + bs]
+            xt = (x[idx] + sigma * torch.randn(idx.numel(), *x.shape[1:], device=device)).requires_grad_(True)
+            torch.autograd.grad(model(xt).gather(1, target[idx].view(-1, 1)).sum(), xt)
+
+    fn = {"floor": floor, "ours": lambda: ours_sg2(model, x, target, sigma, n, bs),
+          "captum": lambda: captum_sg2(model, x, target, sigma, n, bs)}[spec["method"]]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        peak = (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    else:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+        fn()
+        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return {"peak_mib": peak, "rows_per_chunk": bs, "n_samples": n, "batch": list(x.shape)}
+
+
+def measure(setting: str, method: str, device: str) -> dict:
+    """Run :func:`child` in a fresh interpreter with this process's import path."""
+    code = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); from benchmarks.memory import child; "
+            "print(json.dumps(child(json.loads(sys.argv[1]))))")
+    spec = json.dumps({"setting": setting, "method": method, "device": device})
+    proc = subprocess.run([sys.executable, "-I", "-c", code, spec, json.dumps(sys.path)], capture_output=True,
+                          text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory measurement {setting}/{method} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def run(device: torch.device, quick: bool) -> dict:
+    if quick:
+        names = ["cnn 28x28 (quick)"]
+    else:
+        names = ["efficientnet-lite0 128px", "efficientnet-lite0 224px", "cnn 28x28"]
+        if device.type == "cuda":
+            names.append("resnet-50 (random weights) 224px")
+    results, rows = [], []
+    for name in names:
+        peaks = {}
+        for method in METHODS:
+            r = measure(name, method, str(device))
+            peaks[method] = r["peak_mib"]
+        ratio = {k: (v / peaks["floor"] if peaks["floor"] > 0 else None) for k, v in peaks.items()}
+        results.append({"setting": name, "batch": r["batch"], "n_samples": r["n_samples"],
+                        "rows_per_chunk": r["rows_per_chunk"], "peak_mib": peaks, "ratio_to_floor": ratio})
+        print(f"  {name:34s} peak MiB floor {peaks['floor']:.0f}  ours {peaks['ours']:.0f}  "
+              f"captum {peaks['captum']:.0f}", flush=True)
+        rows.append([name, f"{r['batch'][0]} × {r['n_samples']}", str(r["rows_per_chunk"]),
+                     *(f"{peaks[k]:.0f}" for k in METHODS), _fmt(ratio["ours"]), _fmt(ratio["captum"])])
+    how = "torch.cuda.max_memory_allocated" if device.type == "cuda" else "ru_maxrss delta, fresh subprocess each"
+    return {
+        "title": "Peak memory of one SG² call at equal rows per chunk (MiB above the set-up)", "method": how,
+        "results": results,
+        "table": {"columns": ["model", "images × n", "rows per chunk", "floor", "ours", "Captum", "ours / floor",
+                              "Captum / floor"], "rows": rows},
+    }
