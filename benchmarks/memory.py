@@ -1,8 +1,8 @@
 """Case ``memory``: peak memory of one SG² call, ours vs Captum vs the floor, at equal rows per chunk.
 
-Every measurement runs in a fresh subprocess that imports the same modules, builds the model and the
-images, resolves the targets (one clean forward pass), and then records the peak reached while the
-method runs once, above what was in use before it:
+The settings are those of case ``sg2``.  Every measurement runs in a fresh subprocess that imports
+the same modules, builds the model and the images, resolves the targets (one clean forward pass),
+and then records the peak reached while the method runs once, above what was in use before it:
 
 - CPU: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the call minus before it.  ``ru_maxrss``
   is the process's resident-set high-water mark, so the delta is how far the method pushes the peak
@@ -28,37 +28,19 @@ import torch
 METHODS = ("floor", "ours", "captum")
 
 
-def _setting(name: str):
-    from spectral_xai.zoo import efficientnet_lite0, photos
-
-    from .models import resnet50, small_cnn_28
-
-    def rand(b, c, s):
-        return torch.rand(b, c, s, s, generator=torch.Generator().manual_seed(0))
-
-    table = {
-        "cnn 28x28": (small_cnn_28, lambda: rand(16, 1, 28), 32, 256),
-        "cnn 28x28 (quick)": (small_cnn_28, lambda: rand(2, 1, 28), 4, 8),
-        "efficientnet-lite0 128px": (efficientnet_lite0, lambda: photos(128), 32, 64),
-        "efficientnet-lite0 224px": (efficientnet_lite0, lambda: photos(224), 16, 32),
-        "resnet-50 (random weights) 224px": (resnet50, lambda: rand(16, 3, 224), 32, 128),
-    }
-    return table[name]
-
-
 def child(spec: dict) -> dict:
     """One measurement (runs in the subprocess): {"peak_mib": ...} for spec's setting/method/device."""
     import captum.attr  # noqa: F401  (every method pays the same imports)
 
-    from .sg2 import captum_sg2, ours_sg2
+    from .sg2 import captum_sg2, ours_sg2, settings
 
     device = torch.device(spec["device"])
-    make_model, make_x, n, bs = _setting(spec["setting"])
-    model = make_model().to(device).eval()
+    s = next(s for s in settings(device, spec["quick"]) if s["name"] == spec["setting"])
+    n, bs, sigma = s["n"], s["batch_size"], s["sigma"]
+    model = s["model"]().to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    x = make_x().to(device)
-    sigma = 0.15
+    x = s["x"]().to(device)
     with torch.no_grad():
         target = model(x).argmax(1)
 
@@ -85,11 +67,11 @@ def child(spec: dict) -> dict:
     return {"peak_mib": peak, "rows_per_chunk": bs, "n_samples": n, "batch": list(x.shape)}
 
 
-def measure(setting: str, method: str, device: str) -> dict:
+def measure(setting: str, method: str, device: str, quick: bool) -> dict:
     """Run :func:`child` in a fresh interpreter with this process's import path."""
     code = ("import json, sys; sys.path[:] = json.loads(sys.argv[2]); from benchmarks.memory import child; "
             "print(json.dumps(child(json.loads(sys.argv[1]))))")
-    spec = json.dumps({"setting": setting, "method": method, "device": device})
+    spec = json.dumps({"setting": setting, "method": method, "device": device, "quick": quick})
     proc = subprocess.run([sys.executable, "-I", "-c", code, spec, json.dumps(sys.path)], capture_output=True,
                           text=True, timeout=600)
     if proc.returncode != 0:
@@ -102,17 +84,14 @@ def _fmt(v) -> str:
 
 
 def run(device: torch.device, quick: bool) -> dict:
-    if quick:
-        names = ["cnn 28x28 (quick)"]
-    else:
-        names = ["efficientnet-lite0 128px", "efficientnet-lite0 224px", "cnn 28x28"]
-        if device.type == "cuda":
-            names.append("resnet-50 (random weights) 224px")
+    from .sg2 import settings
+
+    names = [s["name"] for s in settings(device, quick)]  # the settings of case sg2
     results, rows = [], []
     for name in names:
         peaks = {}
         for method in METHODS:
-            r = measure(name, method, str(device))
+            r = measure(name, method, str(device), quick)
             peaks[method] = r["peak_mib"]
         ratio = {k: (v / peaks["floor"] if peaks["floor"] > 0 else None) for k, v in peaks.items()}
         results.append({"setting": name, "batch": r["batch"], "n_samples": r["n_samples"],
