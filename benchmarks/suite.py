@@ -72,7 +72,9 @@ def markdown(report: dict) -> str:
         lines.append("")
         if res.get("note"):
             lines += [res["note"], ""]
-        lines += [f"({res['wall_s']:.0f} s)", ""]
+        lo, hi = res["load_avg_1min"]
+        lines += [f"({res['wall_s']:.0f} s; 1-min load average {lo:.1f} at the start, {hi:.1f} at the end, "
+                  f"on {env['cpus']} CPUs)", ""]
     return "\n".join(lines)
 
 
@@ -90,6 +92,7 @@ def main(argv=None) -> int:
     failed = []
     for name in args.cases:
         print(f"[{name}]", flush=True)
+        load = os.getloadavg()[0]
         t0 = time.perf_counter()
         try:
             res = importlib.import_module(f"benchmarks.{name}").run(device, args.quick)
@@ -98,6 +101,7 @@ def main(argv=None) -> int:
             res = {"error": traceback.format_exc()}
             failed.append(name)
         res["wall_s"] = time.perf_counter() - t0
+        res["load_avg_1min"] = [load, os.getloadavg()[0]]  # other processes on the machine: noise
         report["cases"][name] = res
     report["wall_s"] = time.perf_counter() - t_all
     out = Path(args.out)
