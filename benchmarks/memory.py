@@ -6,10 +6,10 @@ and then records the peak reached while the method runs once, above what was in 
 
 - CPU: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the call minus before it.  ``ru_maxrss``
   is the process's resident-set high-water mark, so the delta is how far the method pushes the peak
-  above the set-up (model, images, imported libraries).  torch's CPU allocator returns large blocks
-  to the OS, so the RSS follows the live tensors; the figure is a bound on what the method needs, in
-  MiB, granular to pages, and it also counts one-time allocations that the first backward pass makes
-  (equal for all methods, and included in the floor as well).
+  above the set-up (model, images, imported libraries).  Large tensors are mmapped by the C allocator
+  and returned to the OS when freed, so the RSS follows the live tensors; smaller blocks kept from the
+  set-up can be reused without raising the peak (a slight understatement, alike for every method).
+  It also counts one-time allocations of the first backward pass (in the floor as well).
 - CUDA: ``torch.cuda.max_memory_allocated`` minus ``memory_allocated`` before the call (after
   ``reset_peak_memory_stats``): exact tensor bytes from the caching allocator.
 
