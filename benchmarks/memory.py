@@ -4,12 +4,15 @@ The settings are those of case ``sg2``.  Every measurement runs in a fresh subpr
 the same modules, builds the model and the images, resolves the targets (one clean forward pass),
 and then records the peak reached while the method runs once, above what was in use before it:
 
-- CPU: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the call minus before it.  ``ru_maxrss``
-  is the process's resident-set high-water mark, so the delta is how far the method pushes the peak
-  above the set-up (model, images, imported libraries).  Large tensors are mmapped by the C allocator
-  and returned to the OS when freed, so the RSS follows the live tensors; smaller blocks kept from the
+- CPU (Linux): the resident-set high-water mark ``VmHWM`` of ``/proc/self/status`` after the call
+  minus the resident set ``VmRSS`` before it, the mark having been reset to the current RSS just
+  before the call (``echo 5 > /proc/self/clear_refs``), so that transient set-up allocations (loading
+  the weights) do not hide the method's peak.  Large tensors are mmapped by the C allocator and
+  returned to the OS when freed, so the RSS follows the live tensors; smaller blocks kept from the
   set-up can be reused without raising the peak (a slight understatement, alike for every method).
-  It also counts one-time allocations of the first backward pass (in the floor as well).
+  It also counts one-time allocations of the first backward pass (in the floor as well).  Where the
+  mark cannot be reset, ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after minus before is used
+  (reported in the result's ``how``; it reads 0 when the set-up peak was higher).
 - CUDA: ``torch.cuda.max_memory_allocated`` minus ``memory_allocated`` before the call (after
   ``reset_peak_memory_stats``): exact tensor bytes from the caching allocator.
 
@@ -18,6 +21,7 @@ what any implementation needs at that chunk size.
 """
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import subprocess
@@ -60,11 +64,30 @@ def child(spec: dict) -> dict:
         fn()
         torch.cuda.synchronize(device)
         peak = (torch.cuda.max_memory_allocated(device) - before) / 2**20
+        how = "cuda max_memory_allocated"
     else:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        fn()
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    return {"peak_mib": peak, "rows_per_chunk": bs, "n_samples": n, "batch": list(x.shape)}
+        gc.collect()
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset VmHWM to the current RSS
+            before = _proc_status_kib("VmRSS")
+            fn()
+            peak = (_proc_status_kib("VmHWM") - before) / 1024
+            how = "VmHWM after (reset before) - VmRSS before"
+        except OSError:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+            fn()
+            peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+            how = "ru_maxrss after - before"
+    return {"peak_mib": peak, "how": how, "rows_per_chunk": bs, "n_samples": n, "batch": list(x.shape)}
+
+
+def _proc_status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"no {field} in /proc/self/status")
 
 
 def measure(setting: str, method: str, device: str, quick: bool) -> dict:
@@ -94,16 +117,17 @@ def run(device: torch.device, quick: bool) -> dict:
             r = measure(name, method, str(device), quick)
             peaks[method] = r["peak_mib"]
         ratio = {k: (v / peaks["floor"] if peaks["floor"] > 0 else None) for k, v in peaks.items()}
-        results.append({"setting": name, "batch": r["batch"], "n_samples": r["n_samples"],
+        results.append({"setting": name, "how": r["how"], "batch": r["batch"], "n_samples": r["n_samples"],
                         "rows_per_chunk": r["rows_per_chunk"], "peak_mib": peaks, "ratio_to_floor": ratio})
         print(f"  {name:34s} peak MiB floor {peaks['floor']:.0f}  ours {peaks['ours']:.0f}  "
               f"captum {peaks['captum']:.0f}", flush=True)
         rows.append([name, f"{r['batch'][0]} × {r['n_samples']}", str(r["rows_per_chunk"]),
                      *(f"{peaks[k]:.0f}" for k in METHODS), _fmt(ratio["ours"]), _fmt(ratio["captum"])])
-    how = "torch.cuda.max_memory_allocated" if device.type == "cuda" else "ru_maxrss delta, fresh subprocess each"
     return {
-        "title": "Peak memory of one SG² call at equal rows per chunk (MiB above the set-up)", "method": how,
-        "results": results,
+        "title": "Peak memory of one SG² call at equal rows per chunk (MiB above the set-up)",
+        "method": sorted({r["how"] for r in results}), "results": results,
+        "note": "a fresh subprocess per measurement; CPU: rise of the resident set's high-water mark during "
+                "the call (reset just before it); CUDA: torch.cuda.max_memory_allocated above the set-up.",
         "table": {"columns": ["model", "images × n", "rows per chunk", "floor", "ours", "Captum", "ours / floor",
                               "Captum / floor"], "rows": rows},
     }
