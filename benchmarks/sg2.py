@@ -134,7 +134,7 @@ def bench_setting(s: dict, device: torch.device, repeats: int) -> dict:
 def run(device: torch.device, quick: bool) -> dict:
     import captum
 
-    repeats = 1 if quick else 5
+    repeats = 1 if quick else 7  # 7: the median of paired ratios survives a few repeats hit by load changes
     results = []
     for s in settings(device, quick):
         r = bench_setting(s, device, repeats)
