@@ -4,7 +4,7 @@
     python3 dev.py demo     # venv + deps + build, then the demo
     python3 dev.py test     # venv + deps + build, then the test suite
     python3 dev.py build    # venv + deps + build only
-    python3 dev.py bench    # the benchmarks (JSON in benchmarks/results/)
+    python3 dev.py bench    # the benchmark suite (JSON + markdown in benchmarks/results/)
 
 Environment: SPECTRAL_XAI_TORCH (default "torch==2.14.1"; e.g. "torch==2.13.0" for the
 CPU-only build), SPECTRAL_XAI_CUDA (AUTO/ON/OFF), SPECTRAL_XAI_CUDA_ARCHS (default "90"),
@@ -68,8 +68,10 @@ def main(argv: list[str]) -> int:
         run(python(), "-m", "pytest", "-q", "-ra", *rest, cwd=ROOT / "tests")
     elif cmd == "bench":
         build()
-        run(python(), "-I", ROOT / "benchmarks" / "bench_engine.py", *rest)
-        run(python(), "-I", ROOT / "benchmarks" / "bench_spectral_lens.py", *rest)
+        # = python -I -m benchmarks: -I keeps the installed spectral_xai (with its compiled _C) first on the
+        # path, and it also drops the current directory, so the package is run by its __main__.py, which
+        # appends the repository root to sys.path.
+        run(python(), "-I", ROOT / "benchmarks" / "__main__.py", *rest)
     else:
         print(__doc__)
         return 2

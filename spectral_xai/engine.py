@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -177,17 +178,19 @@ def prepare_inference(model, x: torch.Tensor, batch_size: int | None) -> tuple[t
 
 
 def plan_rows(active: torch.Tensor, counts: torch.Tensor, per_round: int, limit, S: int) -> torch.Tensor:
-    """Rows (N, 3) = (image slot, sigma index, sample index) for one round of the active slots.
+    """Rows (N, 3) int64 = (image slot, sigma index, sample index) for one round of the active slots.
 
-    limit: the samples cap, an int or a (P,) tensor per slot."""
+    active (A,), counts (P,) and limit (the samples cap, an int or a (P,) tensor) are CPU int64."""
     start = counts[active]
     cap = limit[active] if isinstance(limit, torch.Tensor) else limit
-    stop = torch.minimum(start + per_round, torch.as_tensor(cap))
-    lengths = stop - start
-    slot = torch.repeat_interleave(active, lengths)
-    first = torch.repeat_interleave(start - torch.cumsum(lengths, 0) + lengths, lengths)
-    sample = torch.arange(slot.numel(), dtype=torch.int64) + first
-    return torch.stack([slot // S, slot % S, sample], dim=1)
+    lengths = torch.minimum(start + per_round, torch.as_tensor(cap)) - start
+    # In numpy: torch.repeat_interleave with tensor repeats (like searchsorted) opens an intra-op parallel
+    # region on CPU even for a few elements, which costs milliseconds per call on a busy machine.
+    lengths = lengths.numpy()
+    slot = np.repeat(active.numpy(), lengths)
+    first = np.repeat(start.numpy() - np.cumsum(lengths) + lengths, lengths)
+    sample = np.arange(slot.size, dtype=np.int64) + first
+    return torch.from_numpy(np.stack([slot // S, slot % S, sample], axis=1))
 
 
 def estimate(model, x: torch.Tensor, *, sigmas, mixing: str, n_samples: int, powers=(2,), target=None,

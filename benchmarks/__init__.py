@@ -1,0 +1,10 @@
+"""spectral_xai's benchmark suite: ``python -m benchmarks [--quick] [--cases a,b] [--device cpu|cuda] [--out DIR]``.
+
+Every figure is a ratio of two implementations timed side by side in one process (interleaved
+repeats, medians).  Cases (one module each): ``sg2`` (SG² at equal n vs the floor and Captum),
+``spectrum`` (Expected Frequency vs the authors' numpy recipe and plain torch), ``deletion``
+(deletion/insertion batched vs a loop over the fractions), ``memory`` (peak memory of SG², ours vs
+Captum vs the floor), ``overhead`` (profile of smooth_grad against the floor).  Each run writes
+``<out>/<UTC timestamp>-<machine>.json`` and a markdown summary ``.md`` beside it.
+"""
+CASES = ("sg2", "spectrum", "deletion", "memory", "overhead")
