@@ -4,7 +4,9 @@ Every figure is a ratio of two implementations timed side by side in one process
 repeats, medians).  Cases (one module each): ``sg2`` (SG² at equal n vs the floor and Captum),
 ``spectrum`` (Expected Frequency vs the authors' numpy recipe and plain torch), ``deletion``
 (deletion/insertion batched vs a loop over the fractions), ``memory`` (peak memory of SG², ours vs
-Captum vs the floor), ``overhead`` (profile of smooth_grad against the floor).  Each run writes
+Captum vs the floor), ``overhead`` (profile of smooth_grad against the floor), ``accuracy`` (samples to
+accuracy of the unbiased estimators), ``fastpath`` (autocast / channels_last / compile vs fp32 and Captum),
+``audit`` (the dataset audit's throughput vs the engine alone).  Each run writes
 ``<out>/<UTC timestamp>-<machine>.json`` and a markdown summary ``.md`` beside it.
 """
-CASES = ("sg2", "spectrum", "deletion", "memory", "overhead")
+CASES = ("sg2", "spectrum", "deletion", "memory", "overhead", "accuracy", "fastpath", "audit")

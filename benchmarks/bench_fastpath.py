@@ -11,7 +11,7 @@ Agreement: Spearman rank correlation per image between each variant's map and ou
 so only arithmetic differs), next to the Monte Carlo reference: ours_fp32 with another seed (what
 resampling the noise alone changes) and captum_fp32 (its own noise).  Cases: a small CNN and
 EfficientNet-Lite0 on the bundled photos (any device), ResNet-50 with random weights at 224 px
-(``benchmarks/resnet.py``; CUDA only).  On CPU, torch.compile is timed on the small CNN only (inductor
+(``benchmarks/models.py``; CUDA only).  On CPU, torch.compile is timed on the small CNN only (inductor
 on EfficientNet-Lite0 takes minutes on a small machine; ``--compile-all`` to include it).
 
     python benchmarks/bench_fastpath.py [--quick] [--device cpu|cuda] [--repeats 5] [--out PATH]
@@ -34,8 +34,9 @@ from torch import nn
 import spectral_xai as sx
 from spectral_xai.environment import environment_info, write_json
 
-sys.path.insert(0, str(Path(__file__).parent))
-from resnet import resnet50  # noqa: E402
+if not __package__:  # run as a file: make the benchmarks package importable
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
+from benchmarks.models import resnet50  # noqa: E402
 
 
 def small_cnn(size: int) -> nn.Module:

@@ -449,7 +449,7 @@ def analyse(args) -> dict:
     return out
 
 
-def main():
+def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1 seed, small budgets and references (a smoke test)")
     p.add_argument("--part", nargs="+", default=["sg2", "sl2"], choices=["sg2", "sl2"])
@@ -468,15 +468,18 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--out", default=None)
     p.add_argument("--analyse", action="store_true", help="only the analyses of the cached references (no passes)")
-    args = p.parse_args()
-    if args.analyse:
-        print(f"wrote {write_json(analyse(args), args.out or RESULTS / 'samples_to_accuracy_analysis.json')}")
-        return
+    args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.ns, args.per_sigma = 1, [8, 32], [1, 4]
         args.ref_samples, args.ref_per_sigma, args.size = 128, 16, min(args.size, 48)
+    return args
+
+
+def study(args: argparse.Namespace) -> dict:
+    """The measurements of ``args`` (see :func:`parse`): {"sg2": ..., "sl2": ...} with summaries."""
     from spectral_xai.zoo import efficientnet_lite0, photos
 
+    RESULTS.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     model = efficientnet_lite0().eval()
     for q in model.parameters():
@@ -500,7 +503,17 @@ def main():
         report["sg2"] = run_sg2(model, x, targets, args, saver("sg2"))
     if "sl2" in args.part:
         report["sl2"] = run_sl2(model, x, targets, args, saver("sl2"))
-    print(f"wrote {write_json(report, out)}")
+    write_json(report, out)
+    return report
+
+
+def main():
+    args = parse()
+    if args.analyse:
+        print(f"wrote {write_json(analyse(args), args.out or RESULTS / 'samples_to_accuracy_analysis.json')}")
+        return
+    study(args)
+    print(f"wrote {args.out or RESULTS}")
 
 
 if __name__ == "__main__":
