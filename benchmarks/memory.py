@@ -36,17 +36,12 @@ def child(spec: dict) -> dict:
     """One measurement (runs in the subprocess): {"peak_mib": ...} for spec's setting/method/device."""
     import captum.attr  # noqa: F401  (every method pays the same imports)
 
-    from .sg2 import captum_sg2, ours_sg2, settings
+    from .sg2 import captum_sg2, frozen_setup, ours_sg2, settings
 
     device = torch.device(spec["device"])
     s = next(s for s in settings(device, spec["quick"]) if s["name"] == spec["setting"])
     n, bs, sigma = s["n"], s["batch_size"], s["sigma"]
-    model = s["model"]().to(device).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    x = s["x"]().to(device)
-    with torch.no_grad():
-        target = model(x).argmax(1)
+    model, x, target = frozen_setup(s, device)
 
     def floor():
         rows = torch.arange(x.shape[0], device=device).repeat_interleave(n)

@@ -17,7 +17,7 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from .sg2 import floor_passes, noisy_chunks, ours_sg2, settings
+from .sg2 import floor_passes, ours_sg2, prepare, settings
 
 
 def op_times(fn, device: torch.device) -> dict[str, float]:
@@ -52,14 +52,8 @@ def run(device: torch.device, quick: bool) -> dict:
     sets = settings(device, quick)[:1] if quick else [s for s in settings(device, quick) if "224" not in s["name"]]
     results, rows = [], []
     for s in sets:
-        model = s["model"]().to(device).eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
-        x = s["x"]().to(device)
+        model, x, target, chunks = prepare(s, device)
         sigma, n, bs = s["sigma"], s["n"], s["batch_size"]
-        with torch.no_grad():
-            target = model(x).argmax(1)
-        chunks = noisy_chunks(x, target, sigma, n, bs)
         fns = {"floor": lambda: floor_passes(model, chunks), "ours": lambda: ours_sg2(model, x, target, sigma, n, bs)}
         for fn in fns.values():
             fn()

@@ -104,15 +104,26 @@ def settings(device: torch.device, quick: bool) -> list[dict]:
     return out
 
 
-def bench_setting(s: dict, device: torch.device, repeats: int) -> dict:
+def frozen_setup(s: dict, device: torch.device):
+    """The frozen model, the images and their clean targets of setting ``s``."""
     model = s["model"]().to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     x = s["x"]().to(device)
-    sigma, n, bs = s["sigma"], s["n"], s["batch_size"]
     with torch.no_grad():
         target = model(x).argmax(1)
-    chunks = noisy_chunks(x, target, sigma, n, bs)
+    return model, x, target
+
+
+def prepare(s: dict, device: torch.device):
+    """:func:`frozen_setup` and the floor's prebuilt noisy chunks of setting ``s``."""
+    model, x, target = frozen_setup(s, device)
+    return model, x, target, noisy_chunks(x, target, s["sigma"], s["n"], s["batch_size"])
+
+
+def bench_setting(s: dict, device: torch.device, repeats: int) -> dict:
+    model, x, target, chunks = prepare(s, device)
+    sigma, n, bs = s["sigma"], s["n"], s["batch_size"]
     last = {}  # each method's output of its last timed run, for the agreement check
 
     def keep(name, fn):
