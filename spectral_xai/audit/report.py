@@ -27,7 +27,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;mar
 color:#222;line-height:1.45;padding:0 16px}
 h1{font-size:1.6em;margin-bottom:0}h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:4px}
 .sub{color:#666;margin-top:4px}table{border-collapse:collapse;font-size:0.88em;margin:8px 0}
-th,td{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f4f4f4}td.l,th.l{text-align:left}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}th{background:#f4f4f4}td.l,th.l{text-align:left}
 td.best{font-weight:bold;background:#eef7ee}figure{margin:12px 0}figcaption{color:#555;font-size:0.9em}
 img{max-width:100%}.kv td{text-align:left}.note{color:#666;font-size:0.9em}.scroll{overflow-x:auto}
 """
