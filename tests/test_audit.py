@@ -274,3 +274,15 @@ def test_fast_path_options_reach_the_engine(tmp_path):
     np.testing.assert_allclose(b[ef].to_numpy(), a[ef].to_numpy(), rtol=0.05)
     with pytest.raises(ValueError, match="option 'autocast'"):
         AuditConfig(autocast="float8").validate()
+
+
+def test_a_dataset_of_only_corrupt_files_gives_failed_rows_and_a_report(tmp_path):
+    data = tmp_path / "bad"
+    data.mkdir()
+    (data / "a.jpg").write_bytes(b"not an image")
+    (data / "b.png").write_bytes(b"")
+    table = run_audit(AuditConfig(data=str(data), out=str(tmp_path / "run"), model=TINY, size=24, samples=2,
+                                  quiet=True, num_workers=0))["table"]
+    assert table["status"].tolist() == ["failed", "failed"] and table["error"].str.len().min() > 0
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "no image was audited successfully" in html and "a.jpg" in html

@@ -27,7 +27,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;mar
 color:#222;line-height:1.45;padding:0 16px}
 h1{font-size:1.6em;margin-bottom:0}h2{margin-top:1.8em;border-bottom:1px solid #ddd;padding-bottom:4px}
 .sub{color:#666;margin-top:4px}table{border-collapse:collapse;font-size:0.88em;margin:8px 0}
-th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}th{background:#f4f4f4}td.l,th.l{text-align:left}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}th{background:#f4f4f4}
+td.l,th.l{text-align:left}
 td.best{font-weight:bold;background:#eef7ee}figure{margin:12px 0}figcaption{color:#555;font-size:0.9em}
 img{max-width:100%}.kv td{text-align:left}.note{color:#666;font-size:0.9em}.scroll{overflow-x:auto}
 """
@@ -57,6 +58,12 @@ def _figure(fig_id: str, fig, caption: str) -> str:
 
 def _missing(fig_id: str, why: str) -> str:
     return f'<figure id="fig-{fig_id}"><p class="note">{html.escape(why)}</p></figure>'
+
+
+def _why_missing(manifest, measure: str) -> str:
+    if measure in manifest["config"]["measures"]:
+        return f"No {measure} values: no image was audited successfully (see Failed images)."
+    return f"{measure} was not measured (add '{measure}' to --measures)."
 
 
 def _fmt(v, digits=4) -> str:
@@ -154,10 +161,10 @@ def _panels(run_dir, manifest, table, methods, plan) -> str:
                                   "signed maps in a diverging colour map).")
 
 
-def _ef_histograms(table, methods) -> str:
+def _ef_histograms(table, methods, manifest) -> str:
     cols = [m for m in methods if f"{m}_ef" in table and table[f"{m}_ef"].notna().any()]
     if not cols:
-        return _missing("ef-histograms", "EF was not measured (add 'ef' to --measures).")
+        return _missing("ef-histograms", _why_missing(manifest, "ef"))
     plt = _plt()
     fig, axes = plt.subplots(1, len(cols), figsize=(2.6 * len(cols), 2.4), squeeze=False)
     for ax, m in zip(axes[0], cols):
@@ -172,7 +179,7 @@ def _ef_histograms(table, methods) -> str:
 
 def _sigma_hist(table, manifest) -> str:
     if "sigma_opt" not in table or not table["sigma_opt"].notna().any():
-        return _missing("sigma-opt", "σ* was not measured (add 'sigma_opt' to --measures).")
+        return _missing("sigma-opt", _why_missing(manifest, "sigma_opt"))
     plt = _plt()
     sig = np.asarray(manifest["config"]["sigmas"], dtype=float)
     v = table["sigma_opt"].dropna().to_numpy()
@@ -185,9 +192,9 @@ def _sigma_hist(table, manifest) -> str:
                                      f"(grid of {len(sig)} σ, noise scale {manifest['config']['noise_scale']}).")
 
 
-def _inconsistency(table) -> str:
+def _inconsistency(table, manifest) -> str:
     if "inconsistency" not in table or not table["inconsistency"].notna().any():
-        return _missing("inconsistency-entropy", "Inconsistency was not measured (add 'inconsistency').")
+        return _missing("inconsistency-entropy", _why_missing(manifest, "inconsistency"))
     plt = _plt()
     ok = table[table["inconsistency"].notna()]
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
@@ -210,7 +217,7 @@ def _curves(run_dir, manifest, methods, plan) -> str:
             sums[k] = sums.get(k, 0) + v.double().sum(dim=0)
             counts[k] = counts.get(k, 0) + v.shape[0]
     if not sums:
-        return _missing("deletion-insertion", "Deletion/insertion were not measured.")
+        return _missing("deletion-insertion", _why_missing(manifest, "deletion"))
     plt = _plt()
     q = np.linspace(0, 1, manifest["config"]["fractions"])
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -299,9 +306,9 @@ def build_report(run_dir: str | Path) -> Path:
         "<h2>Run</h2>", _kv(summary),
         "<h2>Methods</h2>", _method_table(table, methods),
         "<h2>Per-image maps</h2>", _panels(run_dir, manifest, table, methods, plan),
-        "<h2>Expected Frequency</h2>", _ef_histograms(table, methods),
+        "<h2>Expected Frequency</h2>", _ef_histograms(table, methods, manifest),
         "<h2>Optimal noise level</h2>", _sigma_hist(table, manifest),
-        "<h2>Inconsistency and predictive entropy</h2>", _inconsistency(table),
+        "<h2>Inconsistency and predictive entropy</h2>", _inconsistency(table, manifest),
         "<h2>Deletion and insertion</h2>", _curves(run_dir, manifest, methods, plan),
         "<h2>Failed images</h2>", failed_html,
         "<h2>Per-image table</h2>", _rows_table(table, manifest.get("output_classes")),
