@@ -42,11 +42,12 @@ def engine_only(cfg: AuditConfig, device: torch.device) -> float:
     ds = AuditDataset(cfg.data, cfg.size, 3)
     x_all = torch.stack([ds[i][1] for i in range(len(ds))]).to(device)
     model = load_model(cfg, device)
+    batch_size = auto_batch_size(model, x_all[:1], None)          # as the audit: once per run
     t0 = time.perf_counter()
     for a, b in shard_plan(len(ds), cfg.shard_size):
         x = x_all[a:b]
         ids = torch.arange(a, b)
-        audit_batch(model, x, ids, torch.full((b - a,), -1), ds.names[a:b], cfg, auto_batch_size(model, x, None))
+        audit_batch(model, x, ids, torch.full((b - a,), -1), ds.names[a:b], cfg, batch_size)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - t0

@@ -12,31 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from ..zoo.photos import to_square
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 SKIMAGE_PHOTOS = ("astronaut", "camera", "chelsea", "clock", "coffee", "coins", "moon", "rocket")
-
-
-def to_square(img: np.ndarray, size: int, channels: int) -> torch.Tensor:
-    """(H, W[, C]) uint8/bool/float image -> (channels, size, size) float32 in [0, 1]."""
-    a = np.asarray(img)
-    a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else (65535.0 if a.dtype == np.uint16 else 1.0))
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.shape[2] == 4:
-        a = a[:, :, :3]
-    if channels == 3 and a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
-    elif channels == 1 and a.shape[2] == 3:
-        a = (a @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, :, None]
-    h, w = a.shape[:2]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    t = torch.from_numpy(np.ascontiguousarray(a[top:top + s, left:left + s])).permute(2, 0, 1)[None]
-    if s != size:
-        t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return t[0].clamp_(0, 1).contiguous()
 
 
 class AuditDataset(torch.utils.data.Dataset):

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..viz import _display, _matplotlib
 from .store import SHARD_DIR, atomic_write, read_shard_tensors, shard_plan, shard_path
 
 FIGURES = ("panels", "ef-histograms", "sigma-opt", "inconsistency-entropy", "deletion-insertion")
@@ -34,20 +35,11 @@ img{max-width:100%}.kv td{text-align:left}.note{color:#666;font-size:0.9em}.scro
 """
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=96)
-    _plt().close(fig)
+    _matplotlib().close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -112,7 +104,7 @@ def _method_table(table, methods) -> str:
 
 
 def _panels(run_dir, manifest, table, methods, plan) -> str:
-    plt = _plt()
+    plt = _matplotlib()
     n = manifest["config"]["panels"]
     kept = [m for m in (manifest["config"]["keep_maps"] or methods) if m in methods]
     images, maps = {}, {m: {} for m in kept}
@@ -147,12 +139,8 @@ def _panels(run_dir, manifest, table, methods, plan) -> str:
                 if m == "al":
                     ax.imshow((1 / (mp + 1)).numpy(), cmap="viridis")
                 else:
-                    signed = bool((mp < 0).any())
-                    hi = float(torch.quantile(mp.abs().flatten(), 0.995)) or 1.0
-                    if signed:
-                        ax.imshow(mp.clamp(-hi, hi).numpy(), cmap="coolwarm", vmin=-hi, vmax=hi)
-                    else:
-                        ax.imshow(mp.clamp(0, hi).numpy(), cmap="inferno", vmin=0, vmax=hi)
+                    shown, kw = _display(mp, signed=bool((mp < 0).any()))
+                    ax.imshow(shown.numpy(), **kw)
             if r == 0:
                 ax.set_title(NAMES.get(m, m) + (" (1/(AL+1))" if m == "al" else ""), fontsize=8)
     for ax in axes.flat:
@@ -165,7 +153,7 @@ def _ef_histograms(table, methods, manifest) -> str:
     cols = [m for m in methods if f"{m}_ef" in table and table[f"{m}_ef"].notna().any()]
     if not cols:
         return _missing("ef-histograms", _why_missing(manifest, "ef"))
-    plt = _plt()
+    plt = _matplotlib()
     fig, axes = plt.subplots(1, len(cols), figsize=(2.6 * len(cols), 2.4), squeeze=False)
     for ax, m in zip(axes[0], cols):
         v = table[f"{m}_ef"].dropna().to_numpy()
@@ -180,7 +168,7 @@ def _ef_histograms(table, methods, manifest) -> str:
 def _sigma_hist(table, manifest) -> str:
     if "sigma_opt" not in table or not table["sigma_opt"].notna().any():
         return _missing("sigma-opt", _why_missing(manifest, "sigma_opt"))
-    plt = _plt()
+    plt = _matplotlib()
     sig = np.asarray(manifest["config"]["sigmas"], dtype=float)
     v = table["sigma_opt"].dropna().to_numpy()
     counts = [(np.isclose(v, s)).sum() for s in sig]
@@ -195,7 +183,7 @@ def _sigma_hist(table, manifest) -> str:
 def _inconsistency(table, manifest) -> str:
     if "inconsistency" not in table or not table["inconsistency"].notna().any():
         return _missing("inconsistency-entropy", _why_missing(manifest, "inconsistency"))
-    plt = _plt()
+    plt = _matplotlib()
     ok = table[table["inconsistency"].notna()]
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
     ax.scatter(ok["entropy"], ok["inconsistency"], s=14, alpha=0.75, color="#55a868")
@@ -218,7 +206,7 @@ def _curves(run_dir, manifest, methods, plan) -> str:
             counts[k] = counts.get(k, 0) + v.shape[0]
     if not sums:
         return _missing("deletion-insertion", _why_missing(manifest, "deletion"))
-    plt = _plt()
+    plt = _matplotlib()
     q = np.linspace(0, 1, manifest["config"]["fractions"])
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for ax, kind in zip(axes, ("deletion", "insertion")):

@@ -176,6 +176,9 @@ def _process(cfg, ranks, device, dataset, run_dir, pending, n_pending) -> dict:
         dataset, batch_sampler=[list(range(a, b)) for a, b in pending], collate_fn=collate, num_workers=workers,
         pin_memory=device.type == "cuda", prefetch_factor=2 if workers > 0 else None)
     dtype = getattr(torch, cfg.dtype)
+    # Every image has the same size: probe the model's memory per row once for the whole run.
+    probe = torch.zeros(1, 1 if cfg.grayscale else 3, cfg.size, cfg.size, device=device, dtype=dtype)
+    batch_size = cfg.batch_size or auto_batch_size(model, probe, None)
     stats = {"images": 0, "shards": 0, "seconds": 0.0, "compute_seconds": 0.0}
     t0 = time.perf_counter()
     # Shards are written by one background thread while the next shard computes; at most two writes
@@ -184,7 +187,7 @@ def _process(cfg, ranks, device, dataset, run_dir, pending, n_pending) -> dict:
         pending_writes: list = []
         for span, (idx, imgs, labels, errors) in zip(pending, loader):
             tc = time.perf_counter()
-            rows, tensors = _shard(cfg, model, device, dtype, dataset, idx, imgs, labels, errors)
+            rows, tensors = _shard(cfg, model, device, dtype, dataset, idx, imgs, labels, errors, batch_size)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             stats["compute_seconds"] += time.perf_counter() - tc
@@ -201,7 +204,8 @@ def _process(cfg, ranks, device, dataset, run_dir, pending, n_pending) -> dict:
     return stats
 
 
-def _shard(cfg, model, device, dtype, dataset, idx, imgs, labels, errors):
+def _shard(cfg, model, device, dtype, dataset, idx, imgs, labels, errors, batch_size):
+    """One shard's rows (in image order) and the tensors to store."""
     ok = [k for k, e in enumerate(errors) if not e]
     names = [dataset.names[i] for i in idx.tolist()]
     rows_by_index = {}
@@ -212,7 +216,6 @@ def _shard(cfg, model, device, dtype, dataset, idx, imgs, labels, errors):
     if ok:
         sel = torch.tensor(ok)
         x = (imgs if len(ok) == len(errors) else imgs[sel]).to(device=device, dtype=dtype, non_blocking=True)
-        batch_size = cfg.batch_size or auto_batch_size(model, x, None)      # probe once per shard, not per call
         rows, tensors = audit_batch(model, x, idx[sel], labels[sel], [names[k] for k in ok], cfg, batch_size)
         rows_by_index.update({r["index"]: r for r in rows})
         tensors["maps_index"] = idx[sel].clone()
