@@ -18,7 +18,8 @@ import torch
 
 import spectral_xai as sx
 from spectral_xai.comparison import comparison_table
-from spectral_xai.environment import environment_info, write_json
+from spectral_xai.atomic_io import write_json
+from spectral_xai.environment import environment_info
 from spectral_xai.zoo import efficientnet_lite0, fashion_mnist, photos
 from spectral_xai.zoo.training import train_to_cap
 

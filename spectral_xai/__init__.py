@@ -5,19 +5,21 @@ Importing the package loads the compiled ops (``torch.ops.spectral_xai.*``).
 import torch  # noqa: F401  (loads libtorch before the extension)
 
 from . import _C  # noqa: F401  (registers the ops)
+from ._version import __version__  # noqa: F401
 from . import attribute
 from .engine import Estimate, estimate
 from . import metrics
-from .baselines import occlusion, rise
 from .fastpath import FastPath
-from .explain import integrated_grad, smooth_grad, vanilla_grad
+from .gradients import integrated_grad, smooth_grad, vanilla_grad
 from .lens import SpectralLensResult, prior_weights, spectral_lens
-from .methods import METHODS, explain, quantus_explain_func
+from .methods import METHODS, MethodSpec, explain, quantus_explain_func
 from .metrics import inconsistency, scale_rank_correlation
+from .noise_level import NoiseCutoff, OptimalSigma, cs_curves, noise_cutoff, optimal_sigma, sg2_opt, sigma_star
+from .options import ExecutionOptions, SamplingOptions
+from .perturbation import occlusion, rise
 from .presets import PRESETS, preset
 from .smooth import SmoothReLU, smooth_activations
 from .spectrum import (exact_gap, expected_frequency, explanation_gap, radial_power_spectrum, rank_normalize)
-from .scale import NoiseCutoff, OptimalSigma, cs_curves, noise_cutoff, optimal_sigma, sg2_opt
 
 
 def build_info() -> dict:
@@ -25,9 +27,8 @@ def build_info() -> dict:
     return _C.build_info()
 
 
-__version__ = "0.1.0"
 __all__ = [
-    "Estimate", "FastPath", "NoiseCutoff", "OptimalSigma", "PRESETS", "SpectralLensResult", "attribute", "build_info",
+    "Estimate", "ExecutionOptions", "FastPath", "MethodSpec", "SamplingOptions", "sigma_star", "NoiseCutoff", "OptimalSigma", "PRESETS", "SpectralLensResult", "attribute", "build_info",
     "cs_curves", "estimate",
     "inconsistency", "integrated_grad", "metrics", "noise_cutoff", "optimal_sigma", "preset", "prior_weights",
     "scale_rank_correlation", "sg2_opt", "smooth_grad", "spectral_lens", "vanilla_grad", "SmoothReLU",

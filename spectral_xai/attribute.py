@@ -2,7 +2,7 @@
 
 A thin layer over the functional API for code written against Captum.  As in Captum, the
 attribution has the input's shape (channels are not reduced) and the target *logit* is explained
-by default (``output="logit"``); a tuple of one tensor in gives a tuple out.  Captum's argument
+by default (:data:`~spectral_xai.methods.CAPTUM_CONVENTION`); a tuple of one tensor in gives a tuple out.  Captum's argument
 names are accepted: ``baselines`` (IG), ``nt_samples`` and ``stdevs`` (SmoothGrad).
 """
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 
 from . import _validation as V
-from .explain import integrated_grad, smooth_grad, vanilla_grad
+from .gradients import integrated_grad, smooth_grad, vanilla_grad
+from .methods import CAPTUM_CONVENTION, CAPTUM_SG_STDEVS, explain, method_spec
 
 __all__ = ["Explainer", "IntegratedGradients", "SmoothGrad", "SmoothGradSquared", "VanillaGradient"]
 
@@ -27,8 +28,7 @@ class _Attribution:
         if as_tuple and len(inputs) != 1:
             V.fail("inputs", f"expected one input tensor, got a tuple of {len(inputs)}", TypeError)
         x = inputs[0] if as_tuple else inputs
-        kwargs.setdefault("output", "logit")
-        kwargs.setdefault("reduce_channels", False)
+        kwargs = {**CAPTUM_CONVENTION, **kwargs}
         attr = self._explain(x, target, **kwargs)
         return (attr,) if as_tuple else attr
 
@@ -50,7 +50,7 @@ class SmoothGrad(_Attribution):
 
     def _explain(self, x, target, sigma=None, stdevs=None, nt_samples=None, **kwargs):
         if sigma is None:
-            sigma = 1.0 if stdevs is None else stdevs
+            sigma = CAPTUM_SG_STDEVS if stdevs is None else stdevs
         if nt_samples is not None:
             kwargs["n_samples"] = nt_samples
         return smooth_grad(self.forward_func, x, sigma, target, squared=self.squared, **kwargs)
@@ -78,16 +78,10 @@ class Explainer(_Attribution):
     1-tuple in).  Unlike the classes above, the method's own defaults apply (e.g. log_softmax)."""
 
     def __init__(self, forward_func, method: str = "sg2"):
-        from .methods import METHODS
-
         super().__init__(forward_func)
-        if method not in METHODS:
-            V.fail("method", f"expected one of {sorted(METHODS)}, got {method!r}")
-        self.method = method
+        self.method = method_spec(method).name
 
     def attribute(self, inputs, target=None, **kwargs):
-        from .methods import explain
-
         as_tuple = isinstance(inputs, tuple)
         if as_tuple and len(inputs) != 1:
             V.fail("inputs", f"expected one input tensor, got a tuple of {len(inputs)}", TypeError)

@@ -6,12 +6,11 @@ import time
 
 import torch
 
-from .methods import explain
+from .methods import explain, label
 from .metrics import deletion_insertion
+from .models import model_scope, prepare_inference, resolve_targets
 
 TABLE1_METHODS = ("occlusion", "rise", "sg", "xig", "ig", "sg2", "xig2", "ig2", "sg2opt", "sl2")
-NAMES = {"occlusion": "OS", "rise": "RISE", "sg": "SG", "xig": "XIG", "ig": "IG", "sg2": "SG²", "xig2": "XIG²",
-         "ig2": "IG²", "sg2opt": "SG²_opt", "sl2": "SL²", "vg": "VG", "vg2": "VG²", "al": "AL"}
 
 
 def comparison_table(model, x, labels=None, *, methods=TABLE1_METHODS, method_options=None, baseline="blur",
@@ -24,9 +23,7 @@ def comparison_table(model, x, labels=None, *, methods=TABLE1_METHODS, method_op
     from scipy.stats import ttest_ind
 
     method_options = method_options or {}
-    model.eval()
-    with torch.no_grad():
-        target = torch.as_tensor(labels, device=x.device) if labels is not None else model(x).argmax(1)
+    target = torch.as_tensor(labels, device=x.device) if labels is not None else predicted_classes(model, x, batch_size)
     per_method = {}
     for name in methods:
         t0 = time.perf_counter()
@@ -39,7 +36,7 @@ def comparison_table(model, x, labels=None, *, methods=TABLE1_METHODS, method_op
             "insertion_auc": max(per_method, key=lambda n: float(per_method[n][0]["insertion_auc"].mean()))}
     rows = []
     for name, (res, seconds) in per_method.items():
-        row = {"method": NAMES.get(name, name), "key": name, "explain_s": seconds}
+        row = {"method": label(name), "key": name, "explain_s": seconds}
         for col in ("deletion_auc", "insertion_auc"):
             v = res[col].double().cpu()
             ref = per_method[best[col]][0][col].double().cpu()
@@ -63,3 +60,10 @@ def comparison_table(model, x, labels=None, *, methods=TABLE1_METHODS, method_op
     lines.append(f"\n`*` = best, or tied with the best (Welch t-test p ≥ {alpha}); "
                  f"baseline {baseline}, erosion {erosion}.")
     return df, "\n".join(lines)
+
+
+def predicted_classes(model, x: torch.Tensor, batch_size=None) -> torch.Tensor:
+    """The model's top-1 classes (B,) for x, in eval mode (restored after), in chunks."""
+    with model_scope(model):
+        xm, rows = prepare_inference(model, x, batch_size)
+        return resolve_targets(model, xm, None, rows)

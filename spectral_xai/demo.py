@@ -70,14 +70,14 @@ def method_figures(out_dir: str | Path = "demo_out/figures", size: int = 128, n_
 
     from .lens import spectral_lens
     from .presets import preset
-    from .scale import cs_curves, noise_cutoff
+    from .noise_level import noise_cutoff, sigma_star
 
     t0 = time.perf_counter()
     kw = preset("imagenet-resnet50")  # convex mixing, noise scale 0.3, σ in {0, 0.1, ..., 1}
     lens = spectral_lens(model, x, target=top, n_samples=lens_samples, seed=seed, return_per_sigma=True, **kw)
     viz.spectral_lens_figure(x, lens, titles, path=out_dir / "spectral_lens.png")
-    curves, _ = cs_curves(lens.per_sigma.double(), lens.sigmas, kw["noise_scale"])
-    star = lens.sigmas[curves.argmax(dim=1)]
+    star = sigma_star(lens.per_sigma, lens.sigmas, kw["noise_scale"])
+    curves, star = star.curves, star.sigma
     viz.cs_curves_figure(lens.sigmas, curves, [names[t] for t in top], path=out_dir / "cs_curves.png")
     print(f"SpectralLens ({lens.sigmas.numel()} σ x {lens_samples} samples, one batched call) in "
           f"{time.perf_counter() - t0:.1f} s; image-level σ* = {[round(float(v), 2) for v in star]}")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from .baselines import CAPTUM_METHODS, captum_attribution
-from .explain import integrated_grad, smooth_grad, vanilla_grad
+from .captum_adapters import CAPTUM_METHODS, captum_attribution
+from .comparison import predicted_classes
+from .gradients import integrated_grad, smooth_grad, vanilla_grad
 from .spectrum import expected_frequency
 
 OURS = ("VanillaGrad", "SmoothGrad", "IntegratedGradients")
@@ -50,10 +51,8 @@ def gap_table(model, x, target=None, *, rank_normalize: bool = True, reduction: 
     """
     import pandas as pd
 
-    model.eval()
     if target is None:
-        with torch.no_grad():
-            target = model(x).argmax(dim=1)
+        target = predicted_classes(model, x, map_options.get("batch_size"))
     maps = method_maps(model, x, target, **map_options)
     ef_opts = dict(rank_normalize=rank_normalize, reduction=reduction, exclude_dc=exclude_dc)
     ref = maps.get("VanillaGrad")

@@ -1,4 +1,4 @@
-"""SpectralLens (SL²) and ArgLens (AL): squared gradients aggregated over noise scales (SPEC §2).
+"""SpectralLens (SL²) and ArgLens (AL): squared gradients aggregated over noise scales (docs/methods.md §2).
 
 G_σ = Σ_c E[g_c²] under convex mixing x̃ = (1 − σ) x + σ s ε, on a grid σ_1 < … < σ_S;
 SL² = Σ_j w_j G_σj / Σ_j w_j (prior weights w), AL = σ_{argmax_j G_σj} per pixel (ties → smallest σ).
@@ -11,9 +11,9 @@ import torch
 
 from . import _validation as V
 from .engine import estimate
+from .options import LENS_ESTIMATORS, SIGMA_GRID, ExecutionOptions, SamplingOptions, output_dtype
 from .ops._philox import philox4x32_10
 
-DEFAULT_SIGMAS = tuple(round(0.1 * i, 10) for i in range(11))
 STRATIFY_STREAM = 0xFFFFFFFF  # sigma-index word reserved for the stratification uniforms
 NEYMAN_DEFENSIVE = 0.25       # share of the passes split evenly over σ whatever the pilot says
 
@@ -129,47 +129,81 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
     ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
     """
     x = V.check_images(x)
-    s = V.check_sigmas(DEFAULT_SIGMAS if sigmas is None else sigmas, "convex", torch.device("cpu"))
+    s, w = _grid_and_weights(sigmas, prior, beta, power)
+    samp = SamplingOptions(n_samples=n_samples, seed=seed, image_ids=image_ids, tol=tol, max_samples=max_samples,
+                           check_every=check_every, noise_design=sampling).checked()
+    problem = LensProblem(model, x, s, target, output, noise_scale, ExecutionOptions(batch_size=batch_size,
+                                                                                      fast=fast))
+    if estimator == "grid":
+        est = problem.estimate(samp)
+        return _grid_result(problem, w, est.mean2[:, :, 0], est.n_samples, return_per_sigma, "grid", "")
+    if estimator == "neyman":
+        per_sigma, used = _neyman(problem, w, samp)
+        return _grid_result(problem, w, per_sigma, used, return_per_sigma, "neyman",
+                            "neyman: one pilot sample per σ (not in the maps) set n_σ")
+    if estimator == "stratified":
+        return _stratified(problem, w, samp, return_per_sigma)
+    V.fail("estimator", f"expected one of {LENS_ESTIMATORS}, got {estimator!r}")
+
+
+def _grid_and_weights(sigmas, prior, beta, power) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sorted σ grid (S,) float64 (default :data:`~spectral_xai.options.SIGMA_GRID`) and its prior weights."""
+    s = V.check_sigmas(SIGMA_GRID if sigmas is None else sigmas, "convex", torch.device("cpu"))
     s, order = torch.sort(s)
     if s.unique().numel() != s.numel():
         V.fail("sigmas", "contains duplicates")
     w = prior_weights(s, prior, beta=beta, power=power)
     if not isinstance(prior, str):
         w = w[order]
-    seed = V.check_seed(seed)
-    ids = V.check_image_ids(image_ids, x.shape[0], torch.device("cpu"))
-    common = dict(mixing="convex", powers=(2,), target=target, output=output, noise_scale=noise_scale,
-                  seed=seed, image_ids=ids.to(x.device), batch_size=batch_size, reduce_channels=True,
-                  fast=fast)
-    out_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    if estimator in ("grid", "neyman"):
-        if estimator == "grid":
-            est = estimate(model, x, sigmas=s, n_samples=n_samples, tol=tol, max_samples=max_samples,
-                           check_every=check_every, sampling=sampling, **common)
-            per_sigma, used = est.mean2[:, :, 0], est.n_samples          # (B, S, H, W) float64
-        else:
-            per_sigma, used = _neyman(model, x, s, w, n_samples, tol, max_samples, sampling, common)
-        sl2 = torch.einsum("bshw,s->bhw", per_sigma, w.to(per_sigma.device))
-        arglens = s.to(per_sigma.device)[per_sigma.argmax(dim=1)]          # first max = smallest σ
-        return SpectralLensResult(
-            sl2=sl2.to(out_dtype), arglens=arglens.to(out_dtype), sigmas=s, weights=w,
-            per_sigma=per_sigma.to(out_dtype) if return_per_sigma else None, n_samples=used, estimator=estimator,
-            notes="" if estimator == "grid" else "neyman: one pilot sample per σ (not in the maps) set n_σ")
-    if estimator == "stratified":
-        if tol is not None:
-            V.fail("tol", "adaptive stopping is only available for estimator='grid'")
-        if sampling != "iid":
-            V.fail("sampling", "the stratified estimator draws its noise i.i.d. (sampling='iid')")
-        if return_per_sigma:
-            V.fail("return_per_sigma", "the stratified estimator has no per-sigma maps")
-        n_samples = V.check_positive_int(n_samples, "n_samples")
-        idx = _stratified_sigma_indices(w, n_samples, seed, ids)
-        est = estimate(model, x, sigmas=s, n_samples=n_samples, sample_sigma=idx, **common)
-        return SpectralLensResult(
-            sl2=est.mean2[:, 0, 0].to(out_dtype), arglens=None, sigmas=s, weights=w, per_sigma=None,
-            n_samples=est.n_samples, estimator="stratified",
-            notes="stratified σ: one unbiased SL² estimate from n samples in all; no ArgLens (no per-σ maps)")
-    V.fail("estimator", f"expected 'grid', 'stratified' or 'neyman', got {estimator!r}")
+    return s, w
+
+
+@dataclass(frozen=True)
+class LensProblem:
+    """What every SpectralLens estimator shares: the model, x (checked), the σ grid (S,), the target, the
+    explained output, the noise scale and the execution options; convex mixing, k = 2, channels reduced."""
+
+    model: object
+    x: torch.Tensor
+    sigmas: torch.Tensor
+    target: object
+    output: str
+    noise_scale: object
+    execution: ExecutionOptions
+
+    def estimate(self, sampling: SamplingOptions, **plan):
+        """The engine's estimate of E[Σ_c g_c²] on the grid with ``sampling`` (``plan``: slot_samples, ...)."""
+        return estimate(self.model, self.x, sigmas=self.sigmas, mixing="convex", powers=(2,), target=self.target,
+                        output=self.output, noise_scale=self.noise_scale, reduce_channels=True, sampling=sampling,
+                        execution=self.execution, x_checked=True, **plan)
+
+
+def _grid_result(problem: LensProblem, w, per_sigma, used, return_per_sigma, estimator, notes):
+    """SL², ArgLens and the per-σ maps from G_σ (B, S, H, W) float64 -> :class:`SpectralLensResult`."""
+    out_dtype, s = output_dtype(problem.x), problem.sigmas
+    sl2 = torch.einsum("bshw,s->bhw", per_sigma, w.to(per_sigma.device))
+    arglens = s.to(per_sigma.device)[per_sigma.argmax(dim=1)]          # first max = smallest σ
+    return SpectralLensResult(
+        sl2=sl2.to(out_dtype), arglens=arglens.to(out_dtype), sigmas=s, weights=w,
+        per_sigma=per_sigma.to(out_dtype) if return_per_sigma else None, n_samples=used, estimator=estimator,
+        notes=notes)
+
+
+def _stratified(problem: LensProblem, w, samp: SamplingOptions, return_per_sigma: bool):
+    """One pooled SL² estimate: every sample draws its σ from the prior by stratified sampling."""
+    if samp.tol is not None:
+        V.fail("tol", "adaptive stopping is only available for estimator='grid'")
+    if samp.noise_design != "iid":
+        V.fail("sampling", "the stratified estimator draws its noise i.i.d. (sampling='iid')")
+    if return_per_sigma:
+        V.fail("return_per_sigma", "the stratified estimator has no per-sigma maps")
+    ids = V.check_image_ids(samp.image_ids, problem.x.shape[0], torch.device("cpu"))
+    idx = _stratified_sigma_indices(w, samp.n_samples, samp.seed, ids)
+    est = problem.estimate(samp, sample_sigma=idx)
+    return SpectralLensResult(
+        sl2=est.mean2[:, 0, 0].to(output_dtype(problem.x)), arglens=None, sigmas=problem.sigmas, weights=w,
+        per_sigma=None, n_samples=est.n_samples, estimator="stratified",
+        notes="stratified σ: one unbiased SL² estimate from n samples in all; no ArgLens (no per-σ maps)")
 
 
 def _pilot_spread(l1: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
@@ -188,24 +222,22 @@ def _pilot_spread(l1: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _neyman(model, x, s, w, n_samples, tol, max_samples, sampling, common):
+def _neyman(problem: LensProblem, w, samp: SamplingOptions):
     """Pilot (sample 0 of every σ), Neyman allocation, then samples 1..n_σ.  -> per_sigma (B, S, H, W), n (B, S)."""
-    if tol is not None:
+    if samp.tol is not None:
         V.fail("tol", "adaptive stopping is only available for estimator='grid'")
-    if max_samples is not None:
+    if samp.max_samples is not None:
         V.fail("max_samples", "is only used with tol (estimator='grid')")
-    n_samples = V.check_positive_int(n_samples, "n_samples")
-    if n_samples < 2:
-        V.fail("n_samples", f"estimator='neyman' needs >= 2 samples per sigma (one is the pilot), got {n_samples}")
-    B = x.shape[0]
-    pilot = estimate(model, x, sigmas=s, n_samples=1, **common).mean2[:, :, 0]      # (B, S, H, W)
-    scales = V.check_noise_scale(common["noise_scale"], B, torch.device("cpu"))
+    if samp.n_samples < 2:
+        V.fail("n_samples", f"estimator='neyman' needs >= 2 samples per sigma (one is the pilot), got {samp.n_samples}")
+    B, s = problem.x.shape[0], problem.sigmas
+    pilot = problem.estimate(samp.with_(n_samples=1, noise_design="iid")).mean2[:, :, 0]     # (B, S, H, W)
+    scales = V.check_noise_scale(problem.noise_scale, B, torch.device("cpu"))
     noisy = (s.view(1, -1) * scales.view(B, 1)) != 0
     counts = neyman_counts(w, _pilot_spread(pilot.flatten(2).sum(2).cpu(), noisy), noisy,
-                           (n_samples - 1) * noisy.sum(1))
+                           (samp.n_samples - 1) * noisy.sum(1))
     if not bool(noisy.any()):
         return pilot, torch.ones_like(counts)
-    main = estimate(model, x, sigmas=s, n_samples=n_samples, slot_samples=counts, sample_offset=1,
-                    sampling=sampling, **common)
+    main = problem.estimate(samp.with_(sample_offset=1), slot_samples=counts)
     per_sigma = torch.where(noisy.to(pilot.device)[:, :, None, None], main.mean2[:, :, 0], pilot)
     return per_sigma, torch.where(noisy, counts, torch.ones_like(counts))

@@ -7,11 +7,9 @@ Convex mixing x̃ = (1 − σ) x + σ s ε with the noise scale s of each settin
 """
 from __future__ import annotations
 
-import torch
 
 from . import _validation as V
-
-SIGMA_GRID = tuple(round(0.1 * i, 10) for i in range(11))
+from .options import sigma_grid
 
 _SETTINGS = {
     "imagenet-resnet50": {"noise_scale": 0.3},
@@ -33,4 +31,4 @@ def preset(name: str, variant: str = "paper") -> dict:
         V.fail("name", f"expected one of {PRESETS}, got {name!r}")
     if variant not in _VARIANTS:
         V.fail("variant", f"expected one of {tuple(_VARIANTS)}, got {variant!r}")
-    return {"sigmas": torch.tensor(SIGMA_GRID, dtype=torch.float64), **_SETTINGS[name], **_VARIANTS[variant]}
+    return {"sigmas": sigma_grid(), **_SETTINGS[name], **_VARIANTS[variant]}

@@ -16,6 +16,8 @@ import hashlib
 
 import torch
 
+from .options import output_dtype
+
 BLOCK = 4096
 _TINY = 2.0**-54
 
@@ -54,7 +56,7 @@ class LatinHypercubeNoise:
                 mixing: str) -> torch.Tensor:
         """x (B, C, H, W) in the model's dtype and format; rows (N, 3) -> (N, C, H, W) as ``ops.perturb``."""
         numel = x[0].numel()
-        acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+        acc = output_dtype(x)
         rows_h = rows.cpu()
         eps = torch.empty(rows_h.shape[0], numel, dtype=torch.float32)
         slot = rows_h[:, 0] * self.S + rows_h[:, 1]

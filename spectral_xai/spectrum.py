@@ -1,4 +1,4 @@
-"""The spectrum of explanations (SPEC §7, ICCV25 §3.2, §4): radial power spectra, Expected
+"""The spectrum of explanations (docs/methods.md §7, ICCV25 §3.2, §4): radial power spectra, Expected
 Frequency (EF), the explanation gap.
 
 A note on rank normalisation (the paper's recipe, ``rank_normalize=True``): ranks of a *signed*
@@ -14,7 +14,7 @@ import torch
 
 from . import _validation as V
 from .engine import estimate
-from .explain import output_dtype
+from .options import ExecutionOptions, SamplingOptions, output_dtype
 from .ops import spectrum as ops
 
 
@@ -86,19 +86,24 @@ def exact_gap(model, x, *, surrogate="smoothgrad", sigma: float | None = None, n
     the gap is then exact.  Both explain the target class of ``model``.  x (B, C, H, W) -> (B,).
     """
     x = V.check_images(x)
-    common = dict(output=output, image_ids=image_ids, batch_size=batch_size, reduce_channels=False)
-    vg = estimate(model, x, sigmas=0.0, mixing="additive", n_samples=1, powers=(1,), target=target, **common)
-    grad_f = vg.mean1[:, 0]
+    exe = ExecutionOptions(batch_size=batch_size)
+
+    def gradient_mean(m, sigma_, samp, target_):
+        est = estimate(m, x, sigmas=sigma_, mixing="additive", powers=(1,), target=target_, output=output,
+                       reduce_channels=False, sampling=samp, execution=exe, x_checked=True)
+        return est.mean1[:, 0], est.targets
+
+    grad_f, targets = gradient_mean(model, 0.0, SamplingOptions(n_samples=1, image_ids=image_ids), target)
     if isinstance(surrogate, str):
         if surrogate != "smoothgrad":
             V.fail("surrogate", f"expected 'smoothgrad' or a model, got {surrogate!r}")
         if sigma is None:
             V.fail("sigma", "the smoothgrad surrogate needs the noise std sigma")
-        halves = [estimate(model, x, sigmas=sigma, mixing="additive", n_samples=n_samples, powers=(1,),
-                           target=vg.targets, seed=V.check_seed(seed) + k, **common).mean1[:, 0] for k in (0, 1)]
+        seed = V.check_seed(seed)
+        halves = [gradient_mean(model, sigma, SamplingOptions(n_samples=n_samples, seed=seed + k,
+                                                              image_ids=image_ids), targets)[0] for k in (0, 1)]
         gap = ((grad_f - halves[0]) * (grad_f - halves[1])).flatten(1).sum(1)
     else:
-        grad_s = estimate(surrogate, x, sigmas=0.0, mixing="additive", n_samples=1, powers=(1,), target=vg.targets,
-                          **common).mean1[:, 0]
+        grad_s, _ = gradient_mean(surrogate, 0.0, SamplingOptions(n_samples=1, image_ids=image_ids), targets)
         gap = (grad_f - grad_s).pow(2).flatten(1).sum(1)
     return gap.to(output_dtype(x))

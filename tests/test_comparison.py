@@ -12,7 +12,7 @@ def test_comparison_table_runs_and_marks_the_best(images):
     opts = {"sg": {"n_samples": 2}, "sl2": {"n_samples": 1}, "rise": {"n_masks": 32}, "occlusion": {"window": 4}}
     df, md = comparison_table(model, images, labels, methods=("sg", "sl2", "rise", "occlusion"),
                               method_options=opts, baseline="black")
-    assert list(df["method"]) == ["SG", "SL²", "RISE", "OS"]
+    assert list(df["method"]) == ["SG", "SL²", "RISE", "Occlusion"]
     for col in ("deletion_auc", "insertion_auc"):
         assert df[f"{col} tied_best"].any()
         assert bool(((df[f"{col} mean"] >= 0) & (df[f"{col} mean"] <= 1)).all())

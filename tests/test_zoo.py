@@ -49,7 +49,8 @@ def test_fashion_cnn_shapes_and_activations():
 def test_environment_info_and_atomic_json(tmp_path):
     import json
 
-    from spectral_xai.environment import environment_info, write_json
+    from spectral_xai.atomic_io import write_json
+    from spectral_xai.environment import environment_info
 
     info = environment_info("cpu")
     assert info["torch"] == torch.__version__ and "cuda" in info["build"] and info["gpu"] is None

@@ -11,13 +11,13 @@ import math
 import torch
 
 from ..lens import spectral_lens
-from ..methods import explain
+from ..methods import LENS_METHODS, METHODS, explain
 from ..metrics import deletion_insertion, inconsistency
-from ..scale import cs_curves
+from ..models import clean_logits
+from ..noise_level import sigma_star
 from ..spectrum import expected_frequency, explanation_gap
-from .config import LENS_METHODS, AuditConfig
+from .config import AuditConfig
 
-NO_DELETION = ("al",)      # ArgLens maps a scale, not an importance: no deletion/insertion ranking
 PER_IMAGE = ("index", "name", "status", "error", "label", "target", "confidence", "entropy", "sigma_opt",
              "inconsistency")
 PER_METHOD = ("ef", "gap", "deletion", "insertion", "samples")
@@ -35,21 +35,25 @@ def _nan_row(cfg: AuditConfig, index: int, name: str, label: int) -> dict:
 
 
 def _method_options(cfg: AuditConfig, method: str, ids: torch.Tensor, batch_size) -> tuple[dict, float]:
-    """Keyword options of ``method`` under ``cfg`` and its nominal samples (model passes) per image."""
-    common = dict(batch_size=batch_size, image_ids=ids, fast=cfg.fast())
-    if method in ("vg", "vg2"):
-        return dict(output=cfg.output, **common), 1.0
-    if method in ("sg", "sg2"):
-        return dict(sigma=cfg.sg_sigma, n_samples=cfg.samples, output=cfg.output, seed=cfg.seed, **common), \
-            float(cfg.samples)
-    if method in ("ig", "ig2", "xig", "xig2"):
-        return dict(n_steps=cfg.ig_steps, output=cfg.output, **common), float(cfg.ig_steps)
-    if method == "rise":
-        return dict(n_masks=cfg.rise_masks, seed=cfg.seed, batch_size=batch_size, image_ids=ids), \
-            float(cfg.rise_masks)
-    if method == "occlusion":
-        return dict(batch_size=batch_size), math.nan
-    raise ValueError(f"spectral_xai audit: method {method!r} has no audit options")
+    """Keyword options of a gradient or perturbation ``method`` under ``cfg`` and its nominal model passes per
+    image (NaN where the count depends on the image size)."""
+    spec = METHODS[method]
+    opts = dict(batch_size=batch_size)
+    if spec.family == "gradient":
+        opts.update(image_ids=ids, fast=cfg.fast(), output=cfg.output)
+    if spec.seeded:
+        opts.update(seed=cfg.seed, image_ids=ids)
+    if spec.passes == "samples":
+        opts.update(sigma=cfg.sg_sigma, n_samples=cfg.samples)
+    elif spec.passes == "ig_steps":
+        opts.update(n_steps=cfg.ig_steps)
+    elif spec.passes == "rise_masks":
+        opts.update(n_masks=cfg.rise_masks)
+    passes = {"one": 1.0, "samples": float(cfg.samples), "ig_steps": float(cfg.ig_steps),
+              "rise_masks": float(cfg.rise_masks), "windows": math.nan}
+    if spec.family == "lens" or spec.passes not in passes:
+        raise ValueError(f"spectral_xai audit: method {method!r} has no audit options")
+    return opts, passes[spec.passes]
 
 
 def audit_batch(model, x: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor, names: list[str],
@@ -58,55 +62,72 @@ def audit_batch(model, x: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor,
 
     Returns one row per image (see :func:`columns`) and the tensors to keep: ``maps/<m>`` (b, S, S),
     ``curves/<m>/deletion|insertion`` (b, Q)."""
-    b = x.shape[0]
     rows = [_nan_row(cfg, int(i), n, int(lab)) for i, n, lab in zip(ids.tolist(), names, labels.tolist())]
-    with torch.no_grad():
-        chunk = batch_size or b
-        logits = torch.cat([model(x[lo:lo + chunk]) for lo in range(0, b, chunk)]).double()
-    prob = torch.softmax(logits, dim=1)
-    pred = prob.argmax(dim=1)
+    target, columns_of = _clean_prediction(model, x, labels, cfg, batch_size)
+    ids_dev = ids.to(x.device)
+    maps, samples, per_image = _lens_maps(model, x, target, ids_dev, cfg, batch_size)
+    for m in cfg.methods:
+        if m not in LENS_METHODS:
+            opts, nominal = _method_options(cfg, m, ids_dev, batch_size)
+            maps[m] = explain(m, model, x, target, **opts)
+            samples[m] = torch.full((x.shape[0],), nominal, dtype=torch.float64)
+    vg = maps.get("vg")
+    if "gap" in cfg.measures and vg is None:
+        vg = explain("vg", model, x, target, **_method_options(cfg, "vg", ids_dev, batch_size)[0])
+    tensors = _measures(model, x, target, maps, vg, cfg, batch_size, columns_of)
+    for m in maps:
+        columns_of[f"{m}_samples"] = samples[m]
+    columns_of.update(per_image)
+    for k, v in columns_of.items():
+        for row, val in zip(rows, v.detach().double().cpu().tolist()):
+            row[k] = val
+    for row, t in zip(rows, target.tolist()):
+        row["target"] = int(t)
+    return rows, tensors
+
+
+def _clean_prediction(model, x, labels, cfg: AuditConfig, batch_size) -> tuple[torch.Tensor, dict]:
+    """The explained classes (b,) and the columns confidence (of that class) and predictive entropy."""
+    prob = torch.softmax(clean_logits(model, x, batch_size or x.shape[0]).double(), dim=1)
     if cfg.target == "label":
         if bool((labels < 0).any()):
             raise ValueError("spectral_xai audit: option 'target': 'label' needs labels (--labels folders or a "
                              "labelled built-in)")
         target = labels.to(x.device)
     else:
-        target = pred
+        target = prob.argmax(dim=1)
     conf = prob.gather(1, target.view(-1, 1)).squeeze(1)
     entropy = -(prob * prob.clamp_min(1e-300).log()).sum(dim=1)
-    maps: dict[str, torch.Tensor] = {}
-    samples: dict[str, torch.Tensor] = {}
-    per_image: dict[str, torch.Tensor] = {}
-    ids_dev = ids.to(x.device)
-    if cfg.needs_lens():
-        sig = torch.tensor(cfg.sigmas, dtype=torch.float64)
-        res = spectral_lens(model, x, sig, target, n_samples=cfg.samples, prior=cfg.prior,
-                            noise_scale=cfg.noise_scale, output=cfg.output, seed=cfg.seed, image_ids=ids_dev,
-                            batch_size=batch_size, return_per_sigma=True, fast=cfg.fast())
-        per_sigma = res.per_sigma.double()
-        curves, _ = cs_curves(per_sigma, res.sigmas, cfg.noise_scale)
-        j = curves.argmax(dim=1)
-        lens_maps = {"sl2": res.sl2, "al": res.arglens, "sg2opt": per_sigma[torch.arange(b), j]}
-        lens_samples = res.n_samples.sum(dim=1).double()
-        for m in LENS_METHODS:
-            if m in cfg.methods:
-                maps[m], samples[m] = lens_maps[m], lens_samples
-        per_image["sigma_opt"] = res.sigmas.to(j.device)[j]
-        if "inconsistency" in cfg.measures:
-            per_image["inconsistency"] = inconsistency(per_sigma)
-        if "sigma_opt" not in cfg.measures:
-            per_image.pop("sigma_opt")
-    for m in cfg.methods:
-        if m in LENS_METHODS:
-            continue
-        opts, nominal = _method_options(cfg, m, ids_dev, batch_size)
-        maps[m] = explain(m, model, x, target, **opts)
-        samples[m] = torch.full((b,), nominal, dtype=torch.float64)
-    vg = maps.get("vg")
-    if "gap" in cfg.measures and vg is None:
-        vg = explain("vg", model, x, target, **_method_options(cfg, "vg", ids_dev, batch_size)[0])
+    return target, {"confidence": conf, "entropy": entropy}
+
+
+def _lens_maps(model, x, target, ids_dev, cfg: AuditConfig, batch_size) -> tuple[dict, dict, dict]:
+    """SL², ArgLens, SG²_opt, σ* and inconsistency from one SpectralLens call (if the run needs one):
+    (maps {m: (b, S, S)}, samples {m: (b,)}, per-image columns)."""
+    maps, samples, per_image = {}, {}, {}
+    if not cfg.needs_lens():
+        return maps, samples, per_image
+    sig = torch.tensor(cfg.sigmas, dtype=torch.float64)
+    res = spectral_lens(model, x, sig, target, n_samples=cfg.samples, prior=cfg.prior,
+                        noise_scale=cfg.noise_scale, output=cfg.output, seed=cfg.seed, image_ids=ids_dev,
+                        batch_size=batch_size, return_per_sigma=True, fast=cfg.fast())
+    per_sigma = res.per_sigma.double()
+    star = sigma_star(per_sigma, res.sigmas, cfg.noise_scale)
+    lens_maps = {"sl2": res.sl2, "al": res.arglens, "sg2opt": star.maps}
+    for m in LENS_METHODS:
+        if m in cfg.methods:
+            maps[m], samples[m] = lens_maps[m], res.n_samples.sum(dim=1).double()
+    if "sigma_opt" in cfg.measures:
+        per_image["sigma_opt"] = star.sigma
+    if "inconsistency" in cfg.measures:
+        per_image["inconsistency"] = inconsistency(per_sigma)
+    return maps, samples, per_image
+
+
+def _measures(model, x, target, maps: dict, vg, cfg: AuditConfig, batch_size, columns_of: dict) -> dict:
+    """EF, ΔEF and deletion/insertion AUCs of every map into ``columns_of``; returns the tensors to keep
+    (curves, maps)."""
     tensors: dict[str, torch.Tensor] = {}
-    columns_of: dict[str, torch.Tensor] = {}
     fractions = torch.linspace(0, 1, cfg.fractions, dtype=torch.float64)
     for m, mp in maps.items():
         mp = mp.detach()
@@ -114,24 +135,16 @@ def audit_batch(model, x: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor,
             columns_of[f"{m}_ef"] = expected_frequency(mp.float())
         if "gap" in cfg.measures:
             columns_of[f"{m}_gap"] = explanation_gap(vg.float(), mp.float())
-        if m not in NO_DELETION and ("deletion" in cfg.measures or "insertion" in cfg.measures):
+        if METHODS[m].ranks_pixels and ("deletion" in cfg.measures or "insertion" in cfg.measures):
             di = deletion_insertion(model, x, mp, target, fractions=fractions, erosion=cfg.erosion,
                                     baseline=cfg.deletion_baseline, batch_size=batch_size)
             for kind in ("deletion", "insertion"):
                 if kind in cfg.measures:
                     columns_of[f"{m}_{kind}"] = di[f"{kind}_auc"]
                     tensors[f"curves/{m}/{kind}"] = di[f"{kind}_curve"].float()
-        columns_of[f"{m}_samples"] = samples[m]
         if m in cfg.kept_maps:
             tensors[f"maps/{m}"] = mp.to(getattr(torch, cfg.maps_dtype))
-    columns_of.update(per_image)
-    columns_of["confidence"], columns_of["entropy"] = conf, entropy
-    for k, v in columns_of.items():
-        for row, val in zip(rows, v.detach().double().cpu().tolist()):
-            row[k] = val
-    for row, t in zip(rows, target.tolist()):
-        row["target"] = int(t)
-    return rows, tensors
+    return tensors
 
 
 def failed_row(cfg: AuditConfig, index: int, name: str, label: int, error: str) -> dict:

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..methods import label
 from ..viz import _display, _matplotlib
 from .store import SHARD_DIR, atomic_write, read_shard_tensors, shard_plan, shard_path
 
 FIGURES = ("panels", "ef-histograms", "sigma-opt", "inconsistency-entropy", "deletion-insertion")
-NAMES = {"vg": "VG", "vg2": "VG²", "sg": "SG", "sg2": "SG²", "ig": "IG", "ig2": "IG²", "xig": "XIG",
-         "xig2": "XIG²", "sl2": "SL²", "al": "ArgLens", "sg2opt": "SG²_opt", "rise": "RISE", "occlusion": "Occlusion"}
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1180px;
 color:#222;line-height:1.45;padding:0 16px}
@@ -96,7 +95,7 @@ def _method_table(table, methods) -> str:
             txt = _fmt(mu) + (f" ± {_fmt(sd, 2)}" if sd is not None and k != "samples" else "")
             cls = ' class="best"' if best.get(k) == m else ""
             cells.append(f"<td{cls}>{txt}</td>")
-        body.append(f'<tr><td class="l">{html.escape(NAMES.get(m, m))}</td>{"".join(cells)}</tr>')
+        body.append(f'<tr><td class="l">{html.escape(label(m))}</td>{"".join(cells)}</tr>')
     return (f'<table><tr><th class="l">method</th>{head}</tr>{"".join(body)}</table>'
             f'<p class="note">Mean ± standard deviation over {len(ok)} images. EF: Expected Frequency of the '
             "rank-normalised map (ICCV25); ΔEF = |EF(method) − EF(VanillaGrad)|, the explanation-gap proxy; "
@@ -142,7 +141,7 @@ def _panels(run_dir, manifest, table, methods, plan) -> str:
                     shown, kw = _display(mp, signed=bool((mp < 0).any()))
                     ax.imshow(shown.numpy(), **kw)
             if r == 0:
-                ax.set_title(NAMES.get(m, m) + (" (1/(AL+1))" if m == "al" else ""), fontsize=8)
+                ax.set_title(label(m) + (" (1/(AL+1))" if m == "al" else ""), fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
     return _figure("panels", fig, f"The first {len(ids)} images with their maps (clipped at the 99.5th percentile; "
@@ -158,7 +157,7 @@ def _ef_histograms(table, methods, manifest) -> str:
     for ax, m in zip(axes[0], cols):
         v = table[f"{m}_ef"].dropna().to_numpy()
         ax.hist(v, bins=min(30, max(5, len(v) // 2)), color="#4c72b0")
-        ax.set_title(f"{NAMES.get(m, m)}: mean {_fmt(float(v.mean()))}", fontsize=8)
+        ax.set_title(f"{label(m)}: mean {_fmt(float(v.mean()))}", fontsize=8)
         ax.set_xlabel("EF (rank-normalised)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.locator_params(axis="x", nbins=3)
@@ -213,7 +212,7 @@ def _curves(run_dir, manifest, methods, plan) -> str:
         for m in methods:
             k = f"curves/{m}/{kind}"
             if k in sums:
-                ax.plot(q, (sums[k] / counts[k]).numpy(), label=NAMES.get(m, m))
+                ax.plot(q, (sums[k] / counts[k]).numpy(), label=label(m))
         ax.set_xlabel("fraction of pixels removed (MoRF)" if kind == "deletion" else "fraction of pixels inserted",
                       fontsize=8)
         ax.set_ylabel("mean target probability", fontsize=8)
@@ -270,7 +269,7 @@ def build_report(run_dir: str | Path) -> Path:
         "model": cfg["model"], "data": f"{manifest['dataset']['source']} ({manifest['dataset']['n_images']} images, "
                                       f"fingerprint {manifest['dataset']['fingerprint'][:12]})",
         "images": f"{ok} audited, {len(table) - ok} failed", "size": f"{cfg['size']} px",
-        "methods": ", ".join(NAMES.get(m, m) for m in methods), "measures": ", ".join(cfg["measures"]),
+        "methods": ", ".join(label(m) for m in methods), "measures": ", ".join(cfg["measures"]),
         "sampling": f"{cfg['samples']} samples per σ, σ ∈ {cfg['sigmas']}, noise scale {cfg['noise_scale']}, "
                     f"prior {cfg['prior']}; SG std {cfg['sg_sigma']}; seed {cfg['seed']}",
         "device": f"{manifest['key_fields']['device']} ({hardware}), "

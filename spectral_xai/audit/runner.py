@@ -10,8 +10,9 @@ from pathlib import Path
 
 import torch
 
-from ..engine import auto_batch_size
-from ..environment import environment_info, write_json
+from ..models import auto_batch_size
+from ..atomic_io import write_json
+from ..environment import environment_info
 from . import distributed
 from .compute import audit_batch, failed_row
 from .config import AuditConfig

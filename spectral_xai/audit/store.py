@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..environment import atomic_write
+from ..atomic_io import atomic_write
 
 SHARD_DIR = "shards"
 

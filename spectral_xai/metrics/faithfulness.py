@@ -1,4 +1,4 @@
-"""Faithfulness by deletion and insertion (SPEC §9, ECCV24 §5 and App. G), batched over the fractions.
+"""Faithfulness by deletion and insertion (docs/methods.md §9, ECCV24 §5 and App. G), batched over the fractions.
 
 Per image and removal fraction q: the channel-summed map ranks the pixels; the top q·N (MoRF, most
 relevant first) or bottom q·N (LeRF) pixels are removed (ties broken by pixel index), giving a keep
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _validation as V
-from ..engine import check_logits, check_model_device, model_scope, prepare_inference, resolve_targets
+from ..models import batched_logits, check_model_device, model_scope, prepare_inference, resolve_targets
 
 DEFAULT_FRACTIONS = tuple(round(0.05 * i, 10) for i in range(21))
 
@@ -93,23 +93,25 @@ def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: 
     B, Q = x.shape[0], q.numel()
     keep = keep_masks(maps, q, erosion=erosion, order=order)                       # (B, Q, H, W)
     removed = 1 - keep.flatten(2).mean(dim=2).to(torch.float64)                      # (B, Q)
-    with model_scope(model), torch.no_grad():
+    with model_scope(model):
         x, batch_size = prepare_inference(model, x, batch_size)
         base = base.to(x)
         targets = resolve_targets(model, x, target, batch_size)
+        rows = torch.cartesian_prod(torch.arange(B), torch.arange(Q)).to(x.device)       # (B·Q, 2): (b, q)
         curves, hits = {}, {}
         for name in ("deletion", "insertion"):
             m = keep if name == "deletion" else 1 - keep
+
+            def removed_inputs(sl, m=m):
+                bi, qi = rows[sl, 0], rows[sl, 1]
+                mk = m[bi, qi].unsqueeze(1).to(x.dtype)
+                return x[bi] * mk + base[bi] * (1 - mk)
+
             probs = torch.empty(B, Q, dtype=torch.float64, device=x.device)
             top1 = torch.empty(B, Q, dtype=torch.int64, device=x.device)
-            rows = [(b, j) for b in range(B) for j in range(Q)]
-            for lo in range(0, len(rows), batch_size):
-                chunk = rows[lo:lo + batch_size]
-                bi = torch.tensor([r[0] for r in chunk], device=x.device)
-                qi = torch.tensor([r[1] for r in chunk], device=x.device)
-                mk = m[bi, qi].unsqueeze(1).to(x.dtype)
-                inputs = x[bi] * mk + base[bi] * (1 - mk)
-                logits = check_logits(model(inputs), len(chunk)).to(torch.float64)
+            for sl, logits in batched_logits(model, B * Q, batch_size, removed_inputs):
+                bi, qi = rows[sl, 0], rows[sl, 1]
+                logits = logits.to(torch.float64)
                 probs[bi, qi] = torch.softmax(logits, dim=1).gather(1, targets[bi].view(-1, 1)).squeeze(1)
                 top1[bi, qi] = logits.argmax(dim=1)
             curves[name], hits[name] = probs, top1

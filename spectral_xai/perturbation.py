@@ -1,4 +1,5 @@
-"""Finite-difference explainers in the same engine contract (SPEC §10): RISE and Occlusion.
+"""Perturbation explainers (the papers' finite-difference methods) in the same engine contract
+(docs/methods.md §10): RISE and Occlusion.
 
 Both take model, x (B, C, H, W), target (clean arg-max by default), explain F = the target-class
 probability (``output`` as everywhere: "prob" default here, "log_softmax", "logit"), run batched
@@ -13,11 +14,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .. import _validation as V
-from ..engine import (check_logits, check_model_device, explained_output, model_scope, prepare_inference,
-                      resolve_targets)
-from ..explain import output_dtype
-from ..ops._philox import philox4x32_10
+from . import _validation as V
+from .models import batched_logits, check_model_device, explained_output, model_scope, prepare_inference, resolve_targets
+from .ops._philox import philox4x32_10
+from .options import output_dtype
 
 RISE_STREAM = 0xFFFFFFFE  # sigma-index word reserved for the RISE masks
 
@@ -50,9 +50,10 @@ def rise_masks(seed: int, image_id: int, n_masks: int, size: tuple[int, int], gr
     return crop.gather(3, cols)[:, 0]
 
 
-def _scores(model, inputs: torch.Tensor, targets: torch.Tensor, output: str) -> torch.Tensor:
-    logits = check_logits(model(inputs), inputs.shape[0])
-    return explained_output(logits.to(torch.float64), targets, output)
+def _scores(model, n_rows: int, batch_size: int, inputs_of, targets_of, output: str):
+    """Yields (chunk slice, F (rows,) float64) of the explained output over batched forward passes."""
+    for sl, logits in batched_logits(model, n_rows, batch_size, inputs_of):
+        yield sl, explained_output(logits.to(torch.float64), targets_of(sl), output)
 
 
 def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float = 0.5, output: str = "prob",
@@ -70,15 +71,15 @@ def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float 
     B, _, H, W = x.shape
     out_dtype = output_dtype(x)
     out = torch.zeros(B, H, W, dtype=torch.float64, device=x.device)
-    with model_scope(model), torch.no_grad():
+    with model_scope(model):
         x, batch_size = prepare_inference(model, x, batch_size)
         targets = resolve_targets(model, x, target, batch_size)
         for b in range(B):
             masks = rise_masks(seed, int(ids[b]), n_masks, (H, W), grid, p).to(x.device)
-            for lo in range(0, n_masks, batch_size):
-                m = masks[lo:lo + batch_size]
-                f = _scores(model, x[b:b + 1] * m.unsqueeze(1).to(x.dtype), targets[b].expand(m.shape[0]), output)
-                out[b] += (f.view(-1, 1, 1) * m.to(torch.float64)).sum(dim=0)
+            masked = lambda sl: x[b:b + 1] * masks[sl].unsqueeze(1).to(x.dtype)  # noqa: E731
+            for sl, f in _scores(model, n_masks, batch_size, masked, lambda sl: targets[b].expand(sl.stop - sl.start),
+                                 output):
+                out[b] += (f.view(-1, 1, 1) * masks[sl].to(torch.float64)).sum(dim=0)
     return (out / (n_masks * p)).to(out_dtype)
 
 
@@ -107,18 +108,22 @@ def occlusion(model, x, target=None, *, window: int | None = None, stride: int |
     cover = torch.zeros(H, W, dtype=torch.float64, device=x.device)
     for y, xx in patches:
         cover[y:y + window, xx:xx + window] += 1
-    with model_scope(model), torch.no_grad():
+    with model_scope(model):
         x, batch_size = prepare_inference(model, x, batch_size)
         targets = resolve_targets(model, x, target, batch_size)
-        clean = torch.cat([_scores(model, x[i:i + batch_size], targets[i:i + batch_size], output)
-                           for i in range(0, B, batch_size)])
+        clean = torch.cat([f for _, f in _scores(model, B, batch_size, lambda sl: x[sl], lambda sl: targets[sl],
+                                                  output)])
+
+        def occluded(sl, b):
+            inp = x[b:b + 1].repeat(sl.stop - sl.start, 1, 1, 1)
+            for k, (y, xx) in enumerate(patches[sl]):
+                inp[k, :, y:y + window, xx:xx + window] = baseline
+            return inp
+
         for b in range(B):
-            for lo in range(0, len(patches), batch_size):
-                chunk = patches[lo:lo + batch_size]
-                inp = x[b:b + 1].repeat(len(chunk), 1, 1, 1)
-                for k, (y, xx) in enumerate(chunk):
-                    inp[k, :, y:y + window, xx:xx + window] = baseline
-                drop = clean[b] - _scores(model, inp, targets[b].expand(len(chunk)), output)
-                for k, (y, xx) in enumerate(chunk):
+            for sl, f in _scores(model, len(patches), batch_size, lambda sl: occluded(sl, b),
+                                 lambda sl: targets[b].expand(sl.stop - sl.start), output):
+                drop = clean[b] - f
+                for k, (y, xx) in enumerate(patches[sl]):
                     total[b, y:y + window, xx:xx + window] += drop[k]
     return (total / cover).to(out_dtype)

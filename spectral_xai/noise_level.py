@@ -1,5 +1,5 @@
-"""Choosing the noise scale: optimal σ by the cosine-similarity criterion (SPEC §3) and the noise
-cutoff from predictive entropy (SPEC §4)."""
+"""Choosing the noise scale: optimal σ by the cosine-similarity criterion (docs/methods.md §3) and the noise
+cutoff from predictive entropy (docs/methods.md §4)."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -7,9 +7,10 @@ from typing import NamedTuple
 import torch
 
 from . import _validation as V
-from .engine import check_logits, check_model_device, estimate, model_scope, plan_rows, prepare_inference
-from .explain import output_dtype
+from .engine import estimate, plan_rows
+from .models import batched_logits, check_model_device, model_scope, prepare_inference
 from .ops import perturb
+from .options import output_dtype, split_options
 
 
 class OptimalSigma(NamedTuple):
@@ -33,10 +34,36 @@ def cs_curves(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, ex
     return weight * per_sigma.sum(dim=(2, 3)), weight[:, :, None, None] * per_sigma
 
 
-def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling):
+class SigmaStar(NamedTuple):
+    """index (B,) int64 of σ* on the grid; sigma (B,) float64 its value; maps (B, H, W) the SG² map G_σ* of
+    each image (float64); curves (B, S) the CS curves behind the choice."""
+
+    index: torch.Tensor
+    sigma: torch.Tensor
+    maps: torch.Tensor
+    curves: torch.Tensor
+
+
+def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5) -> SigmaStar:
+    """Image-level σ* = argmax_σ CS(σ) (ties -> smallest σ) from the per-σ SG² maps G_σ (B, S, H, W) of one
+    grid (e.g. ``spectral_lens(..., return_per_sigma=True).per_sigma``), with SG²_opt = G_σ*: no extra passes."""
+    per_sigma = per_sigma.double()
+    curves, _ = cs_curves(per_sigma, sigmas, noise_scale, exponent)
+    j = curves.argmax(dim=1)
+    maps = per_sigma[torch.arange(per_sigma.shape[0], device=j.device), j]
+    return SigmaStar(j, sigmas.to(device=j.device, dtype=torch.float64)[j], maps, curves)
+
+
+def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling: dict):
+    """The SG² maps G_σ (B, S, H, W) on the grid and their CS curves; ``sampling``: the engine's options
+    by name (n_samples, seed, image_ids, tol, batch_size, fast, output, ...)."""
     s = V.check_sigmas(sigmas, mixing, torch.device("cpu"))
-    est = estimate(model, x, sigmas=s, mixing=mixing, powers=(2,), target=target, noise_scale=noise_scale,
-                   reduce_channels=True, **sampling)
+    samp, exe, rest = split_options(sampling)
+    output = rest.pop("output", "log_softmax")
+    if rest:
+        V.fail(sorted(rest)[0], "unknown option (expected an option of the sampling engine)", TypeError)
+    est = estimate(model, x, sigmas=s, mixing=mixing, powers=(2,), target=target, output=output,
+                   noise_scale=noise_scale, reduce_channels=True, sampling=samp, execution=exe, x_checked=True)
     per_sigma = est.mean2[:, :, 0]                                     # (B, S, H, W): Σ_c E[g_c²]
     image_curves, pixel_curves = cs_curves(per_sigma, s, noise_scale, exponent)
     return s, image_curves, pixel_curves, per_sigma
@@ -44,7 +71,7 @@ def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampl
 
 def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5, mixing="convex",
                   noise_scale=1.0, return_curves=False, **sampling):
-    """σ* = argmax_σ CS(σ), CS(σ) = (σ·s)^exponent · ||E_σ[g²]||_1 (SPEC §3).
+    """σ* = argmax_σ CS(σ), CS(σ) = (σ·s)^exponent · ||E_σ[g²]||_1 (docs/methods.md §3).
 
     level="image": per image (B,); "dataset": argmax of the mean over images of CS/max CS, (); "pixel":
     argmax of (σ s)^exponent · G_σ(p), (B, H, W).  ``exponent=1`` reproduces the authors' code.
@@ -94,7 +121,7 @@ class NoiseCutoff(NamedTuple):
 
 
 def noise_cutoff(model, x, scales, *, tau=0.05, n_samples=16, seed=0, image_ids=None, batch_size=None):
-    """The noise cutoff of SPEC §4: sweep additive std s over ``scales``; per image
+    """The noise cutoff of docs/methods.md §4: sweep additive std s over ``scales``; per image
     lp(s) = E_ε[log_softmax f(x + s ε)], H(s) = −Σ_k exp(lp_k) lp_k, averaged over images;
     s* = min{s : H(s) >= (1 − tau) max H}.  Forward passes only, noise keyed as everywhere else."""
     x = V.check_images(x)
@@ -108,19 +135,18 @@ def noise_cutoff(model, x, scales, *, tau=0.05, n_samples=16, seed=0, image_ids=
     B, S = x.shape[0], s.numel()
     dev = x.device
     ids = V.check_image_ids(image_ids, B, dev)
-    with model_scope(model), torch.no_grad():
+    with model_scope(model):
         xm, batch_size = prepare_inference(model, x, batch_size)
         rows = plan_rows(torch.arange(B * S), torch.zeros(B * S, dtype=torch.int64), n_samples, n_samples, S)
         rows = rows.to(dev)
         ones = torch.ones(B, dtype=torch.float64, device=dev)
         lp_sum = None
-        for lo in range(0, rows.shape[0], batch_size):
-            chunk = rows[lo:lo + batch_size]
-            xt = perturb(xm, chunk, s.to(dev), ones, ids, None, seed, "additive")
-            lp = torch.log_softmax(check_logits(model(xt), chunk.shape[0]).to(torch.float64), dim=1)
+        perturbed = lambda sl: perturb(xm, rows[sl], s.to(dev), ones, ids, None, seed, "additive")  # noqa: E731
+        for sl, logits in batched_logits(model, rows.shape[0], batch_size, perturbed):
+            lp = torch.log_softmax(logits.to(torch.float64), dim=1)
             if lp_sum is None:
                 lp_sum = torch.zeros(B * S, lp.shape[1], dtype=torch.float64, device=dev)
-            lp_sum.index_add_(0, chunk[:, 0] * S + chunk[:, 1], lp)
+            lp_sum.index_add_(0, rows[sl, 0] * S + rows[sl, 1], lp)
     lp_mean = (lp_sum / n_samples).view(B, S, -1)
     per_image = -(lp_mean.exp() * lp_mean).sum(dim=2)
     entropy = per_image.mean(dim=0).cpu()

@@ -1,4 +1,5 @@
-"""Gradient explanations as instances of the probabilistic engine (SPEC §1).
+"""Gradient explanations as instances of the probabilistic engine (docs/methods.md §1): VanillaGrad,
+SmoothGrad / SmoothGrad-Squared and Integrated Gradients.
 
 Maps are returned on x's device as float32 (float64 for float64 x), shaped (B, H, W), or
 (B, C, H, W) with ``reduce_channels=False``.  Channel reduction: signed sum for k=1, sum of
@@ -11,14 +12,11 @@ import torch
 
 from . import _validation as V
 from .engine import estimate
+from .options import ExecutionOptions, SamplingOptions, output_dtype
 
 
-def output_dtype(x: torch.Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
-def _finish(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(B, C', H, W) float64 -> (B, H, W) if C' == 1 else (B, C, H, W), in the output dtype."""
+def finish_map(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(B, C', H, W) float64 -> (B, H, W) if C' == 1 else (B, C, H, W), in the output dtype of x."""
     m = m.to(output_dtype(x))
     return m[:, 0] if m.shape[1] == 1 else m
 
@@ -29,10 +27,15 @@ def vanilla_grad(model, x, target=None, *, squared=False, output="log_softmax", 
 
     ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile)."""
     k = 2 if squared else 1
-    est = estimate(model, x, sigmas=0.0, mixing="additive", n_samples=1, powers=(k,), target=target,
-                   output=output, batch_size=batch_size, reduce_channels=reduce_channels, image_ids=image_ids,
-                   fast=fast)
-    return _finish((est.mean2 if squared else est.mean1)[:, 0], x)
+    est = estimate(model, x, sigmas=0.0, mixing="additive", powers=(k,), target=target, output=output,
+                   reduce_channels=reduce_channels, sampling=SamplingOptions(n_samples=1, image_ids=image_ids),
+                   execution=ExecutionOptions(batch_size=batch_size, fast=fast))
+    return finish_map((est.mean2 if squared else est.mean1)[:, 0], x)
+
+
+def _check_one_sigma(sigma) -> None:
+    if isinstance(sigma, (list, tuple)) or (isinstance(sigma, torch.Tensor) and sigma.numel() != 1):
+        V.fail("sigma", "smooth_grad takes one noise level; use spectral_lens for several", TypeError)
 
 
 def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mixing="additive",
@@ -52,18 +55,18 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
     lower variance where the map is dominated by per-element effects; no ``tol``), see
     :mod:`spectral_xai.sampling`.
     """
-    if isinstance(sigma, (list, tuple)) or (isinstance(sigma, torch.Tensor) and sigma.numel() != 1):
-        V.fail("sigma", "smooth_grad takes one noise level; use spectral_lens for several", TypeError)
+    _check_one_sigma(sigma)
     x = V.check_images(x)
     if relative:
         span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).to(torch.float64)
         noise_scale = span * V.check_noise_scale(noise_scale, x.shape[0], x.device)
     k = 2 if squared else 1
-    est = estimate(model, x, sigmas=sigma, mixing=mixing, n_samples=n_samples, powers=(k,), target=target,
-                   output=output, noise_scale=noise_scale, seed=seed, image_ids=image_ids,
-                   batch_size=batch_size, reduce_channels=reduce_channels, tol=tol, max_samples=max_samples,
-                   check_every=check_every, sampling=sampling, fast=fast)
-    m = _finish((est.mean2 if squared else est.mean1)[:, 0], x)
+    samp = SamplingOptions(n_samples=n_samples, seed=seed, image_ids=image_ids, tol=tol, max_samples=max_samples,
+                           check_every=check_every, noise_design=sampling)
+    est = estimate(model, x, sigmas=sigma, mixing=mixing, powers=(k,), target=target, output=output,
+                   noise_scale=noise_scale, reduce_channels=reduce_channels, sampling=samp,
+                   execution=ExecutionOptions(batch_size=batch_size, fast=fast), x_checked=True)
+    m = finish_map((est.mean2 if squared else est.mean1)[:, 0], x)
     return (m, est.n_samples[:, 0]) if return_n_samples else m
 
 
@@ -90,9 +93,10 @@ def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared
         baseline = torch.zeros_like(x)
     alphas, weights = gauss_legendre_01(n_steps)
     k = 2 if squared else 1
-    est = estimate(model, x, sigmas=1.0 - alphas, mixing="damping", n_samples=1, powers=(k,), target=target,
-                   output=output, baseline=baseline, batch_size=batch_size,
-                   reduce_channels=reduce_channels and not times_input, image_ids=image_ids, fast=fast)
+    est = estimate(model, x, sigmas=1.0 - alphas, mixing="damping", powers=(k,), target=target, output=output,
+                   baseline=baseline, reduce_channels=reduce_channels and not times_input,
+                   sampling=SamplingOptions(n_samples=1, image_ids=image_ids),
+                   execution=ExecutionOptions(batch_size=batch_size, fast=fast), x_checked=True)
     mean = est.mean2 if squared else est.mean1                # (B, S, C', H, W)
     integral = torch.einsum("bschw,s->bchw", mean, weights.to(mean.device))
     if times_input:
@@ -101,4 +105,4 @@ def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared
         integral = integral * (diff * diff if squared else diff)
         if reduce_channels:
             integral = integral.sum(dim=1, keepdim=True)
-    return _finish(integral, x)
+    return finish_map(integral, x)

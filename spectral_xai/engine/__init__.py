@@ -1,0 +1,53 @@
+"""The sampling engine behind every gradient method (docs/methods.md §1, §5).
+
+``estimate`` computes, for each image b and noise scale σ_j, Monte Carlo running means of g = dF/dx̃ (k=1)
+and/or g² (k=2) with x̃ drawn by the fused ``perturb`` op, where F is the explained output of the target
+class.  All σ of a call go through the same chunks of forward/backward passes; noise is keyed by
+(seed, image id, σ index, sample index).  It is two steps: :func:`make_plan` validates and normalises the
+arguments once into a frozen :class:`EnginePlan`; :func:`run_plan` executes it.
+"""
+from __future__ import annotations
+
+from .. import _validation as V
+from ..options import EXECUTION_KEYS, SAMPLING_KEYS, ExecutionOptions, SamplingOptions, split_options
+from .plan import EnginePlan, make_plan, plan_rows
+from .run import Estimate, run_plan
+
+__all__ = ["Estimate", "EnginePlan", "ExecutionOptions", "SamplingOptions", "estimate", "make_plan", "plan_rows",
+           "run_plan"]
+
+
+def estimate(model, x, *, sigmas, mixing: str, powers=(2,), target=None, output: str = "log_softmax",
+             noise_scale=1.0, baseline=None, reduce_channels: bool = True, sample_sigma=None, slot_samples=None,
+             sampling: SamplingOptions | str | None = None, execution: ExecutionOptions | None = None,
+             x_checked: bool = False, **options) -> Estimate:
+    """Monte Carlo means of g^k for every image and σ.  x (B, C, H, W); sigmas: a number or (S,);
+    powers ⊆ {1, 2}; mixing: "additive", "convex" or "damping" (``baseline`` (B, C, H, W) for damping).
+
+    ``sampling`` (a :class:`SamplingOptions`) and ``execution`` (an :class:`ExecutionOptions`) say which samples
+    are drawn and how the passes run; their fields may also be given by name in ``options`` (n_samples, seed,
+    image_ids, tol, max_samples, check_every, sample_offset, batch_size, memory_budget, fast, and
+    ``sampling="iid"|"lhs"`` for the noise design).  Without ``tol`` every (image, σ) gets ``n_samples``
+    samples; with ``tol`` samples come in rounds of ``check_every`` until max|m_n − m_{n−check_every}| <=
+    tol · max|m_n| (on the k=2 mean if requested, else k=1) or ``max_samples`` is reached.
+    ``sample_sigma`` (B, n_samples) int64: the σ index of every sample; the samples of an image are then
+    pooled into one statistic (S' = 1).  ``slot_samples`` (B, S) int64 >= 0: samples per (image, σ) instead
+    of ``n_samples`` (noiseless slots take at most one).
+    """
+    if isinstance(sampling, str):
+        options["sampling"], sampling = sampling, None
+    samp, exe, rest = split_options(options)
+    if rest:
+        V.fail(sorted(rest)[0], "unknown option (expected a field of SamplingOptions or ExecutionOptions)", TypeError)
+    if sampling is not None:
+        if set(options) & (set(SAMPLING_KEYS) | {"sampling"}):
+            V.fail("sampling", "give the sampling options as a SamplingOptions or by name, not both", TypeError)
+        samp = sampling
+    if execution is not None:
+        if set(options) & set(EXECUTION_KEYS):
+            V.fail("execution", "give the execution options as an ExecutionOptions or by name, not both", TypeError)
+        exe = execution
+    plan = make_plan(x, sigmas=sigmas, mixing=mixing, powers=powers, target=target, output=output,
+                     noise_scale=noise_scale, baseline=baseline, reduce_channels=reduce_channels, sampling=samp,
+                     execution=exe, sample_sigma=sample_sigma, slot_samples=slot_samples, x_checked=x_checked)
+    return run_plan(model, plan)
