@@ -10,8 +10,9 @@ For output row ``r`` with ``(b, j, i) = rows[r]`` (image slot, sigma index, samp
 element is the logical (C, H, W) index, so the noise does not depend on the memory format,
 the batch layout or the device.  Shapes: x (B, C, H, W); rows (N, 3) int64; sigmas (S,)
 float64; scales (B,) float64; image_ids (B,) int64 in [0, 2^32); baseline (B, C, H, W) or
-None (zeros).  Returns (N, C, H, W) in x's dtype and memory format.  Coefficients are
-computed in float64 and cast to the compute type (float32, or float64 for float64 x).
+None (zeros); seed an int in [0, 2^64) (the Philox key).  Returns (N, C, H, W) in x's dtype
+and memory format.  Coefficients are computed in float64 and cast to the compute type
+(float32, or float64 for float64 x).
 Differentiable in x and baseline (the output is linear in both; the noise is constant).
 """
 from __future__ import annotations
