@@ -35,8 +35,8 @@ void check_index_tensors(const at::Tensor& x, const at::Tensor& rows, const at::
   const char* names[] = {"rows", "sigmas", "scales", "image_ids"};
   const at::Tensor* tensors[] = {&rows, &sigmas, &scales, &image_ids};
   for (int k = 0; k < 4; ++k) {
-    SXAI_CHECK_ARG(tensors[k]->device() == x.device(), names[k], "expected a tensor on ", x.device(), " (x's device), got ",
-                   tensors[k]->device());
+    SXAI_CHECK_ARG(tensors[k]->device() == x.device(), names[k], "expected a tensor on ", x.device(),
+                   " (x's device), got ", tensors[k]->device());
   }
 }
 
