@@ -1,6 +1,7 @@
 """Argument checks shared by the public functions: clear errors that name the argument."""
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -64,10 +65,12 @@ def check_positive_int(value, arg: str, allow_none: bool = False) -> int | None:
 
 
 def check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    """seed: an integer (int, or an integral scalar such as numpy.int64; not bool) in [0, 2^64) -> int."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         fail("seed", f"expected an int, got {type(seed).__name__}", TypeError)
+    seed = int(seed)
     if not 0 <= seed < 2**64:
-        fail("seed", f"expected 0 <= seed < 2^64, got {seed}")
+        fail("seed", f"expected 0 <= seed < 2^64 (a uint64 Philox key), got {seed}")
     return seed
 
 

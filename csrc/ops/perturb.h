@@ -19,16 +19,36 @@
 #include <optional>
 #include <string>
 
+#include <c10/util/string_view.h>
+
 namespace spectral_xai {
 
 enum class Mixing : int { kAdditive = 0, kConvex = 1, kDamping = 2 };
 
 Mixing parse_mixing(const std::string& mixing);
 
-// Validates the arguments and allocates the output (shared by the CPU and CUDA kernels).
-at::Tensor perturb_prepare(const at::Tensor& x, const at::Tensor& rows, const at::Tensor& sigmas,
-                           const at::Tensor& scales, const at::Tensor& image_ids,
-                           const std::optional<at::Tensor>& baseline, Mixing mixing);
+// The checked, contiguous arguments of one call and its output (shared by both backends).
+struct PerturbArgs {
+  at::Tensor out, rows, sigmas, scales, image_ids, baseline;  // baseline undefined = zeros
+  Mixing mixing;
+};
+
+// Validates shapes, dtypes, devices and sizes, makes the index tensors contiguous and
+// allocates the output (N, C, H, W) in x's memory format.  Reads no tensor data.
+PerturbArgs perturb_prepare(const at::Tensor& x, const at::Tensor& rows, const at::Tensor& sigmas,
+                            const at::Tensor& scales, const at::Tensor& image_ids,
+                            const std::optional<at::Tensor>& baseline, c10::string_view mixing);
+
+// Value checks of contiguous CPU index tensors (common/row_checks.h): throws a ValueError
+// naming the first bad image id or row.  The CPU op runs it before its kernel; the CUDA op
+// runs it on a host copy only when its device-side check raised the flag.
+void perturb_check_indices(const at::Tensor& rows, const at::Tensor& image_ids, int64_t num_sigmas);
+
+#ifdef SXAI_WITH_CUDA
+at::Tensor perturb_cuda(const at::Tensor& x, const at::Tensor& rows, const at::Tensor& sigmas,
+                        const at::Tensor& scales, const at::Tensor& image_ids,
+                        const std::optional<at::Tensor>& baseline, int64_t seed, c10::string_view mixing);
+#endif
 
 // Per-row mixing coefficients (a, c) computed the same way on host and device.
 template <typename acc_t>

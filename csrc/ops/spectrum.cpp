@@ -1,7 +1,9 @@
 // Schemas and shared helpers of the spectral ops (kernels in cpu/ and cuda/).
 #include "spectrum.h"
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/fft_rfft2.h>
+#include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
 #include "common/checks.h"
@@ -26,9 +28,35 @@ void spectrum_check(const at::Tensor& maps, const char* op) {
                  maps.scalar_type());
 }
 
+void rank_normalize_check(const at::Tensor& maps) {
+  spectrum_check(maps, "rank_normalize");
+  SXAI_CHECK_ARG(maps.size(1) * maps.size(2) < (int64_t(1) << 31), "maps",
+                 "rank_normalize supports maps of fewer than 2^31 pixels, got ", maps.sizes());
+}
+
+void rank_normalize_raise_nan() { SXAI_CHECK_ARG(false, "maps", "contains NaN values, which have no rank"); }
+
+RadialArgs radial_prepare(const at::Tensor& maps) {
+  spectrum_check(maps, "radial_power_spectrum");
+  const int64_t B = maps.size(0), H = maps.size(1), W = maps.size(2);
+  const auto acc = maps.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const int64_t K = radial_bins(H, W);
+  RadialArgs r{at::zeros({B, K}, maps.options().dtype(acc)), at::Tensor(), H, W, K};
+  if (B > 0 && H > 0 && W > 0) r.spec = at::fft_rfft2(maps.to(acc)).contiguous();  // (B, H, W/2+1)
+  return r;
+}
+
 }  // namespace spectral_xai
 
 TORCH_LIBRARY_FRAGMENT(spectral_xai, m) {
   m.def("rank_normalize(Tensor maps) -> Tensor");
   m.def("radial_power_spectrum(Tensor maps) -> Tensor");
 }
+
+#ifdef SXAI_WITH_CUDA
+// Registered here so that the .cu file needs no torch/library.h.
+TORCH_LIBRARY_IMPL(spectral_xai, CUDA, m) {
+  m.impl("rank_normalize", &spectral_xai::rank_normalize_cuda);
+  m.impl("radial_power_spectrum", &spectral_xai::radial_power_spectrum_cuda);
+}
+#endif

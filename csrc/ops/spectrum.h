@@ -44,10 +44,36 @@ SXAI_HD int64_t isqrt(int64_t r2) {
 // W - v is itself (v = 0, or v = W/2 for even W), else 2.
 SXAI_HD int column_weight(int64_t v, int64_t W) { return (v == 0 || 2 * v == W) ? 1 : 2; }
 
+// Average rank / N of the sorted positions [first, end) of a tie run in a map of N values
+// (ranks first+1 .. end), the same division on host and device.
+SXAI_HD double average_rank(int64_t first, int64_t end, int64_t N) {
+  return 0.5 * static_cast<double>(first + 1 + end) / static_cast<double>(N);
+}
+
 // Elements of the full H x W spectrum in each ring (host).
 std::vector<int64_t> ring_counts(int64_t H, int64_t W);
 
 // Validates (B, H, W) floating maps without NaN handling (shared by CPU and CUDA).
 void spectrum_check(const at::Tensor& maps, const char* op);
+
+// rank_normalize's checks before any data is read (both backends): spectrum_check and
+// fewer than 2^31 pixels per map.
+void rank_normalize_check(const at::Tensor& maps);
+
+// Raises the ValueError of maps holding a NaN (both backends).
+void rank_normalize_raise_nan();
+
+// radial_power_spectrum's shared preparation: checks, the zeroed (B, K) output and, unless
+// the maps are empty, their real FFT (B, H, W/2+1) as a contiguous complex tensor.
+struct RadialArgs {
+  at::Tensor out, spec;
+  int64_t H, W, K;
+};
+RadialArgs radial_prepare(const at::Tensor& maps);
+
+#ifdef SXAI_WITH_CUDA
+at::Tensor rank_normalize_cuda(const at::Tensor& maps);
+at::Tensor radial_power_spectrum_cuda(const at::Tensor& maps);
+#endif
 
 }  // namespace spectral_xai

@@ -10,14 +10,16 @@ For output row ``r`` with ``(b, j, i) = rows[r]`` (image slot, sigma index, samp
 element is the logical (C, H, W) index, so the noise does not depend on the memory format,
 the batch layout or the device.  Shapes: x (B, C, H, W); rows (N, 3) int64; sigmas (S,)
 float64; scales (B,) float64; image_ids (B,) int64 in [0, 2^32); baseline (B, C, H, W) or
-None (zeros).  Returns (N, C, H, W) in x's dtype and memory format.  Coefficients are
-computed in float64 and cast to the compute type (float32, or float64 for float64 x).
+None (zeros); seed an int in [0, 2^64) (the Philox key).  Returns (N, C, H, W) in x's dtype
+and memory format.  Coefficients are computed in float64 and cast to the compute type
+(float32, or float64 for float64 x).
 Differentiable in x and baseline (the output is linear in both; the noise is constant).
 """
 from __future__ import annotations
 
 import torch
 
+from .. import _validation as V
 from . import _philox
 
 MIXINGS = ("additive", "convex", "damping")
@@ -25,8 +27,17 @@ MIXINGS = ("additive", "convex", "damping")
 
 def perturb(x: torch.Tensor, rows: torch.Tensor, sigmas: torch.Tensor, scales: torch.Tensor,
             image_ids: torch.Tensor, baseline: torch.Tensor | None, seed: int, mixing: str) -> torch.Tensor:
-    """Compiled op (CPU and CUDA kernels); see the module docstring."""
-    return torch.ops.spectral_xai.perturb(x, rows, sigmas, scales, image_ids, baseline, int(seed), mixing)
+    """Compiled op (CPU and CUDA kernels); see the module docstring.  ``seed`` in [0, 2^64)."""
+    return torch.ops.spectral_xai.perturb(x, rows, sigmas, scales, image_ids, baseline, schema_seed(seed), mixing)
+
+
+def schema_seed(seed: int) -> int:
+    """The uint64 ``seed`` (checked, [0, 2^64)) as the op schema's int64: its two's complement bits.
+
+    The kernels read the int64 back as uint64, so seeds from 2^63 up map to negative ints.
+    """
+    seed = V.check_seed(seed)
+    return seed - 2**64 if seed >= 2**63 else seed
 
 
 @torch.library.register_fake("spectral_xai::perturb")

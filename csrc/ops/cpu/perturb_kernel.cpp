@@ -7,7 +7,6 @@
 
 #include <vector>
 
-#include "../common/checks.h"
 #include "../common/philox.h"
 #include "../perturb.h"
 
@@ -92,41 +91,18 @@ void perturb_cpu_impl(const at::Tensor& x, const at::Tensor& rows, const at::Ten
   });
 }
 
-void check_rows_cpu(const at::Tensor& rows, const at::Tensor& image_ids, int64_t B, int64_t S, int64_t elements) {
-  const int64_t* ids = image_ids.data_ptr<int64_t>();
-  for (int64_t b = 0; b < B; ++b) {
-    SXAI_CHECK_ARG(ids[b] >= 0 && ids[b] <= int64_t(UINT32_MAX), "image_ids", "id ", ids[b], " at position ", b,
-                   " is outside [0, 2^32)");
-  }
-  const int64_t* row = rows.data_ptr<int64_t>();
-  const int64_t max_group = (elements + 3) / 4;
-  SXAI_CHECK_ARG(max_group <= (int64_t(1) << 32), "x", "too many elements per image for the noise counter");
-  for (int64_t r = 0; r < rows.size(0); ++r) {
-    const int64_t b = row[3 * r], j = row[3 * r + 1], i = row[3 * r + 2];
-    SXAI_CHECK_ARG(b >= 0 && b < B, "rows", "image slot ", b, " of row ", r, " is outside [0, ", B, ")");
-    SXAI_CHECK_ARG(j >= 0 && j < S, "rows", "sigma index ", j, " of row ", r, " is outside [0, ", S, ")");
-    SXAI_CHECK_ARG(i >= 0 && i <= int64_t(UINT32_MAX), "rows", "sample index ", i, " of row ", r,
-                   " is outside [0, 2^32)");
-  }
-}
-
-at::Tensor perturb_cpu(const at::Tensor& x, const at::Tensor& rows_in, const at::Tensor& sigmas_in,
-                       const at::Tensor& scales_in, const at::Tensor& image_ids_in,
-                       const std::optional<at::Tensor>& baseline, int64_t seed, c10::string_view mixing_name) {
-  const Mixing mixing = parse_mixing(std::string(mixing_name));
-  at::Tensor out = perturb_prepare(x, rows_in, sigmas_in, scales_in, image_ids_in, baseline, mixing);
-  const at::Tensor rows = rows_in.contiguous();
-  const at::Tensor sigmas = sigmas_in.contiguous();
-  const at::Tensor scales = scales_in.contiguous();
-  const at::Tensor image_ids = image_ids_in.contiguous();
-  check_rows_cpu(rows, image_ids, x.size(0), sigmas.size(0), x.size(1) * x.size(2) * x.size(3));
-  if (out.numel() == 0) return out;
-  const at::Tensor base = (baseline.has_value() && baseline->defined()) ? *baseline : at::Tensor();
+at::Tensor perturb_cpu(const at::Tensor& x, const at::Tensor& rows, const at::Tensor& sigmas,
+                       const at::Tensor& scales, const at::Tensor& image_ids,
+                       const std::optional<at::Tensor>& baseline, int64_t seed, c10::string_view mixing) {
+  PerturbArgs p = perturb_prepare(x, rows, sigmas, scales, image_ids, baseline, mixing);
+  perturb_check_indices(p.rows, p.image_ids, p.sigmas.size(0));
+  if (p.out.numel() == 0) return p.out;
+  // The schema's int64 seed holds the uint64 key in two's complement (see ops/perturb.py).
+  const uint64_t key = static_cast<uint64_t>(seed);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "perturb_cpu", [&] {
-    perturb_cpu_impl<scalar_t>(x, rows, sigmas, scales, image_ids, base, static_cast<uint64_t>(seed), mixing,
-                               out);
+    perturb_cpu_impl<scalar_t>(x, p.rows, p.sigmas, p.scales, p.image_ids, p.baseline, key, p.mixing, p.out);
   });
-  return out;
+  return p.out;
 }
 
 }  // namespace

@@ -20,12 +20,11 @@ namespace {
 // Ranks of one map from its sorted order: runs of equal values get the mean of their ranks.
 template <typename key_t, typename scalar_t>
 void assign_average_ranks(const key_t* sorted_keys, const int32_t* order, scalar_t* out, int64_t N) {
-  const double inv_n = 1.0 / static_cast<double>(N);
   for (int64_t i = 0; i < N;) {
     int64_t j = i + 1;
     while (j < N && sorted_keys[j] == sorted_keys[i]) ++j;  // run of ties [i, j)
-    const double rank = 0.5 * static_cast<double>(i + 1 + j);  // mean of ranks i+1 .. j
-    for (int64_t t = i; t < j; ++t) out[order[t]] = static_cast<scalar_t>(rank * inv_n);
+    const scalar_t value = static_cast<scalar_t>(average_rank(i, j, N));  // mean of ranks i+1 .. j, / N
+    for (int64_t t = i; t < j; ++t) out[order[t]] = value;
     i = j;
   }
 }
@@ -97,12 +96,11 @@ bool rank_map<double>(const double* m, double* out, int64_t N, RankScratch& s) {
 }
 
 at::Tensor rank_normalize_cpu(const at::Tensor& maps_in) {
-  spectrum_check(maps_in, "rank_normalize");
+  rank_normalize_check(maps_in);
   const at::Tensor maps = maps_in.contiguous();
   at::Tensor out = at::empty_like(maps);
   const int64_t B = maps.size(0), N = maps.size(1) * maps.size(2);
   if (B == 0 || N == 0) return out;
-  TORCH_CHECK(N < (int64_t(1) << 31), "spectral_xai: rank_normalize supports maps of fewer than 2^31 pixels");
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, maps.scalar_type(), "rank_normalize_cpu", [&] {
     const scalar_t* mp = maps.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
@@ -113,22 +111,20 @@ at::Tensor rank_normalize_cpu(const at::Tensor& maps_in) {
         if (!rank_map<scalar_t>(mp + b * N, op + b * N, N, scratch)) has_nan = true;
       }
     });
-    SXAI_CHECK_ARG(!has_nan.load(), "maps", "contains NaN values, which have no rank");
+    if (has_nan.load()) rank_normalize_raise_nan();
   });
   return out;
 }
 
 at::Tensor radial_power_spectrum_cpu(const at::Tensor& maps) {
-  spectrum_check(maps, "radial_power_spectrum");
-  const int64_t B = maps.size(0), H = maps.size(1), W = maps.size(2);
-  const bool f64 = maps.scalar_type() == at::kDouble;
-  const int64_t K = radial_bins(H, W);
-  at::Tensor out = at::zeros({B, K}, maps.options().dtype(f64 ? at::kDouble : at::kFloat));
-  if (B == 0 || H == 0 || W == 0) return out;
-  const at::Tensor spec = at::fft_rfft2(maps.to(f64 ? at::kDouble : at::kFloat)).contiguous();  // (B, H, W/2+1)
+  RadialArgs p = radial_prepare(maps);
+  if (!p.spec.defined()) return p.out;
+  const int64_t B = p.out.size(0), H = p.H, W = p.W, K = p.K;
+  at::Tensor& out = p.out;
+  const at::Tensor& spec = p.spec;
   const std::vector<int64_t> counts = ring_counts(H, W);
   const int64_t Wh = W / 2 + 1;
-  AT_DISPATCH_FLOATING_TYPES(f64 ? at::kDouble : at::kFloat, "radial_power_spectrum_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "radial_power_spectrum_cpu", [&] {
     const auto* sp = reinterpret_cast<const scalar_t*>(spec.const_data_ptr());  // interleaved (re, im)
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {

@@ -1,10 +1,19 @@
 // CUDA kernels of spectral_xai::rank_normalize and spectral_xai::radial_power_spectrum
-// (see ../spectrum.h).  Sorting and the FFT are ATen's (CUB segmented sort, cuFFT).
-#include <ATen/ATen.h>
+// (see ../spectrum.h).  Sorting and the FFT are ATen's (CUB segmented sort, cuFFT).  Only the
+// headers these need (no ATen/ATen.h, no torch/library.h: the ops are registered in
+// ../spectrum.cpp), which keeps nvcc's host pass short.
 #include <ATen/Dispatch.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/isnan.h>
+#include <ATen/ops/sort.h>
+#include <ATen/ops/tensor.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
-#include <torch/library.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <limits>
+#include <vector>
 
 #include "../spectrum.h"
 
@@ -30,32 +39,36 @@ __global__ void average_ranks_kernel(const scalar_t* __restrict__ sorted, const 
     const int64_t mid = (lo2 + hi2) / 2;
     if (v < static_cast<double>(s[mid])) hi2 = mid; else lo2 = mid + 1;
   }
-  const double rank = 0.5 * static_cast<double>(lo + 1 + lo2);
-  out[b * N + index[t]] = static_cast<scalar_t>(rank / static_cast<double>(N));
+  out[b * N + index[t]] = static_cast<scalar_t>(average_rank(lo, lo2, N));
 }
 
+}  // namespace
+
 at::Tensor rank_normalize_cuda(const at::Tensor& maps_in) {
-  spectrum_check(maps_in, "rank_normalize");
+  rank_normalize_check(maps_in);
   const c10::cuda::CUDAGuard guard(maps_in.device());
   const at::Tensor maps = maps_in.contiguous();
   at::Tensor out = at::empty_like(maps);
   const int64_t B = maps.size(0), N = maps.size(1) * maps.size(2);
   if (B == 0 || N == 0) return out;
-  TORCH_CHECK_VALUE(!at::isnan(maps).any().item<bool>(),
-                    "spectral_xai: argument 'maps': contains NaN values, which have no rank");
+  if (at::isnan(maps).any().item<bool>()) rank_normalize_raise_nan();
   auto [sorted, index] = at::sort(maps.view({B, N}), /*dim=*/1);
   sorted = sorted.contiguous();
   index = index.contiguous();
   const int threads = 256;
   const int64_t blocks = (B * N + threads - 1) / threads;
+  TORCH_CHECK(blocks <= std::numeric_limits<int>::max(), "spectral_xai: rank_normalize: ", B * N,
+              " pixels exceed one CUDA grid");
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, maps.scalar_type(), "rank_normalize_cuda", [&] {
-    average_ranks_kernel<scalar_t><<<blocks, threads, 0, at::cuda::getCurrentCUDAStream()>>>(
+    average_ranks_kernel<scalar_t><<<static_cast<unsigned>(blocks), threads, 0, c10::cuda::getCurrentCUDAStream()>>>(
         sorted.const_data_ptr<scalar_t>(), index.const_data_ptr<int64_t>(), out.mutable_data_ptr<scalar_t>(), B,
         N);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
 }
+
+namespace {
 
 // One block per map: ring sums in shared memory (double atomics), then ring means.
 template <typename scalar_t>
@@ -77,36 +90,29 @@ __global__ void ring_kernel(const scalar_t* __restrict__ spec, const int64_t* __
   for (int64_t k = threadIdx.x; k < K; k += blockDim.x) out[b * K + k] = static_cast<scalar_t>(ring[k] / counts[k]);
 }
 
+}  // namespace
+
 at::Tensor radial_power_spectrum_cuda(const at::Tensor& maps) {
-  spectrum_check(maps, "radial_power_spectrum");
+  RadialArgs p = radial_prepare(maps);
+  if (!p.spec.defined()) return p.out;
   const c10::cuda::CUDAGuard guard(maps.device());
-  const int64_t B = maps.size(0), H = maps.size(1), W = maps.size(2);
-  const bool f64 = maps.scalar_type() == at::kDouble;
-  const int64_t K = radial_bins(H, W);
-  at::Tensor out = at::zeros({B, K}, maps.options().dtype(f64 ? at::kDouble : at::kFloat));
-  if (B == 0 || H == 0 || W == 0) return out;
+  const int64_t B = p.out.size(0), K = p.K;
   TORCH_CHECK(K * static_cast<int64_t>(sizeof(double)) <= 48 * 1024,
               "spectral_xai: radial_power_spectrum on CUDA supports up to 6144 rings (maps up to ~8000 px)");
-  const at::Tensor spec = at::fft_rfft2(maps.to(f64 ? at::kDouble : at::kFloat)).contiguous();
-  const std::vector<int64_t> host_counts = ring_counts(H, W);
+  TORCH_CHECK(B <= std::numeric_limits<int>::max(), "spectral_xai: radial_power_spectrum: ", B,
+              " maps exceed one CUDA grid");
+  const std::vector<int64_t> host_counts = ring_counts(p.H, p.W);
   const at::Tensor counts =
       at::tensor(host_counts, at::TensorOptions().dtype(at::kLong)).to(maps.device(), /*non_blocking=*/false);
   const int threads = 256;
-  AT_DISPATCH_FLOATING_TYPES(f64 ? at::kDouble : at::kFloat, "radial_power_spectrum_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES(p.out.scalar_type(), "radial_power_spectrum_cuda", [&] {
     ring_kernel<scalar_t><<<static_cast<unsigned>(B), threads, K * sizeof(double),
-                            at::cuda::getCurrentCUDAStream()>>>(
-        reinterpret_cast<const scalar_t*>(spec.const_data_ptr()), counts.const_data_ptr<int64_t>(),
-        out.mutable_data_ptr<scalar_t>(), H, W, K);
+                            c10::cuda::getCurrentCUDAStream()>>>(
+        reinterpret_cast<const scalar_t*>(p.spec.const_data_ptr()), counts.const_data_ptr<int64_t>(),
+        p.out.mutable_data_ptr<scalar_t>(), p.H, p.W, K);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return out;
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(spectral_xai, CUDA, m) {
-  m.impl("rank_normalize", &rank_normalize_cuda);
-  m.impl("radial_power_spectrum", &radial_power_spectrum_cuda);
+  return p.out;
 }
 
 }  // namespace spectral_xai
