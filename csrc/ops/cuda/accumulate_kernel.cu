@@ -131,12 +131,16 @@ __global__ void accumulate_kernel(const scalar_t* __restrict__ g, int64_t gs0, i
     load_values<scalar_t, kStats>(g + r * gs0 + h * gs2 + w * gs3, gs1, C, c_acc, reduce, v1, v2, bad);
     welford(m1, s1, v1, dn);  // s1, s2 are stored only with kStats
     welford(m2, s2, v2, dn);
-    if (kStats && S.half_counts) {
-      double unused = 0.0;
-      const bool odd = S.sample_index[r] & 1;
-      const double dh = static_cast<double>(odd ? ++nb : ++na);
-      welford(odd ? b1 : a1, unused, v1, dh);
-      welford(odd ? b2 : a2, unused, v2, dh);
+    if (kStats && S.half_counts) {  // uniform branch: every thread of the block is on row r
+      if (S.sample_index[r] & 1) {
+        const double dh = static_cast<double>(++nb);
+        b1 = b1 + (v1 - b1) / dh;
+        b2 = b2 + (v2 - b2) / dh;
+      } else {
+        const double dh = static_cast<double>(++na);
+        a1 = a1 + (v1 - a1) / dh;
+        a2 = a2 + (v2 - a2) / dh;
+      }
     }
     const int64_t n = n0 + (r - r0) + 1;
     if (ckp && n % every == 0) {
