@@ -1,4 +1,4 @@
-// Schema and argument checks of spectral_xai::accumulate_ (kernels in cpu/ and cuda/).
+// Schemas and argument checks of spectral_xai::accumulate_ and accumulate_stats_ (kernels in cpu/ and cuda/).
 #include "accumulate.h"
 
 #include <ATen/ATen.h>
@@ -20,7 +20,47 @@ void check_accumulator(const at::Tensor& t, const char* name, const at::Tensor& 
                  "), got ", t.sizes());
 }
 
+void check_index_tensor(const at::Tensor& t, const char* name, const at::Tensor& grads, at::IntArrayRef shape) {
+  SXAI_CHECK_ARG(t.scalar_type() == at::kLong && t.sizes() == shape && t.device() == grads.device(), name,
+                 "expected an int64 tensor of shape ", shape, " on ", grads.device(), ", got ", t.sizes(), " ",
+                 t.scalar_type(), " on ", t.device());
+}
+
+void check_half_mean(const at::Tensor& t, const char* name, const at::Tensor& grads, const AccumulateLayout& L) {
+  const std::vector<int64_t> want{L.slots, 2, L.acc_channels, L.height, L.width};
+  SXAI_CHECK_ARG(t.scalar_type() == at::kDouble && t.is_contiguous() && t.device() == grads.device() &&
+                     t.sizes() == at::IntArrayRef(want),
+                 name, "expected a contiguous float64 tensor of shape ", at::IntArrayRef(want), " on ",
+                 grads.device(), ", got ", t.sizes(), " ", t.scalar_type(), " on ", t.device());
+}
+
 }  // namespace
+
+void accumulate_stats_check(AccumulateLayout& L, const at::Tensor& grads, const AccumulateStats& S) {
+  auto given = [](const at::Tensor& t) { return t.defined() && t.numel() > 0; };
+  L.sumsq1 = given(S.sumsq1);
+  L.sumsq2 = given(S.sumsq2);
+  L.halves = given(S.half_counts);
+  L.half1 = given(S.half_mean1);
+  L.half2 = given(S.half_mean2);
+  L.nonfinite = given(S.nonfinite);
+  SXAI_CHECK_ARG(!L.sumsq1 || L.track1, "sumsq1", "needs mean1 (Welford updates it with the running mean)");
+  SXAI_CHECK_ARG(!L.sumsq2 || L.track2, "sumsq2", "needs mean2 (Welford updates it with the running mean)");
+  if (L.sumsq1) check_accumulator(S.sumsq1, "sumsq1", grads, L.slots, L.acc_channels);
+  if (L.sumsq2) check_accumulator(S.sumsq2, "sumsq2", grads, L.slots, L.acc_channels);
+  SXAI_CHECK_ARG(L.halves || !(L.half1 || L.half2), "half_counts", "needed by half_mean1 / half_mean2");
+  if (L.halves) {
+    check_index_tensor(S.half_counts, "half_counts", grads, {L.slots, 2});
+    SXAI_CHECK_ARG(S.half_counts.is_contiguous(), "half_counts", "expected a contiguous tensor");
+    check_index_tensor(S.sample_index, "sample_index", grads, {L.rows});
+  }
+  if (L.half1) check_half_mean(S.half_mean1, "half_mean1", grads, L);
+  if (L.half2) check_half_mean(S.half_mean2, "half_mean2", grads, L);
+  if (L.nonfinite) {
+    check_index_tensor(S.nonfinite, "nonfinite", grads, {L.slots});
+    SXAI_CHECK_ARG(S.nonfinite.is_contiguous(), "nonfinite", "expected a contiguous tensor");
+  }
+}
 
 AccumulateLayout accumulate_check(const at::Tensor& grads, const at::Tensor& slots, const at::Tensor& mean1,
                                   const at::Tensor& mean2, const at::Tensor& counts, const at::Tensor& checkpoint,
@@ -63,4 +103,9 @@ TORCH_LIBRARY_FRAGMENT(spectral_xai, m) {
   m.def(
       "accumulate_(Tensor grads, Tensor slots, Tensor(a!) mean1, Tensor(b!) mean2, Tensor(c!) counts, "
       "Tensor(d!) checkpoint, Tensor(e!) delta, Tensor(f!) scale, int check_every) -> ()");
+  m.def(
+      "accumulate_stats_(Tensor grads, Tensor slots, Tensor(a!) mean1, Tensor(b!) mean2, Tensor(c!) counts, "
+      "Tensor(d!) checkpoint, Tensor(e!) delta, Tensor(f!) scale, int check_every, Tensor sample_index, "
+      "Tensor(g!) sumsq1, Tensor(h!) sumsq2, Tensor(i!) half_mean1, Tensor(j!) half_mean2, "
+      "Tensor(k!) half_counts, Tensor(l!) nonfinite) -> ()");
 }

@@ -12,6 +12,17 @@
 // else mean1) is non-empty, then at every count n that is a multiple of check_every:
 //   delta[p] = max |m_n - checkpoint|,  scale[p] = max |m_n|,  checkpoint <- m_n
 // (delta / scale (P,) float64 keep the values of the last checkpoint reached in the call).
+//
+// accumulate_stats_ does the same in the same pass and, for each non-empty optional tensor,
+// a Monte Carlo statistic of the per-pixel value v_k (after the channel reduction):
+//   sumsq_k (P, C', H, W) float64, needs mean_k: Welford's sum of squared deviations,
+//       d = v - m_{n-1};  m_n = m_{n-1} + d / n;  S_n = S_{n-1} + d * (v - m_n)
+//   half_counts (P, 2) int64: samples of each slot with an even (column 0) / odd (column 1)
+//       index sample_index[r] (N,) int64, advanced;
+//   half_mean_k (P, 2, C', H, W) float64, needs half_counts: running mean of v_k over the
+//       even / odd samples, the same update as m with n the half's count;
+//   nonfinite (P,) int64: advanced by the number of non-finite elements of grads in the
+//       slot's rows (every element, before the channel reduction).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -25,11 +36,22 @@ struct AccumulateLayout {
   int64_t slots;                          // P
   int64_t acc_channels;                   // C' (1 or C)
   bool track1, track2, track_stop;
+  // optional statistics of accumulate_stats_
+  bool sumsq1 = false, sumsq2 = false, halves = false, half1 = false, half2 = false, nonfinite = false;
+  bool any_stats() const { return sumsq1 || sumsq2 || halves || nonfinite; }
+};
+
+// The optional tensors of accumulate_stats_ (an empty tensor = not requested).
+struct AccumulateStats {
+  at::Tensor sample_index, sumsq1, sumsq2, half_mean1, half_mean2, half_counts, nonfinite;
 };
 
 // Validates the arguments of accumulate_ (shared by the CPU and CUDA kernels).
 AccumulateLayout accumulate_check(const at::Tensor& grads, const at::Tensor& slots, const at::Tensor& mean1,
                                   const at::Tensor& mean2, const at::Tensor& counts, const at::Tensor& checkpoint,
                                   const at::Tensor& delta, const at::Tensor& scale, int64_t check_every);
+
+// Validates the optional statistics against L (from accumulate_check) and sets its flags.
+void accumulate_stats_check(AccumulateLayout& L, const at::Tensor& grads, const AccumulateStats& stats);
 
 }  // namespace spectral_xai

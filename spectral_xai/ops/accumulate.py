@@ -9,22 +9,78 @@ Adaptive stopping (when ``checkpoint`` is non-empty, shaped like the primary mea
 tracked else mean1): at every count that is a multiple of ``check_every``,
 ``delta[p] = max|m - checkpoint|``, ``scale[p] = max|m|``, then ``checkpoint <- m``; delta and
 scale (P,) float64 keep the values of the last checkpoint reached in the call.
+
+Monte Carlo statistics (``accumulate_stats_``, same pass; each optional, None or empty = not
+requested, in place, advanced call after call).  v_k is the per-pixel value after the channel
+reduction (g or Σ_c g_c for k=1, g² or Σ_c g_c² for k=2):
+
+- ``sumsq1`` / ``sumsq2`` float64 (P, C', H, W), needs mean_k: Welford's sum of squared
+  deviations ``d = v - m_{n-1}; m_n = m_{n-1} + d/n; S_n = S_{n-1} + d·(v - m_n)``, so the
+  unbiased variance of v_k is ``S / (n - 1)``.
+- ``half_counts`` int64 (P, 2): samples with an even (column 0) / odd (column 1) sample index,
+  given per row by ``sample_index`` (N,) int64 (e.g. the chunk's sample-index column).
+- ``half_mean1`` / ``half_mean2`` float64 (P, 2, C', H, W), need half_counts: running means of
+  v_k over the even / odd samples (``[:, 0]`` / ``[:, 1]``), exact means for any counts.
+- ``nonfinite`` int64 (P,): advanced by the number of non-finite elements of grads in the
+  slot's rows (every element, before the channel reduction).
 """
 from __future__ import annotations
 
 import torch
 
+from .._validation import fail
+
+_STATS = ("sumsq1", "sumsq2", "half_mean1", "half_mean2", "half_counts", "nonfinite")
+_INT_STATS = ("half_counts", "nonfinite")
+
+
+def _requested(t) -> bool:
+    return t is not None and t.numel() > 0
+
+
+def _stat_args(grads, sample_index, stats: dict) -> list[torch.Tensor]:
+    """The optional tensors in schema order, an empty tensor for each one not requested."""
+    def empty(dtype):
+        return torch.empty(0, dtype=dtype, device=grads.device)
+
+    args = [sample_index if sample_index is not None else empty(torch.int64)]
+    for name in _STATS:
+        t = stats[name]
+        args.append(t if t is not None else empty(torch.int64 if name in _INT_STATS else torch.float64))
+    return args
+
 
 def accumulate_(grads: torch.Tensor, slots: torch.Tensor, mean1: torch.Tensor, mean2: torch.Tensor,
                 counts: torch.Tensor, checkpoint: torch.Tensor, delta: torch.Tensor, scale: torch.Tensor,
-                check_every: int) -> None:
-    """Compiled op (CPU and CUDA kernels), in place; see the module docstring."""
-    torch.ops.spectral_xai.accumulate_(grads, slots, mean1, mean2, counts, checkpoint, delta, scale,
-                                       int(check_every))
+                check_every: int, *, sample_index: torch.Tensor | None = None, sumsq1: torch.Tensor | None = None,
+                sumsq2: torch.Tensor | None = None, half_mean1: torch.Tensor | None = None,
+                half_mean2: torch.Tensor | None = None, half_counts: torch.Tensor | None = None,
+                nonfinite: torch.Tensor | None = None) -> None:
+    """Compiled op (CPU and CUDA kernels), in place; see the module docstring for the shapes.
+
+    Without any statistic this is ``accumulate_``; with one, ``accumulate_stats_`` (one pass).
+    """
+    stats = dict(sumsq1=sumsq1, sumsq2=sumsq2, half_mean1=half_mean1, half_mean2=half_mean2,
+                 half_counts=half_counts, nonfinite=nonfinite)
+    for name, t in [("sample_index", sample_index), *stats.items()]:
+        if t is not None and not isinstance(t, torch.Tensor):
+            fail(name, f"expected a tensor or None, got {type(t).__name__}", TypeError)
+    if not any(_requested(t) for t in stats.values()):
+        torch.ops.spectral_xai.accumulate_(grads, slots, mean1, mean2, counts, checkpoint, delta, scale,
+                                           int(check_every))
+        return
+    torch.ops.spectral_xai.accumulate_stats_(grads, slots, mean1, mean2, counts, checkpoint, delta, scale,
+                                             int(check_every), *_stat_args(grads, sample_index, stats))
 
 
 @torch.library.register_fake("spectral_xai::accumulate_")
 def _accumulate_fake(grads, slots, mean1, mean2, counts, checkpoint, delta, scale, check_every):
+    return None
+
+
+@torch.library.register_fake("spectral_xai::accumulate_stats_")
+def _accumulate_stats_fake(grads, slots, mean1, mean2, counts, checkpoint, delta, scale, check_every, sample_index,
+                           sumsq1, sumsq2, half_mean1, half_mean2, half_counts, nonfinite):
     return None
 
 
@@ -41,25 +97,43 @@ def _values(g: torch.Tensor, reduce: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return v1, v2
 
 
-def accumulate_reference(grads, slots, mean1, mean2, counts, checkpoint, delta, scale, check_every) -> None:
-    """Pure-PyTorch reference of :func:`accumulate_` (in place, row by row)."""
-    track1, track2, track_stop = mean1.numel() > 0, mean2.numel() > 0, checkpoint.numel() > 0
-    primary = mean2 if track2 else mean1
-    acc_c = primary.shape[1]
-    reduce = acc_c == 1 and grads.shape[1] > 1
+def _welford_(mean: torch.Tensor, sumsq: torch.Tensor | None, v: torch.Tensor, n: int) -> None:
+    """One running-mean step of ``mean`` (and Welford's ``sumsq``) with the n-th value v, in place."""
+    d = v - mean
+    mean.copy_(mean + d / float(n))
+    if sumsq is not None:
+        sumsq.copy_(sumsq + d * (v - mean))
+
+
+def accumulate_reference(grads, slots, mean1, mean2, counts, checkpoint, delta, scale, check_every, *,
+                         sample_index=None, sumsq1=None, sumsq2=None, half_mean1=None, half_mean2=None,
+                         half_counts=None, nonfinite=None) -> None:
+    """Pure-PyTorch reference of :func:`accumulate_` with its statistics (in place, row by row)."""
+    track_stop = checkpoint.numel() > 0
+    means = [m if m.numel() > 0 else None for m in (mean1, mean2)]
+    sumsqs = [s if _requested(s) else None for s in (sumsq1, sumsq2)]
+    halves = [h if _requested(h) else None for h in (half_mean1, half_mean2)]
+    primary = means[1] if means[1] is not None else means[0]
+    reduce = primary.shape[1] == 1 and grads.shape[1] > 1
     slot_list = slots.tolist()
     seg_len: dict[int, int] = {}
     for p in slot_list:
         seg_len[p] = seg_len.get(p, 0) + 1
     start = {p: int(counts[p]) for p in seg_len}
     for r, p in enumerate(slot_list):
-        v1, v2 = _values(grads[r], reduce)
+        values = _values(grads[r], reduce)
         n = int(counts[p]) + 1
         counts[p] = n
-        if track1:
-            mean1[p] = mean1[p] + (v1 - mean1[p]) / float(n)
-        if track2:
-            mean2[p] = mean2[p] + (v2 - mean2[p]) / float(n)
+        if _requested(nonfinite):
+            nonfinite[p] += int((~torch.isfinite(grads[r])).sum())
+        if _requested(half_counts):
+            q = int(sample_index[r]) % 2
+            half_counts[p, q] += 1
+        for k in range(2):
+            if means[k] is not None:
+                _welford_(means[k][p], sumsqs[k][p] if sumsqs[k] is not None else None, values[k], n)
+            if halves[k] is not None:
+                _welford_(halves[k][p, q], None, values[k], int(half_counts[p, q]))
         if track_stop and n % check_every == 0:
             n_last = ((start[p] + seg_len[p]) // check_every) * check_every
             if n == n_last:

@@ -1,4 +1,4 @@
-// CPU kernel of spectral_xai::accumulate_ (see ../accumulate.h for the semantics).
+// CPU kernels of spectral_xai::accumulate_ and accumulate_stats_ (see ../accumulate.h for the semantics).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -35,111 +35,181 @@ std::vector<Segment> find_segments(const at::Tensor& slots, int64_t num_slots) {
   return segments;
 }
 
+// The data of one call: grads, and the accumulators (nullptr = not tracked).
 template <typename scalar_t>
-void accumulate_cpu_impl(const at::Tensor& grads, const std::vector<Segment>& segments, const AccumulateLayout& L,
-                         at::Tensor& mean1, at::Tensor& mean2, at::Tensor& counts, at::Tensor& checkpoint,
-                         at::Tensor& delta, at::Tensor& scale, int64_t check_every) {
-  const int64_t C = L.channels, H = L.height, W = L.width, Cp = L.acc_channels;
-  const bool reduce = Cp == 1 && C > 1;
-  const int64_t E = Cp * H * W;
-  const int64_t lines = Cp * H;
-  const scalar_t* gp = grads.const_data_ptr<scalar_t>();
-  const int64_t gs0 = grads.stride(0), gs1 = grads.stride(1), gs2 = grads.stride(2), gs3 = grads.stride(3);
-  double* m1p = L.track1 ? mean1.data_ptr<double>() : nullptr;
-  double* m2p = L.track2 ? mean2.data_ptr<double>() : nullptr;
-  double* ckp = L.track_stop ? checkpoint.data_ptr<double>() : nullptr;
-  const int64_t* cnt = counts.data_ptr<int64_t>();
-  const int64_t nseg = static_cast<int64_t>(segments.size());
-  std::vector<double> part_delta(L.track_stop ? nseg * lines : 0, 0.0);
-  std::vector<double> part_scale(L.track_stop ? nseg * lines : 0, 0.0);
+struct Work {
+  const scalar_t* g;
+  int64_t gs0, gs1, gs2, gs3;
+  double *m1, *m2, *ck;  // (P, C', H, W)
+  double *s1, *s2;       // Welford sums of squared deviations (P, C', H, W)
+  double *h1, *h2;       // half means (P, 2, C', H, W)
+  const int64_t *counts, *half_counts, *sample_index;
+  int64_t check_every;
+};
 
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(W, 1));
-  at::parallel_for(0, nseg * lines, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const Segment& seg = segments[task / lines];
-      const int64_t line = task % lines;
-      const int64_t c_acc = line / H, h = line % H;
-      const int64_t off = seg.slot * E + line * W;
-      double* m1 = m1p ? m1p + off : nullptr;
-      double* m2 = m2p ? m2p + off : nullptr;
-      double* ck = ckp ? ckp + off : nullptr;
-      double* prim = m2 ? m2 : m1;
-      const int64_t n0 = cnt[seg.slot];
-      const int64_t len = seg.end - seg.begin;
-      const int64_t n_last = L.track_stop ? ((n0 + len) / check_every) * check_every : 0;
-      double dmax = 0.0, smax = 0.0;
-      for (int64_t r = seg.begin; r < seg.end; ++r) {
-        const int64_t n = n0 + (r - seg.begin) + 1;
-        const double dn = static_cast<double>(n);
-        const scalar_t* g = gp + r * gs0 + h * gs2 + (reduce ? 0 : c_acc * gs1);
+// Per-line results of a task, reduced over the lines of a segment afterwards.
+struct LineStats {
+  double dmax = 0.0, smax = 0.0;
+  int64_t nonfinite = 0;
+};
+
+// Streams the rows of one segment through one line (accumulator channel c', row h) of its maps.
+template <typename scalar_t, bool kStats>
+LineStats accumulate_line(const Work<scalar_t>& X, const AccumulateLayout& L, const Segment& seg, int64_t line) {
+  const int64_t C = L.channels, H = L.height, W = L.width, E = L.acc_channels * H * W;
+  const bool reduce = L.acc_channels == 1 && C > 1;
+  const int64_t c_acc = line / H, h = line % H;
+  const int64_t off = seg.slot * E + line * W, hoff = 2 * seg.slot * E + line * W;
+  auto at = [](double* base, int64_t o) { return base ? base + o : nullptr; };
+  double *m1 = at(X.m1, off), *m2 = at(X.m2, off), *ck = at(X.ck, off);
+  double *s1 = at(X.s1, off), *s2 = at(X.s2, off), *h1 = at(X.h1, hoff), *h2 = at(X.h2, hoff);
+  double* prim = m2 ? m2 : m1;
+  const int64_t n0 = X.counts[seg.slot], every = X.check_every;
+  const int64_t n_last = ck ? ((n0 + seg.end - seg.begin) / every) * every : 0;
+  int64_t nh[2] = {0, 0};
+  if (kStats && X.half_counts) nh[0] = X.half_counts[2 * seg.slot], nh[1] = X.half_counts[2 * seg.slot + 1];
+  LineStats out;
+  for (int64_t r = seg.begin; r < seg.end; ++r) {
+    const int64_t n = n0 + (r - seg.begin) + 1;
+    const double dn = static_cast<double>(n);
+    const int64_t q = kStats && X.half_counts ? (X.sample_index[r] & 1) : 0;
+    const double dh = static_cast<double>(kStats ? ++nh[q] : 1);
+    double* a1 = kStats && h1 ? h1 + q * E : nullptr;
+    double* a2 = kStats && h2 ? h2 + q * E : nullptr;
+    const scalar_t* g = X.g + r * X.gs0 + h * X.gs2 + (reduce ? 0 : c_acc * X.gs1);
+    for (int64_t w = 0; w < W; ++w) {
+      double v1 = 0.0, v2 = 0.0;
+      if (reduce) {
+        for (int64_t c = 0; c < C; ++c) {
+          const double v = static_cast<double>(g[c * X.gs1 + w * X.gs3]);
+          if constexpr (kStats) out.nonfinite += !std::isfinite(v);
+          v1 = v1 + v;
+          v2 = v2 + v * v;
+        }
+      } else {
+        v1 = static_cast<double>(g[w * X.gs3]);
+        v2 = v1 * v1;
+        if constexpr (kStats) out.nonfinite += !std::isfinite(v1);
+      }
+      if (m1) {
+        const double d = v1 - m1[w];
+        m1[w] = m1[w] + d / dn;
+        if (kStats && s1) s1[w] = s1[w] + d * (v1 - m1[w]);
+      }
+      if (m2) {
+        const double d = v2 - m2[w];
+        m2[w] = m2[w] + d / dn;
+        if (kStats && s2) s2[w] = s2[w] + d * (v2 - m2[w]);
+      }
+      if (a1) a1[w] = a1[w] + (v1 - a1[w]) / dh;
+      if (a2) a2[w] = a2[w] + (v2 - a2[w]) / dh;
+    }
+    if (ck && n % every == 0) {
+      if (n == n_last) {
         for (int64_t w = 0; w < W; ++w) {
-          double v1 = 0.0, v2 = 0.0;
-          if (reduce) {
-            for (int64_t c = 0; c < C; ++c) {
-              const double v = static_cast<double>(g[c * gs1 + w * gs3]);
-              v1 = v1 + v;
-              v2 = v2 + v * v;
-            }
-          } else {
-            v1 = static_cast<double>(g[w * gs3]);
-            v2 = v1 * v1;
-          }
-          if (m1) m1[w] = m1[w] + (v1 - m1[w]) / dn;
-          if (m2) m2[w] = m2[w] + (v2 - m2[w]) / dn;
-        }
-        if (ck && n % check_every == 0) {
-          if (n == n_last) {
-            for (int64_t w = 0; w < W; ++w) {
-              dmax = std::max(dmax, std::abs(prim[w] - ck[w]));
-              smax = std::max(smax, std::abs(prim[w]));
-            }
-          }
-          for (int64_t w = 0; w < W; ++w) ck[w] = prim[w];
+          out.dmax = std::max(out.dmax, std::abs(prim[w] - ck[w]));
+          out.smax = std::max(out.smax, std::abs(prim[w]));
         }
       }
-      if (L.track_stop) {
-        part_delta[task] = dmax;
-        part_scale[task] = smax;
-      }
+      for (int64_t w = 0; w < W; ++w) ck[w] = prim[w];
     }
-  });
+  }
+  return out;
+}
 
-  int64_t* cnt_mut = counts.data_ptr<int64_t>();
-  double* dp = L.track_stop ? delta.data_ptr<double>() : nullptr;
-  double* sp = L.track_stop ? scale.data_ptr<double>() : nullptr;
-  for (int64_t s = 0; s < nseg; ++s) {
+template <typename T>
+T* ptr_if(bool on, at::Tensor& t) {
+  return on ? t.data_ptr<T>() : nullptr;
+}
+
+// Reduces the per-line results of every segment into delta / scale / nonfinite and advances the counts.
+void finish_segments(const std::vector<Segment>& segments, const std::vector<LineStats>& parts,
+                     const AccumulateLayout& L, const int64_t* sample_index, at::Tensor& counts,
+                     at::Tensor& delta, at::Tensor& scale, AccumulateStats& S, int64_t check_every) {
+  const int64_t lines = L.acc_channels * L.height;
+  int64_t* cnt = counts.data_ptr<int64_t>();
+  double* dp = ptr_if<double>(L.track_stop, delta);
+  double* sp = ptr_if<double>(L.track_stop, scale);
+  int64_t* hc = ptr_if<int64_t>(L.halves, S.half_counts);
+  int64_t* nf = ptr_if<int64_t>(L.nonfinite, S.nonfinite);
+  for (size_t s = 0; s < segments.size(); ++s) {
     const Segment& seg = segments[s];
-    const int64_t n0 = cnt_mut[seg.slot];
-    const int64_t n1 = n0 + (seg.end - seg.begin);
-    if (L.track_stop && (n1 / check_every) * check_every > n0) {
-      double dmax = 0.0, smax = 0.0;
-      for (int64_t l = 0; l < lines; ++l) {
-        dmax = std::max(dmax, part_delta[s * lines + l]);
-        smax = std::max(smax, part_scale[s * lines + l]);
-      }
-      dp[seg.slot] = dmax;
-      sp[seg.slot] = smax;
+    const int64_t n0 = cnt[seg.slot], n1 = n0 + (seg.end - seg.begin);
+    LineStats total;
+    for (int64_t l = 0; l < lines; ++l) {
+      const LineStats& part = parts[s * lines + l];
+      total.dmax = std::max(total.dmax, part.dmax);
+      total.smax = std::max(total.smax, part.smax);
+      total.nonfinite += part.nonfinite;
     }
-    cnt_mut[seg.slot] = n1;
+    if (L.track_stop && (n1 / check_every) * check_every > n0) {
+      dp[seg.slot] = total.dmax;
+      sp[seg.slot] = total.smax;
+    }
+    if (nf) nf[seg.slot] += total.nonfinite;
+    for (int64_t r = seg.begin; hc && r < seg.end; ++r) ++hc[2 * seg.slot + (sample_index[r] & 1)];
+    cnt[seg.slot] = n1;
   }
 }
 
-void accumulate_cpu(const at::Tensor& grads, const at::Tensor& slots_in, at::Tensor mean1, at::Tensor mean2,
-                    at::Tensor counts, at::Tensor checkpoint, at::Tensor delta, at::Tensor scale,
-                    int64_t check_every) {
-  const AccumulateLayout L =
-      accumulate_check(grads, slots_in, mean1, mean2, counts, checkpoint, delta, scale, check_every);
+template <typename scalar_t>
+void accumulate_cpu_impl(const at::Tensor& grads, const std::vector<Segment>& segments, const AccumulateLayout& L,
+                         at::Tensor& mean1, at::Tensor& mean2, at::Tensor& counts, at::Tensor& checkpoint,
+                         at::Tensor& delta, at::Tensor& scale, int64_t check_every, AccumulateStats& S,
+                         const int64_t* sample_index) {
+  const Work<scalar_t> X{grads.const_data_ptr<scalar_t>(), grads.stride(0), grads.stride(1), grads.stride(2),
+                         grads.stride(3), ptr_if<double>(L.track1, mean1), ptr_if<double>(L.track2, mean2),
+                         ptr_if<double>(L.track_stop, checkpoint), ptr_if<double>(L.sumsq1, S.sumsq1),
+                         ptr_if<double>(L.sumsq2, S.sumsq2), ptr_if<double>(L.half1, S.half_mean1),
+                         ptr_if<double>(L.half2, S.half_mean2), counts.const_data_ptr<int64_t>(),
+                         ptr_if<int64_t>(L.halves, S.half_counts), sample_index, check_every};
+  const int64_t lines = L.acc_channels * L.height;
+  const int64_t tasks = static_cast<int64_t>(segments.size()) * lines;
+  std::vector<LineStats> parts(tasks);
+  const bool stats = L.any_stats();
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(L.width, 1));
+  at::parallel_for(0, tasks, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const Segment& seg = segments[task / lines];
+      parts[task] = stats ? accumulate_line<scalar_t, true>(X, L, seg, task % lines)
+                          : accumulate_line<scalar_t, false>(X, L, seg, task % lines);
+    }
+  });
+  finish_segments(segments, parts, L, sample_index, counts, delta, scale, S, check_every);
+}
+
+void accumulate_stats_cpu(const at::Tensor& grads, const at::Tensor& slots_in, at::Tensor mean1, at::Tensor mean2,
+                          at::Tensor counts, at::Tensor checkpoint, at::Tensor delta, at::Tensor scale,
+                          int64_t check_every, const at::Tensor& sample_index, at::Tensor sumsq1, at::Tensor sumsq2,
+                          at::Tensor half_mean1, at::Tensor half_mean2, at::Tensor half_counts,
+                          at::Tensor nonfinite) {
+  AccumulateLayout L = accumulate_check(grads, slots_in, mean1, mean2, counts, checkpoint, delta, scale, check_every);
+  AccumulateStats S{sample_index, sumsq1, sumsq2, half_mean1, half_mean2, half_counts, nonfinite};
+  accumulate_stats_check(L, grads, S);
   const at::Tensor slots = slots_in.contiguous();
   const std::vector<Segment> segments = find_segments(slots, L.slots);
   if (segments.empty()) return;
+  const at::Tensor index = L.halves ? sample_index.contiguous() : at::Tensor();
+  const int64_t* idx = L.halves ? index.const_data_ptr<int64_t>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grads.scalar_type(), "accumulate_cpu", [&] {
-    accumulate_cpu_impl<scalar_t>(grads, segments, L, mean1, mean2, counts, checkpoint, delta, scale,
-                                  check_every);
+    accumulate_cpu_impl<scalar_t>(grads, segments, L, mean1, mean2, counts, checkpoint, delta, scale, check_every,
+                                  S, idx);
   });
+}
+
+void accumulate_cpu(const at::Tensor& grads, const at::Tensor& slots, at::Tensor mean1, at::Tensor mean2,
+                    at::Tensor counts, at::Tensor checkpoint, at::Tensor delta, at::Tensor scale,
+                    int64_t check_every) {
+  const at::Tensor none;
+  accumulate_stats_cpu(grads, slots, mean1, mean2, counts, checkpoint, delta, scale, check_every, none, none, none,
+                       none, none, none, none);
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(spectral_xai, CPU, m) { m.impl("accumulate_", &accumulate_cpu); }
+TORCH_LIBRARY_IMPL(spectral_xai, CPU, m) {
+  m.impl("accumulate_", &accumulate_cpu);
+  m.impl("accumulate_stats_", &accumulate_stats_cpu);
+}
 
 }  // namespace spectral_xai

@@ -1,4 +1,4 @@
-// CUDA kernel of spectral_xai::accumulate_ (see ../accumulate.h).  Same arithmetic as the
+// CUDA kernels of spectral_xai::accumulate_ and accumulate_stats_ (see ../accumulate.h).  Same arithmetic as the
 // CPU kernel (FMA contraction disabled).  Precondition (validated by the CPU kernel, and
 // guaranteed by the engine): the rows of one slot are contiguous and in sample order.
 #include <ATen/ATen.h>
@@ -38,10 +38,34 @@ __global__ void reset_stats_kernel(const int64_t* slots, const int64_t* counts, 
   }
 }
 
-__global__ void advance_counts_kernel(const int64_t* slots, int64_t* counts, int64_t N) {
+// Advances counts (and the even / odd half counts when half_counts is non-null) by the slot's rows.
+__global__ void advance_counts_kernel(const int64_t* slots, int64_t* counts, int64_t* half_counts,
+                                      const int64_t* sample_index, int64_t N) {
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r >= N || !segment_start(slots, r)) return;
-  counts[slots[r]] += segment_end(slots, r, N) - r;
+  const int64_t p = slots[r], end = segment_end(slots, r, N);
+  counts[p] += end - r;
+  if (half_counts) {
+    int64_t odd = 0;
+    for (int64_t i = r; i < end; ++i) odd += sample_index[i] & 1;
+    half_counts[2 * p] += (end - r) - odd;
+    half_counts[2 * p + 1] += odd;
+  }
+}
+
+// Device pointers of the optional statistics (nullptr = not requested).
+struct StatsPtrs {
+  double *s1, *s2;  // Welford sums of squared deviations (P, C', H, W)
+  double *h1, *h2;  // half means (P, 2, C', H, W)
+  const int64_t *half_counts, *sample_index;
+  int64_t* nonfinite;
+};
+
+// Welford / running-mean step with the n-th value v: m <- m + d / n, s <- s + d (v - m).
+__device__ __forceinline__ void welford(double& m, double& s, double v, double dn) {
+  const double d = v - m;
+  m = m + d / dn;
+  s = s + d * (v - m);
 }
 
 // Non-negative doubles order like their bit patterns as unsigned integers.
@@ -49,12 +73,36 @@ __device__ __forceinline__ void atomic_max_nonneg(double* addr, double v) {
   atomicMax(reinterpret_cast<unsigned long long*>(addr), static_cast<unsigned long long>(__double_as_longlong(v)));
 }
 
+// The per-pixel values v1, v2 of row gr (channel c_acc, or the channel reduction) and, with
+// kStats, the number of non-finite elements read.
+template <typename scalar_t, bool kStats>
+__device__ __forceinline__ void load_values(const scalar_t* gr, int64_t gs1, int64_t C, int64_t c_acc, bool reduce,
+                                            double& v1, double& v2, int64_t& bad) {
+  v1 = 0.0;
+  v2 = 0.0;
+  if (reduce) {
+    for (int64_t c = 0; c < C; ++c) {
+      const double v = static_cast<double>(gr[c * gs1]);
+      if constexpr (kStats) bad += !isfinite(v);
+      v1 = v1 + v;
+      v2 = v2 + v * v;
+    }
+  } else {
+    v1 = static_cast<double>(gr[c_acc * gs1]);
+    v2 = v1 * v1;
+    if constexpr (kStats) bad += !isfinite(v1);
+  }
+}
+
+__device__ __forceinline__ double load_or_zero(const double* p, int64_t i) { return p ? p[i] : 0.0; }
+
 // grid.x = row r (only segment starts work), grid.y * block = element of the slot's map.
-template <typename scalar_t>
+template <typename scalar_t, bool kStats>
 __global__ void accumulate_kernel(const scalar_t* __restrict__ g, int64_t gs0, int64_t gs1, int64_t gs2,
                                   int64_t gs3, const int64_t* __restrict__ slots, double* m1p, double* m2p,
                                   double* ckp, const int64_t* __restrict__ counts, double* delta, double* scale,
-                                  int64_t N, int64_t C, int64_t H, int64_t W, int64_t Cp, int64_t every) {
+                                  StatsPtrs S, int64_t N, int64_t C, int64_t H, int64_t W, int64_t Cp,
+                                  int64_t every) {
   const int64_t r0 = blockIdx.x;
   if (!segment_start(slots, r0)) return;
   const int64_t e = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
@@ -66,27 +114,35 @@ __global__ void accumulate_kernel(const scalar_t* __restrict__ g, int64_t gs0, i
   const int64_t n0 = counts[p];
   const int64_t n_last = ckp ? ((n0 + (r1 - r0)) / every) * every : 0;
   const int64_t c_acc = e / (H * W), h = (e / W) % H, w = e % W;
-  const int64_t off = p * E + e;
-  double m1 = m1p ? m1p[off] : 0.0;
-  double m2 = m2p ? m2p[off] : 0.0;
-  double ck = ckp ? ckp[off] : 0.0;
+  const int64_t off = p * E + e, hoff = 2 * p * E + e;
+  double m1 = load_or_zero(m1p, off), m2 = load_or_zero(m2p, off), ck = load_or_zero(ckp, off);
+  // statistics: Welford sums, the half means (a: even, b: odd sample indices) and their counts
+  double s1 = 0.0, s2 = 0.0, a1 = 0.0, b1 = 0.0, a2 = 0.0, b2 = 0.0;
+  int64_t na = 0, nb = 0, bad = 0;
+  if constexpr (kStats) {
+    s1 = load_or_zero(S.s1, off), s2 = load_or_zero(S.s2, off);
+    a1 = load_or_zero(S.h1, hoff), b1 = load_or_zero(S.h1, hoff + E);
+    a2 = load_or_zero(S.h2, hoff), b2 = load_or_zero(S.h2, hoff + E);
+    if (S.half_counts) na = S.half_counts[2 * p], nb = S.half_counts[2 * p + 1];
+  }
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = n0 + (r - r0) + 1;
-    const double dn = static_cast<double>(n);
-    const scalar_t* gr = g + r * gs0 + h * gs2 + w * gs3;
-    double v1 = 0.0, v2 = 0.0;
-    if (reduce) {
-      for (int64_t c = 0; c < C; ++c) {
-        const double v = static_cast<double>(gr[c * gs1]);
-        v1 = v1 + v;
-        v2 = v2 + v * v;
+    const double dn = static_cast<double>(n0 + (r - r0) + 1);
+    double v1, v2;
+    load_values<scalar_t, kStats>(g + r * gs0 + h * gs2 + w * gs3, gs1, C, c_acc, reduce, v1, v2, bad);
+    welford(m1, s1, v1, dn);  // s1, s2 are stored only with kStats
+    welford(m2, s2, v2, dn);
+    if (kStats && S.half_counts) {  // uniform branch: every thread of the block is on row r
+      if (S.sample_index[r] & 1) {
+        const double dh = static_cast<double>(++nb);
+        b1 = b1 + (v1 - b1) / dh;
+        b2 = b2 + (v2 - b2) / dh;
+      } else {
+        const double dh = static_cast<double>(++na);
+        a1 = a1 + (v1 - a1) / dh;
+        a2 = a2 + (v2 - a2) / dh;
       }
-    } else {
-      v1 = static_cast<double>(gr[c_acc * gs1]);
-      v2 = v1 * v1;
     }
-    m1 = m1 + (v1 - m1) / dn;
-    m2 = m2 + (v2 - m2) / dn;
+    const int64_t n = n0 + (r - r0) + 1;
     if (ckp && n % every == 0) {
       const double prim = m2p ? m2 : m1;
       if (n == n_last) {
@@ -99,19 +155,40 @@ __global__ void accumulate_kernel(const scalar_t* __restrict__ g, int64_t gs0, i
   if (m1p) m1p[off] = m1;
   if (m2p) m2p[off] = m2;
   if (ckp) ckp[off] = ck;
+  if constexpr (kStats) {
+    if (S.s1) S.s1[off] = s1;
+    if (S.s2) S.s2[off] = s2;
+    if (S.h1) S.h1[hoff] = a1, S.h1[hoff + E] = b1;
+    if (S.h2) S.h2[hoff] = a2, S.h2[hoff + E] = b2;
+    if (S.nonfinite && bad > 0)
+      atomicAdd(reinterpret_cast<unsigned long long*>(S.nonfinite + p), static_cast<unsigned long long>(bad));
+  }
 }
 
-void accumulate_cuda(const at::Tensor& grads, const at::Tensor& slots_in, at::Tensor mean1, at::Tensor mean2,
-                     at::Tensor counts, at::Tensor checkpoint, at::Tensor delta, at::Tensor scale,
-                     int64_t check_every) {
-  const AccumulateLayout L =
-      accumulate_check(grads, slots_in, mean1, mean2, counts, checkpoint, delta, scale, check_every);
+template <typename T>
+T* ptr_if(bool on, const at::Tensor& t) {
+  return on ? t.data_ptr<T>() : nullptr;
+}
+
+void accumulate_stats_cuda(const at::Tensor& grads, const at::Tensor& slots_in, at::Tensor mean1, at::Tensor mean2,
+                           at::Tensor counts, at::Tensor checkpoint, at::Tensor delta, at::Tensor scale,
+                           int64_t check_every, const at::Tensor& sample_index, at::Tensor sumsq1,
+                           at::Tensor sumsq2, at::Tensor half_mean1, at::Tensor half_mean2, at::Tensor half_counts,
+                           at::Tensor nonfinite) {
+  AccumulateLayout L = accumulate_check(grads, slots_in, mean1, mean2, counts, checkpoint, delta, scale, check_every);
+  AccumulateStats St{sample_index, sumsq1, sumsq2, half_mean1, half_mean2, half_counts, nonfinite};
+  accumulate_stats_check(L, grads, St);
   const int64_t N = L.rows;
   const int64_t E = L.acc_channels * L.height * L.width;
   if (N == 0) return;
   TORCH_CHECK((E + 255) / 256 <= 65535, "spectral_xai: accumulate_ on CUDA supports maps of at most 2^24 elements");
   const c10::cuda::CUDAGuard guard(grads.device());
   const at::Tensor slots = slots_in.contiguous();
+  const at::Tensor index = L.halves ? sample_index.contiguous() : at::Tensor();
+  const StatsPtrs S{ptr_if<double>(L.sumsq1, sumsq1), ptr_if<double>(L.sumsq2, sumsq2),
+                    ptr_if<double>(L.half1, half_mean1), ptr_if<double>(L.half2, half_mean2),
+                    ptr_if<int64_t>(L.halves, half_counts), ptr_if<int64_t>(L.halves, index),
+                    ptr_if<int64_t>(L.nonfinite, nonfinite)};
   auto stream = at::cuda::getCurrentCUDAStream();
   const int threads = 256;
   const int64_t every = L.track_stop ? check_every : 0;
@@ -126,23 +203,36 @@ void accumulate_cuda(const at::Tensor& grads, const at::Tensor& slots_in, at::Te
   if (E > 0) {
     const dim3 grid(static_cast<unsigned>(N), static_cast<unsigned>((E + threads - 1) / threads));
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grads.scalar_type(), "accumulate_cuda", [&] {
-      accumulate_kernel<scalar_t><<<grid, threads, 0, stream>>>(
+      auto kernel = L.any_stats() ? accumulate_kernel<scalar_t, true> : accumulate_kernel<scalar_t, false>;
+      kernel<<<grid, threads, 0, stream>>>(
           grads.const_data_ptr<scalar_t>(), grads.stride(0), grads.stride(1), grads.stride(2), grads.stride(3),
-          slots.const_data_ptr<int64_t>(), L.track1 ? mean1.data_ptr<double>() : nullptr,
-          L.track2 ? mean2.data_ptr<double>() : nullptr, L.track_stop ? checkpoint.data_ptr<double>() : nullptr,
-          counts.const_data_ptr<int64_t>(), L.track_stop ? delta.data_ptr<double>() : nullptr,
-          L.track_stop ? scale.data_ptr<double>() : nullptr, N, L.channels, L.height, L.width, L.acc_channels,
-          every);
+          slots.const_data_ptr<int64_t>(), ptr_if<double>(L.track1, mean1), ptr_if<double>(L.track2, mean2),
+          ptr_if<double>(L.track_stop, checkpoint), counts.const_data_ptr<int64_t>(),
+          ptr_if<double>(L.track_stop, delta), ptr_if<double>(L.track_stop, scale), S, N, L.channels, L.height,
+          L.width, L.acc_channels, every);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   }
   advance_counts_kernel<<<row_blocks, threads, 0, stream>>>(slots.const_data_ptr<int64_t>(),
-                                                            counts.data_ptr<int64_t>(), N);
+                                                            counts.data_ptr<int64_t>(),
+                                                            ptr_if<int64_t>(L.halves, half_counts),
+                                                            S.sample_index, N);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void accumulate_cuda(const at::Tensor& grads, const at::Tensor& slots, at::Tensor mean1, at::Tensor mean2,
+                     at::Tensor counts, at::Tensor checkpoint, at::Tensor delta, at::Tensor scale,
+                     int64_t check_every) {
+  const at::Tensor none;
+  accumulate_stats_cuda(grads, slots, mean1, mean2, counts, checkpoint, delta, scale, check_every, none, none, none,
+                        none, none, none, none);
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(spectral_xai, CUDA, m) { m.impl("accumulate_", &accumulate_cuda); }
+TORCH_LIBRARY_IMPL(spectral_xai, CUDA, m) {
+  m.impl("accumulate_", &accumulate_cuda);
+  m.impl("accumulate_stats_", &accumulate_stats_cuda);
+}
 
 }  // namespace spectral_xai
