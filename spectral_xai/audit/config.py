@@ -109,13 +109,16 @@ class AuditConfig:
         if self.normalize not in NORMALIZATIONS:
             fail("normalize", f"expected one of {list(NORMALIZATIONS)}, got {self.normalize!r}")
         if (self.mean is None) != (self.std is None):
-            fail("mean", "give both --mean and --std, or neither")
+            fail("mean" if self.mean is None else "std", "give both --mean and --std, or neither")
         if self.mean is not None:
             if self.normalize != "none":
                 fail("normalize", "--mean/--std replace a normalisation preset; use one of them")
             channels = 1 if self.grayscale else 3
-            if len(self.mean) != channels or len(self.std) != channels or any(s <= 0 for s in self.std):
-                fail("std", f"expected {channels} means and {channels} positive stds")
+            what = "1 value (--grayscale)" if channels == 1 else "3 values (R,G,B)"
+            if len(self.mean) != channels:
+                fail("mean", f"expected {what}, got {len(self.mean)}: {self.mean}")
+            if len(self.std) != channels or any(s <= 0 for s in self.std):
+                fail("std", f"expected {what}, all > 0, got {self.std}")
         if self.labels not in ("none", "folders"):
             fail("labels", f"expected 'none' or 'folders', got {self.labels!r}")
         if self.target not in ("pred", "label"):
@@ -198,9 +201,18 @@ def load_toml(path: str | Path) -> dict:
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib
-    with open(path, "rb") as f:
-        doc = tomllib.load(f)
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"spectral_xai audit: option 'config': no file {str(path)!r}") from None
+    except OSError as err:
+        raise ValueError(f"spectral_xai audit: option 'config': cannot read {str(path)!r}: {err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"spectral_xai audit: option 'config': {str(path)!r} is not valid TOML: {err}") from None
     doc = doc.get("audit", doc)
+    if not isinstance(doc, dict):
+        raise ValueError(f"spectral_xai audit: option 'config': the [audit] entry of {str(path)!r} is not a table")
     names = {f.name for f in fields(AuditConfig)}
     out = {}
     for k, v in doc.items():
@@ -209,3 +221,18 @@ def load_toml(path: str | Path) -> dict:
             raise ValueError(f"spectral_xai audit: config file {path}: unknown option {k!r}")
         out[name] = v
     return out
+
+
+def run_dir_config(out: str | Path) -> dict | None:
+    """The configuration recorded in ``out/manifest.json`` without its runtime knobs, or None when ``out``
+    holds no run.  ``--resume`` starts from it, so the original options need not be repeated."""
+    path = Path(out) / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        recorded = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"spectral_xai audit: option 'resume': cannot read the configuration of {path}: "
+                         f"{err}") from None
+    names = {f.name for f in fields(AuditConfig)}
+    return {k: v for k, v in recorded.items() if k in names and k not in RUNTIME_FIELDS}
