@@ -62,7 +62,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         defaults = AuditConfig()
-        if "default" in text or not hasattr(defaults, action.dest) or isinstance(action, argparse._StoreTrueAction):
+        if "default" in text or not hasattr(defaults, action.dest) or action.nargs == 0:
             return text
         value = getattr(defaults, action.dest)
         if value is None or isinstance(value, bool):
@@ -94,8 +94,8 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", help="run directory")
     p.add_argument("--config", help="TOML file with the same options (an [audit] table or top-level keys)")
     g = p.add_argument_group("model and preprocessing")
-    g.add_argument("--model", help=f"'efficientnet-lite0', 'package.module:factory', 'file.py:factory' or a "
-                                   "torch.export .pt2 or TorchScript file")
+    g.add_argument("--model", help="'efficientnet-lite0', 'package.module:factory', 'file.py:factory' or a "
+                                  "torch.export .pt2 or TorchScript file")
     g.add_argument("--weights", help="a state dict to load into the model (torch.load, weights_only)")
     g.add_argument("--size", type=int, help="square input size in pixels")
     g.add_argument("--normalize", choices=list(NORMALIZATIONS), help="normalisation put in front of the model; "

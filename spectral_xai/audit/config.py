@@ -108,17 +108,7 @@ class AuditConfig:
             fail("noise_scale", "noise_scale must be > 0 and sg_sigma >= 0")
         if self.normalize not in NORMALIZATIONS:
             fail("normalize", f"expected one of {list(NORMALIZATIONS)}, got {self.normalize!r}")
-        if (self.mean is None) != (self.std is None):
-            fail("mean" if self.mean is None else "std", "give both --mean and --std, or neither")
-        if self.mean is not None:
-            if self.normalize != "none":
-                fail("normalize", "--mean/--std replace a normalisation preset; use one of them")
-            channels = 1 if self.grayscale else 3
-            what = "1 value (--grayscale)" if channels == 1 else "3 values (R,G,B)"
-            if len(self.mean) != channels:
-                fail("mean", f"expected {what}, got {len(self.mean)}: {self.mean}")
-            if len(self.std) != channels or any(s <= 0 for s in self.std):
-                fail("std", f"expected {what}, all > 0, got {self.std}")
+        self._check_mean_std(fail)
         if self.labels not in ("none", "folders"):
             fail("labels", f"expected 'none' or 'folders', got {self.labels!r}")
         if self.target not in ("pred", "label"):
@@ -146,6 +136,20 @@ class AuditConfig:
         if not isinstance(self.panels, int) or self.panels < 0:
             fail("panels", f"expected a non-negative integer, got {self.panels!r}")
         return self
+
+    def _check_mean_std(self, fail) -> None:
+        if (self.mean is None) != (self.std is None):
+            fail("mean" if self.mean is None else "std", "give both --mean and --std, or neither")
+        if self.mean is None:
+            return
+        if self.normalize != "none":
+            fail("normalize", "--mean/--std replace a normalisation preset; use one of them")
+        channels = 1 if self.grayscale else 3
+        what = "1 value (--grayscale)" if channels == 1 else "3 values (R,G,B)"
+        if len(self.mean) != channels:
+            fail("mean", f"expected {what}, got {len(self.mean)}: {self.mean}")
+        if len(self.std) != channels or any(s <= 0 for s in self.std):
+            fail("std", f"expected {what}, all > 0, got {self.std}")
 
     @property
     def kept_maps(self) -> list[str]:
