@@ -4,7 +4,13 @@ Importing the package loads the compiled ops (``torch.ops.spectral_xai.*``).
 """
 import torch  # noqa: F401  (loads libtorch before the extension)
 
-from . import _C  # noqa: F401  (registers the ops)
+try:
+    from . import _C  # noqa: F401  (registers the ops)
+except ImportError as _err:
+    if "_C" not in str(_err):
+        raise
+    from ._source_tree import missing_extension_error
+    raise missing_extension_error(_err) from None
 from ._version import __version__  # noqa: F401
 from . import attribute
 from .engine import Estimate, estimate

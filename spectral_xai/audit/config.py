@@ -12,19 +12,29 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..methods import METHODS
+from ..fastpath import COMPILE_MODES
+from ..methods import LENS_METHODS, METHODS
+from ..options import OUTPUTS, PRIORS, SIGMA_GRID
 
 BUILTIN_DATASETS = ("skimage", "fashion-mnist")
 MEASURES = ("ef", "gap", "sigma_opt", "inconsistency", "deletion", "insertion")
-LENS_METHODS = ("sl2", "al", "sg2opt")          # all three come from one SpectralLens call
 NORMALIZATIONS = {"none": None, "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 MAP_DTYPES = ("float16", "bfloat16", "float32")
+LABEL_SOURCES = ("none", "folders")
+TARGETS = ("pred", "label")
+DELETION_BASELINES = ("blur", "black")
+AUTOCAST_DTYPES = ("bfloat16", "float16")
+CHOICES = {  # option -> its allowed values (the CLI's choices come from here too)
+    "labels": LABEL_SOURCES, "target": TARGETS, "output": OUTPUTS, "prior": PRIORS,
+    "deletion_baseline": DELETION_BASELINES, "dtype": DTYPES, "autocast": (None, *AUTOCAST_DTYPES),
+    "compile": (None, *COMPILE_MODES), "maps_dtype": MAP_DTYPES,
+}
 RUNTIME_FIELDS = ("out", "resume", "batch_size", "num_workers", "quiet", "report", "config")
 
 
 def _default_sigmas() -> list[float]:
-    return [round(i / 10, 10) for i in range(11)]
+    return list(SIGMA_GRID)
 
 
 @dataclass
@@ -108,34 +118,10 @@ class AuditConfig:
             fail("noise_scale", "noise_scale must be > 0 and sg_sigma >= 0")
         if self.normalize not in NORMALIZATIONS:
             fail("normalize", f"expected one of {list(NORMALIZATIONS)}, got {self.normalize!r}")
-        if (self.mean is None) != (self.std is None):
-            fail("mean", "give both --mean and --std, or neither")
-        if self.mean is not None:
-            if self.normalize != "none":
-                fail("normalize", "--mean/--std replace a normalisation preset; use one of them")
-            channels = 1 if self.grayscale else 3
-            if len(self.mean) != channels or len(self.std) != channels or any(s <= 0 for s in self.std):
-                fail("std", f"expected {channels} means and {channels} positive stds")
-        if self.labels not in ("none", "folders"):
-            fail("labels", f"expected 'none' or 'folders', got {self.labels!r}")
-        if self.target not in ("pred", "label"):
-            fail("target", f"expected 'pred' or 'label', got {self.target!r}")
-        if self.output not in ("log_softmax", "logit", "prob"):
-            fail("output", f"expected 'log_softmax', 'logit' or 'prob', got {self.output!r}")
-        if self.prior not in ("uniform", "beta", "power"):
-            fail("prior", f"expected 'uniform', 'beta' or 'power', got {self.prior!r}")
-        if self.deletion_baseline not in ("blur", "black"):
-            fail("deletion_baseline", f"expected 'blur' or 'black', got {self.deletion_baseline!r}")
-        if self.dtype not in DTYPES:
-            fail("dtype", f"expected one of {list(DTYPES)}, got {self.dtype!r}")
-        if self.autocast not in (None, "bfloat16", "float16"):
-            fail("autocast", f"expected 'bfloat16' or 'float16', got {self.autocast!r}")
-        from ..fastpath import COMPILE_MODES
-
-        if self.compile is not None and self.compile not in COMPILE_MODES:
-            fail("compile", f"expected one of {list(COMPILE_MODES)}, got {self.compile!r}")
-        if self.maps_dtype not in MAP_DTYPES:
-            fail("maps_dtype", f"expected one of {list(MAP_DTYPES)}, got {self.maps_dtype!r}")
+        self._check_mean_std(fail)
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                fail(name, f"expected one of {list(allowed)}, got {getattr(self, name)!r}")
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             fail("device", f"expected 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.keep_maps is not None and any(m not in self.methods for m in self.keep_maps):
@@ -143,6 +129,20 @@ class AuditConfig:
         if not isinstance(self.panels, int) or self.panels < 0:
             fail("panels", f"expected a non-negative integer, got {self.panels!r}")
         return self
+
+    def _check_mean_std(self, fail) -> None:
+        if (self.mean is None) != (self.std is None):
+            fail("mean" if self.mean is None else "std", "give both --mean and --std, or neither")
+        if self.mean is None:
+            return
+        if self.normalize != "none":
+            fail("normalize", "--mean/--std replace a normalisation preset; use one of them")
+        channels = 1 if self.grayscale else 3
+        what = "1 value (--grayscale)" if channels == 1 else "3 values (R,G,B)"
+        if len(self.mean) != channels:
+            fail("mean", f"expected {what}, got {len(self.mean)}: {self.mean}")
+        if len(self.std) != channels or any(s <= 0 for s in self.std):
+            fail("std", f"expected {what}, all > 0, got {self.std}")
 
     @property
     def kept_maps(self) -> list[str]:
@@ -198,9 +198,18 @@ def load_toml(path: str | Path) -> dict:
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib
-    with open(path, "rb") as f:
-        doc = tomllib.load(f)
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"spectral_xai audit: option 'config': no file {str(path)!r}") from None
+    except OSError as err:
+        raise ValueError(f"spectral_xai audit: option 'config': cannot read {str(path)!r}: {err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"spectral_xai audit: option 'config': {str(path)!r} is not valid TOML: {err}") from None
     doc = doc.get("audit", doc)
+    if not isinstance(doc, dict):
+        raise ValueError(f"spectral_xai audit: option 'config': the [audit] entry of {str(path)!r} is not a table")
     names = {f.name for f in fields(AuditConfig)}
     out = {}
     for k, v in doc.items():
@@ -209,3 +218,18 @@ def load_toml(path: str | Path) -> dict:
             raise ValueError(f"spectral_xai audit: config file {path}: unknown option {k!r}")
         out[name] = v
     return out
+
+
+def run_dir_config(out: str | Path) -> dict | None:
+    """The configuration recorded in ``out/manifest.json`` without its runtime knobs, or None when ``out``
+    holds no run.  ``--resume`` starts from it, so the original options need not be repeated."""
+    path = Path(out) / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        recorded = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"spectral_xai audit: option 'resume': cannot read the configuration of {path}: "
+                         f"{err}") from None
+    names = {f.name for f in fields(AuditConfig)}
+    return {k: v for k, v in recorded.items() if k in names and k not in RUNTIME_FIELDS}

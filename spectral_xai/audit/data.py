@@ -52,17 +52,44 @@ class AuditDataset(torch.utils.data.Dataset):
                 raise ValueError(f"spectral_xai audit: argument 'data': no images ({', '.join(IMAGE_SUFFIXES)}) "
                                  f"under {data!r}")
             self.labels = None
-            if labels == "folders":
-                parents = [Path(n).parent.as_posix() for n in self.names]
-                if any(p == "." for p in parents):
-                    raise ValueError("spectral_xai audit: option 'labels': 'folders' needs every image inside a "
-                                     "class sub-folder")
-                self.classes = sorted(set(parents))
-                index = {c: i for i, c in enumerate(self.classes)}
-                self.labels = [index[p] for p in parents]
         if limit is not None:
             self.names = self.names[:limit]
             self.labels = None if self.labels is None else self.labels[:limit]
+        self.folders: list[str] | None = None       # with labels="folders": each image's class folder
+        self.label_map: dict[str, int | None] | None = None
+        if labels == "folders" and self.root is not None:
+            self.folders = [Path(n).parent.as_posix() for n in self.names]
+            if any(p == "." for p in self.folders):
+                raise ValueError("spectral_xai audit: option 'labels': 'folders' needs every image inside a "
+                                 "class sub-folder")
+            self.classes = sorted(set(self.folders))
+
+    def resolve_labels(self, class_names: list[str] | None, n_outputs: int, required: bool) -> list[str]:
+        """Turn class folders into the model's class indices: a folder named like one of ``class_names``
+        (case, '_' and '-' ignored) or a class index 0..n_outputs-1.  Images of any other folder get no
+        label; when ``required`` (--target label) such folders are refused.  Returns those folders."""
+        if self.folders is None:
+            return []
+        lookup: dict[str, int] = {}
+        for i, c in enumerate(class_names or []):
+            lookup.setdefault(_class_key(c), i)
+        self.label_map = {}
+        for f in self.classes:
+            k = _class_key(Path(f).name)
+            idx = lookup.get(k, int(k) if k.isdigit() and int(k) < n_outputs else None)
+            self.label_map[f] = idx
+        unmatched = [f for f, i in self.label_map.items() if i is None]
+        if unmatched and required:
+            example = f" such as {', '.join(repr(c) for c in class_names[:3])}" if class_names else ""
+            raise ValueError(
+                f"spectral_xai audit: option 'labels': the class folders {unmatched} are neither class names of "
+                f"the model{example} nor class indices 0..{n_outputs - 1}, so --target label cannot explain "
+                "them; rename the folders, or use --target pred")
+        self.labels = [self.label_map[f] for f in self.folders]
+        return unmatched
+
+    def has_labels(self) -> bool:
+        return self.labels is not None and any(lab is not None for lab in self.labels)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -99,7 +126,7 @@ class AuditDataset(torch.utils.data.Dataset):
             return to_square(np.asarray(im), self.size, self.channels)
 
     def __getitem__(self, i: int):
-        label = -1 if self.labels is None else int(self.labels[i])
+        label = -1 if self.labels is None or self.labels[i] is None else int(self.labels[i])   # -1: none
         try:
             img, error = self._load(i), ""
             if not bool(torch.isfinite(img).all()):
@@ -107,6 +134,10 @@ class AuditDataset(torch.utils.data.Dataset):
         except Exception as err:  # noqa: BLE001 - any decoding failure becomes a failed row
             img, error = torch.zeros(self.channels, self.size, self.size), f"{type(err).__name__}: {err}"
         return i, img, label, error
+
+
+def _class_key(name: str) -> str:
+    return " ".join(name.replace("_", " ").replace("-", " ").lower().split())
 
 
 def collate(items):

@@ -3,6 +3,7 @@
 dict) and input normalisation, so the explained input is always the image in [0, 1]."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 from pathlib import Path
@@ -56,8 +57,36 @@ def _factory(spec: str):
     return getattr(module, attr)
 
 
+@contextlib.contextmanager
+def _blame(option: str, what: str):
+    """Any error but our own ValueErrors becomes a ValueError naming ``option``."""
+    try:
+        yield
+    except ValueError as err:
+        if str(err).startswith("spectral_xai"):
+            raise
+        raise ValueError(f"spectral_xai audit: option '{option}': {what}: {type(err).__name__}: {err}") from err
+    except (Exception, SystemExit) as err:   # noqa: BLE001 - a user's factory or file can raise anything
+        raise ValueError(f"spectral_xai audit: option '{option}': {what}: {type(err).__name__}: {err}") from err
+
+
 def load_model(cfg: AuditConfig, device: torch.device) -> nn.Module:
     """The model of ``cfg`` in eval mode on ``device`` in ``cfg.dtype``: (B, C, S, S) in [0, 1] -> (B, K)."""
+    with _blame("model", f"cannot load {cfg.model!r}"):
+        model = _load(cfg, device)
+    if cfg.weights is not None:
+        with _blame("weights", f"cannot load {cfg.weights!r} into the model"):
+            state = torch.load(cfg.weights, map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and "state_dict" in state:
+                state = state["state_dict"]
+            model.load_state_dict(state)
+    stats = (cfg.mean, cfg.std) if cfg.mean is not None else NORMALIZATIONS[cfg.normalize]
+    if stats is not None:
+        model = nn.Sequential(Normalize(*stats), model)
+    return model.to(device=device, dtype=getattr(torch, cfg.dtype)).eval()
+
+
+def _load(cfg: AuditConfig, device: torch.device) -> nn.Module:
     spec = cfg.model
     if spec == "efficientnet-lite0":
         from ..zoo import efficientnet_lite0
@@ -82,12 +111,43 @@ def load_model(cfg: AuditConfig, device: torch.device) -> nn.Module:
     else:
         raise ValueError(f"spectral_xai audit: option 'model': expected 'efficientnet-lite0', 'module:factory', "
                          f"'file.py:factory', a torch.export .pt2 file or a TorchScript file, got {spec!r}")
-    if cfg.weights is not None:
-        state = torch.load(cfg.weights, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        model.load_state_dict(state)
-    stats = (cfg.mean, cfg.std) if cfg.mean is not None else NORMALIZATIONS[cfg.normalize]
-    if stats is not None:
-        model = nn.Sequential(Normalize(*stats), model)
-    return model.to(device=device, dtype=getattr(torch, cfg.dtype)).eval()
+    return model
+
+
+def model_classes(cfg: AuditConfig, model: nn.Module, dataset) -> list[str] | None:
+    """The model's class names in output order, where known: ImageNet's for the built-in EfficientNet, a
+    ``classes`` list on the model (its last module when normalised), or a labelled built-in's classes."""
+    if cfg.model == "efficientnet-lite0":
+        from ..zoo import imagenet_classes
+
+        return imagenet_classes()
+    inner = model[-1] if isinstance(model, nn.Sequential) and isinstance(model[0], Normalize) else model
+    names = getattr(inner, "classes", None)
+    if isinstance(names, (list, tuple)) and names and all(isinstance(c, str) for c in names):
+        return list(names)
+    return list(dataset.classes) if dataset.root is None and dataset.classes else None
+
+
+def _input_channels(model: nn.Module) -> int | None:
+    first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
+    return first.in_channels if isinstance(first, nn.Conv2d) else None
+
+
+def check_model(cfg: AuditConfig, model: nn.Module, x: torch.Tensor) -> int:
+    """Run the model once on x (1, C, S, S), one image of the data, before anything is written; returns K,
+    the number of outputs, or raises a ValueError that names the option to change."""
+    c = x.shape[1]
+    wants = _input_channels(model)
+    if wants is not None and wants != c:
+        fix = "drop --grayscale" if cfg.grayscale else ("add --grayscale" if wants == 1 else "")
+        fail = "grayscale" if fix else "model"
+        raise ValueError(f"spectral_xai audit: option '{fail}': the model's first layer takes {wants} channel(s), "
+                         f"the images have {c}" + (f"; {fix}" if fix else ""))
+    with _blame("model", f"the model fails on one image of the data, shape {tuple(x.shape)}"), torch.no_grad():
+        out = model(x)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1 or out.shape[1] < 2 \
+            or not out.is_floating_point():
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"spectral_xai audit: option 'model': expected class scores of shape (1, K), K >= 2, on "
+                         f"one image; got {got}")
+    return int(out.shape[1])

@@ -3,6 +3,7 @@ DataLoader into the engine, write every finished shard atomically, then (rank 0)
 the report.  ``run_audit(AuditConfig(...))`` is the whole job; the CLI only builds the config."""
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,23 +25,15 @@ class RunDirError(ValueError):
     """The run directory cannot take this run (a different configuration or dataset, or no --resume)."""
 
 
-def _output_classes(cfg: AuditConfig, dataset: AuditDataset) -> list[str] | None:
-    if cfg.model == "efficientnet-lite0":
-        from ..zoo import imagenet_classes
-
-        return imagenet_classes()
-    return dataset.classes
-
-
-def _manifest(cfg: AuditConfig, dataset: AuditDataset, plan, world: int, device: torch.device) -> dict:
+def _manifest(cfg: AuditConfig, dataset: AuditDataset, classes, plan, world: int, device: torch.device) -> dict:
     from .. import __version__
 
     return {
         "format": "spectral_xai.audit/1", "spectral_xai": __version__, "key": cfg.key(),
         "key_fields": cfg.key_fields(), "config": cfg.to_dict(),
         "dataset": {"source": dataset.source, "n_images": len(dataset), "fingerprint": dataset.fingerprint(),
-                    "label_classes": dataset.classes},
-        "output_classes": _output_classes(cfg, dataset),
+                    "label_classes": dataset.classes, "label_map": dataset.label_map},
+        "output_classes": classes,
         "shards": {"size": cfg.shard_size, "count": len(plan)},
         "world_size": world, "environment": environment_info(device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -63,8 +56,9 @@ def check_run_dir(cfg: AuditConfig, manifest: dict) -> str | None:
         if diffs:
             shown = ", ".join(f"{k}: {old.get('key_fields', {}).get(k)!r} -> {manifest['key_fields'].get(k)!r}"
                               for k in diffs)
-            return (f"refusing to resume into {run_dir}: its run has a different configuration ({shown}). "
-                    "Use the same options, or another --out")
+            return (f"refusing to resume into {run_dir}: its run has a different configuration ({shown}), as "
+                    f"the run's value -> yours. `--out {run_dir} --resume` alone continues with the run's options; "
+                    "drop or correct these, or choose another --out")
         if old["dataset"]["fingerprint"] != manifest["dataset"]["fingerprint"]:
             return (f"refusing to resume into {run_dir}: the dataset differs from the one it was started on "
                     f"({old['dataset']['n_images']} -> {manifest['dataset']['n_images']} images, or changed files)")
@@ -84,12 +78,41 @@ def _device(cfg: AuditConfig, ranks: distributed.Ranks) -> torch.device:
     return torch.device("cpu")
 
 
-def _progress(total: int, cfg: AuditConfig, ranks: distributed.Ranks):
-    """A tqdm bar with images/s and ETA on rank 0 when stderr is a terminal and not --quiet."""
-    from tqdm.auto import tqdm
+class _Progress:
+    """Rank 0's progress unless --quiet: a tqdm bar (images/s, ETA) on a terminal, else one line per shard
+    on stderr with the rate and ETA, so a log shows the run advancing."""
 
-    show = ranks.is_main and not cfg.quiet and sys.stderr.isatty()
-    return tqdm(total=total, unit="img", desc="audit", disable=not show, dynamic_ncols=True, smoothing=0.1)
+    def __init__(self, total: int, n_shards: int, cfg: AuditConfig, ranks: distributed.Ranks):
+        from tqdm.auto import tqdm
+
+        self.show = ranks.is_main and not cfg.quiet
+        self.tty = sys.stderr.isatty()
+        self.total, self.n_shards, self.done, self.shards = total, n_shards, 0, 0
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(total=total, unit="img", desc="audit", disable=not (self.show and self.tty),
+                        dynamic_ncols=True, smoothing=0.1)
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+        self.done += n
+        self.shards += 1
+        if self.show and not self.tty:
+            elapsed = time.perf_counter() - self.t0
+            rate = self.done / elapsed if elapsed > 0 else float("inf")
+            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+            print(f"audit: shard {self.shards}/{self.n_shards}, {self.done}/{self.total} images, {rate:.3g} img/s, "
+                  f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "?"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
 def _log(cfg: AuditConfig, ranks: distributed.Ranks, msg: str) -> None:
@@ -108,15 +131,43 @@ def run_audit(cfg: AuditConfig) -> dict:
         distributed.finish(ranks)
 
 
+def _prepare(cfg: AuditConfig, ranks: distributed.Ranks, device: torch.device):
+    """Everything that can fail before a file is written: the data, the model, one image through the model,
+    the channels, the labels and the target.  Returns (dataset, model, output class names)."""
+    from .model import check_model, load_model, model_classes
+
+    dataset = AuditDataset(cfg.data, cfg.size, 1 if cfg.grayscale else 3, cfg.labels, cfg.limit)
+    model = load_model(cfg, device)
+    x = dataset[0][1].unsqueeze(0).to(device=device, dtype=getattr(torch, cfg.dtype))
+    n_outputs = check_model(cfg, model, x)
+    classes = model_classes(cfg, model, dataset)
+    if classes is not None and len(classes) != n_outputs:
+        _log(cfg, ranks, f"audit: note: {len(classes)} class names for {n_outputs} outputs; names not used")
+        classes = None
+    unmatched = dataset.resolve_labels(classes, n_outputs, required=cfg.target == "label")
+    if unmatched:
+        _log(cfg, ranks, f"audit: note: the folders {unmatched} match no class of the model: their images have "
+                         "no label")
+    if cfg.target == "label":
+        if not dataset.has_labels():
+            raise ValueError("spectral_xai audit: option 'target': 'label' needs labels: --labels folders with "
+                             "class folders, or a labelled built-in (fashion-mnist)")
+        top = max(lab for lab in dataset.labels if lab is not None)
+        if top >= n_outputs:
+            raise ValueError(f"spectral_xai audit: option 'target': the labels go up to {top} but the model has "
+                             f"{n_outputs} outputs")
+    return dataset, model, classes
+
+
 def _run(cfg: AuditConfig, ranks: distributed.Ranks) -> dict:
     device = _device(cfg, ranks)
-    dataset = AuditDataset(cfg.data, cfg.size, 1 if cfg.grayscale else 3, cfg.labels, cfg.limit)
+    dataset, model, classes = _prepare(cfg, ranks, device)
     plan = shard_plan(len(dataset), cfg.shard_size)
     run_dir = Path(cfg.out)
     problem = None
     if ranks.is_main:
         try:
-            problem = check_run_dir(cfg, _manifest(cfg, dataset, plan, ranks.world, device))
+            problem = check_run_dir(cfg, _manifest(cfg, dataset, classes, plan, ranks.world, device))
             remove_stale_temporaries(run_dir)
         except OSError as err:
             problem = f"cannot use {run_dir}: {err}"
@@ -131,7 +182,7 @@ def _run(cfg: AuditConfig, ranks: distributed.Ranks) -> dict:
                      f"{ranks.world} process(es) on {device.type}")
     stats = {"rank": ranks.rank, "images": 0, "shards": 0, "seconds": 0.0, "compute_seconds": 0.0}
     if pending:
-        stats.update(_process(cfg, ranks, device, dataset, run_dir, pending, n_pending))
+        stats.update(_process(cfg, ranks, device, model, dataset, run_dir, pending, n_pending))
     all_stats = distributed.gather(ranks, stats)
     distributed.barrier(ranks)
     summary = {"run_dir": str(run_dir), "n_images": len(dataset), "shards": len(plan), "ranks": all_stats}
@@ -167,11 +218,8 @@ def _record_session(run_dir: Path, all_stats: list[dict]) -> None:
     write_json(sessions, path)
 
 
-def _process(cfg, ranks, device, dataset, run_dir, pending, n_pending) -> dict:
+def _process(cfg, ranks, device, model, dataset, run_dir, pending, n_pending) -> dict:
     """Compute and write this rank's pending shards; returns images, shards and seconds spent."""
-    from .model import load_model
-
-    model = load_model(cfg, device)
     workers = cfg.num_workers if cfg.num_workers is not None else (0 if dataset.root is None else 2)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=[list(range(a, b)) for a, b in pending], collate_fn=collate, num_workers=workers,
@@ -184,7 +232,8 @@ def _process(cfg, ranks, device, dataset, run_dir, pending, n_pending) -> dict:
     t0 = time.perf_counter()
     # Shards are written by one background thread while the next shard computes; at most two writes
     # are pending (bounded memory).  A write lost to a crash leaves no file: the shard is redone on resume.
-    with _progress(n_pending, cfg, ranks) as bar, ThreadPoolExecutor(1, thread_name_prefix="shard-writer") as io:
+    bar = _Progress(n_pending, len(pending), cfg, ranks)
+    with contextlib.closing(bar), ThreadPoolExecutor(1, thread_name_prefix="shard-writer") as io:
         pending_writes: list = []
         for span, (idx, imgs, labels, errors) in zip(pending, loader):
             tc = time.perf_counter()

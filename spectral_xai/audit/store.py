@@ -6,7 +6,8 @@ RUN_DIR/shards/shard-<a>-<b>.safetensors
                                panel images (uint8); the per-image rows as JSON in the metadata.
                                A shard file exists only once complete (temporary file + fsync + rename),
                                so after a crash every shard is either finished or absent.
-RUN_DIR/metrics.parquet        the merged per-image table (rank 0 after all shards exist)
+RUN_DIR/metrics.parquet        the merged per-image table (rank 0 after all shards exist); its columns and
+                               their meaning: :data:`COLUMNS`, also in the file's metadata
 RUN_DIR/report.html            the self-contained report
 """
 from __future__ import annotations
@@ -17,8 +18,40 @@ from pathlib import Path
 import torch
 
 from ..atomic_io import atomic_write
+from ..methods import METHODS
 
 SHARD_DIR = "shards"
+
+# The data dictionary of metrics.parquet: column -> (type, description); "<method>_..." once per method.
+# It is written into the parquet file (schema metadata "spectral_xai.data_dictionary" and each field's
+# "description") for the report and for readers of the table.
+COLUMNS: dict[str, tuple[str, str]] = {
+    "index": ("int64", "position of the image in the dataset's order (0-based); keys its noise"),
+    "name": ("string", "the image's path relative to the data folder, or the built-in item's name"),
+    "status": ("string", "'ok', or 'failed' when the file could not be read (its measures are NaN)"),
+    "error": ("string", "why the image failed; empty when ok"),
+    "label": ("int64", "the image's class as an index of the model's outputs (--labels folders: the folder "
+                       "matched to a class name or index; or a labelled built-in); null when none"),
+    "label_name": ("string", "the model's class name of label; null when unknown"),
+    "target": ("int64", "the explained class index: the clean prediction (--target pred) or the label; null "
+                        "for failed images"),
+    "target_name": ("string", "the model's class name of target; null when the model has no class names"),
+    "confidence": ("float64", "softmax probability of target on the clean image"),
+    "entropy": ("float64", "predictive entropy of the clean image's softmax, in nats"),
+    "sigma_opt": ("float64", "σ* of the SpectralLens grid that maximises CS(σ) = (σ·s)^2.5·‖E_σ[g²]‖₁"),
+    "inconsistency": ("float64", "1 − mean cosine similarity between the per-σ SG² maps of the grid"),
+    "<method>_ef": ("float64", "Expected Frequency of the method's rank-normalised map (ICCV25): 0 = all "
+                               "power at the lowest spatial frequency, 1 = at the highest"),
+    "<method>_gap": ("float64", "ΔEF = |EF(method) − EF(VanillaGrad)|, the explanation-gap proxy; 0 for vg"),
+    "<method>_deletion": ("float64", "deletion AUC of the target probability over the removed fraction, most "
+                                     "relevant pixels first (lower is better); not for al (a scale map)"),
+    "<method>_insertion": ("float64", "insertion AUC of the target probability over the inserted fraction "
+                                      "(higher is better); not for al"),
+    "<method>_samples": ("int64", "model passes per image behind the map (SpectralLens methods: all σ of the "
+                                  "grid); null for occlusion"),
+}
+DATA_DICTIONARY: dict[str, str] = {k: d for k, (_, d) in COLUMNS.items()}
+OPTIONAL_IMAGE_COLUMNS = ("sigma_opt", "inconsistency")            # present when the measure is requested
 
 
 def shard_plan(n_images: int, shard_size: int) -> list[tuple[int, int]]:
@@ -73,9 +106,53 @@ def remove_stale_temporaries(run_dir: Path) -> int:
     return n
 
 
+def table_columns(methods: list[str], measures: list[str]) -> list[str]:
+    """The columns of metrics.parquet for these methods and measures, in order."""
+    cols = [c for c in COLUMNS if not c.startswith("<")
+            and (c not in OPTIONAL_IMAGE_COLUMNS or c in measures)]
+    for m in methods:
+        for key in ("ef", "gap", "deletion", "insertion", "samples"):
+            if key == "samples" or (key in measures and not (not METHODS[m].ranks_pixels and key in ("deletion",
+                                                                                                "insertion"))):
+                cols.append(f"{m}_{key}")
+    return cols
+
+
+def _spec(column: str) -> tuple[str, str]:
+    return COLUMNS.get(column) or COLUMNS["<method>_" + column.rsplit("_", 1)[1]]
+
+
+def table_schema(methods: list[str], measures: list[str]):
+    """The pyarrow schema of metrics.parquet, every field with its description, the whole dictionary in the
+    schema metadata."""
+    import pyarrow as pa
+
+    cols = table_columns(methods, measures)
+    fields = [pa.field(c, getattr(pa, _spec(c)[0])(), metadata={"description": _spec(c)[1]}) for c in cols]
+    return pa.schema(fields, metadata={"spectral_xai.data_dictionary": json.dumps(
+        {c: _spec(c)[1] for c in cols}, ensure_ascii=False)})
+
+
+def _typed_row(row: dict, schema, classes: list[str] | None) -> dict:
+    """A shard row (internal -1 for no label/target, float sample counts) as a row of ``schema``."""
+    out = {}
+    for f in schema:
+        v = row.get(f.name)
+        if f.name in ("label", "target"):
+            v = None if v is None or int(v) < 0 else int(v)
+        elif f.name in ("label_name", "target_name"):
+            idx = row.get(f.name[:-5])
+            v = classes[int(idx)] if classes and idx is not None and 0 <= int(idx) < len(classes) else None
+        elif str(f.type) == "int64" and v is not None:
+            v = None if v != v else int(v)                  # NaN: no count
+        out[f.name] = v
+    return out
+
+
 def merge_table(run_dir: Path, plan: list[tuple[int, int]]) -> Path:
-    """Stream every shard's rows, in image order, into RUN_DIR/metrics.parquet (atomically); memory stays at
-    about one shard's rows whatever the dataset size.  Returns the table's path."""
+    """Stream every shard's rows, in image order, into RUN_DIR/metrics.parquet (atomically) with the schema
+    and data dictionary of :data:`COLUMNS`; memory stays at about one shard's rows whatever the dataset size.
+    Returns the table's path."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -83,19 +160,15 @@ def merge_table(run_dir: Path, plan: list[tuple[int, int]]) -> Path:
         if not shard_path(run_dir, span).exists():
             raise RuntimeError(f"spectral_xai audit: shard {shard_path(run_dir, span).name} is missing; run again "
                                "with --resume")
+    manifest = json.loads((Path(run_dir) / "manifest.json").read_text())
+    cfg, classes = manifest["config"], manifest.get("output_classes")
+    schema = table_schema(cfg["methods"], cfg["measures"])
 
     def write(tmp):
-        writer = None
-        try:
+        with pq.ParquetWriter(tmp, schema) as writer:
             for span in plan:                                  # spans are in image order, rows within them too
                 rows = sorted(read_shard_rows(shard_path(run_dir, span))[0], key=lambda r: r["index"])
-                batch = pa.Table.from_pylist(rows) if writer is None else \
-                    pa.Table.from_pylist(rows, schema=writer.schema)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, batch.schema)
-                writer.write_table(batch)
-        finally:
-            if writer is not None:
-                writer.close()
+                writer.write_table(pa.Table.from_pylist([_typed_row(r, schema, classes) for r in rows],
+                                                        schema=schema))
 
     return atomic_write(Path(run_dir) / "metrics.parquet", write)
