@@ -34,12 +34,19 @@ def check_sigmas(sigmas, mixing: str, device: torch.device) -> torch.Tensor:
     """sigmas: a number or a 1-D sequence/tensor of finite values in the family's range -> (S,) float64."""
     if mixing not in _MIX_MAX:
         fail("mixing", f"expected one of {tuple(_MIX_MAX)}, got {mixing!r}")
+    if isinstance(sigmas, (str, bytes, bool)):
+        fail("sigma", f"expected a number or a sequence of numbers, got {type(sigmas).__name__}", TypeError)
     if isinstance(sigmas, torch.Tensor):
         s = sigmas.detach().to(device=device, dtype=torch.float64).reshape(-1)
     elif isinstance(sigmas, (int, float)):
         s = torch.tensor([float(sigmas)], dtype=torch.float64, device=device)
     elif isinstance(sigmas, Sequence):
-        s = torch.tensor([float(v) for v in sigmas], dtype=torch.float64, device=device)
+        if any(isinstance(v, (str, bytes, bool)) for v in sigmas):
+            fail("sigma", f"expected numbers, got {list(sigmas)!r}", TypeError)
+        try:
+            s = torch.tensor([float(v) for v in sigmas], dtype=torch.float64, device=device)
+        except (TypeError, ValueError):
+            fail("sigma", f"expected numbers, got {list(sigmas)!r}", TypeError)
     else:
         fail("sigma", f"expected a number or a sequence of numbers, got {type(sigmas).__name__}", TypeError)
     if s.numel() == 0:

@@ -4,7 +4,7 @@ forward-only path (deletion/insertion, RISE, occlusion, the noise cutoff, the au
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -74,22 +74,31 @@ def explained_output(logits: torch.Tensor, targets: torch.Tensor, output: str) -
 
 
 def check_logits(logits, rows: int) -> torch.Tensor:
-    """The model's output for ``rows`` inputs must be a (rows, K) tensor."""
+    """The model's output for ``rows`` inputs as a (rows, K) tensor: a tensor, an object with a ``.logits``
+    tensor (Hugging Face's ModelOutput) or a dict with a ``"logits"`` tensor."""
     if not isinstance(logits, torch.Tensor):
-        V.fail("model", f"must return a tensor of logits, got {type(logits).__name__}", TypeError)
+        inner = logits.get("logits") if isinstance(logits, dict) else getattr(logits, "logits", None)
+        if not isinstance(inner, torch.Tensor):
+            V.fail("model", f"must return a tensor of logits (or an object / dict with a 'logits' tensor), got "
+                            f"{type(logits).__name__}; wrap it, e.g. `lambda x: model(x)[0]`", TypeError)
+        logits = inner
     if logits.dim() != 2 or logits.shape[0] != rows:
         V.fail("model", f"output must have shape (B, K) = ({rows}, K), got {tuple(logits.shape)}")
     return logits
 
 
-def batched_logits(model, n_rows: int, batch_size: int,
-                   inputs_of: Callable[[slice], torch.Tensor]) -> Iterator[tuple[slice, torch.Tensor]]:
+def batched_logits(model, n_rows: int, batch_size: int, inputs_of: Callable[[slice], torch.Tensor],
+                   targets: torch.Tensor | None = None) -> Iterator[tuple[slice, torch.Tensor]]:
     """The batched forward loop without gradients: for each chunk ``s`` of range(n_rows) of at most
-    ``batch_size`` rows, yields (s, checked logits (len(s), K)) of ``model(inputs_of(s))``."""
+    ``batch_size`` rows, yields (s, checked logits (len(s), K)) of ``model(inputs_of(s))``.  With
+    ``targets``, the first chunk's K checks that every target class exists."""
     with torch.no_grad():
         for lo in range(0, n_rows, batch_size):
             s = slice(lo, min(lo + batch_size, n_rows))
-            yield s, check_logits(model(inputs_of(s)), s.stop - s.start)
+            logits = check_logits(model(inputs_of(s)), s.stop - s.start)
+            if targets is not None and lo == 0:
+                check_target_range(targets, logits.shape[1])
+            yield s, logits
 
 
 def clean_logits(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -102,13 +111,17 @@ def resolve_targets(model, x: torch.Tensor, target, batch_size: int) -> torch.Te
     B = x.shape[0]
     if target is None:
         return clean_logits(model, x, batch_size).argmax(dim=1)
-    if isinstance(target, bool):
-        V.fail("target", "expected an int, a sequence of ints or an integer tensor, got bool", TypeError)
+    if isinstance(target, (bool, str, bytes, float)) or not isinstance(target, (int, torch.Tensor, Sequence)):
+        V.fail("target", f"expected an int, a sequence of ints or an integer tensor, got {type(target).__name__}",
+               TypeError)
     if isinstance(target, int):
         t = torch.full((B,), target, dtype=torch.int64, device=x.device)
     else:
-        t = torch.as_tensor(target)
-        if t.is_floating_point() or t.dtype == torch.bool:
+        try:
+            t = torch.as_tensor(target)
+        except (TypeError, ValueError, RuntimeError):
+            V.fail("target", f"expected integer classes, got {target!r}", TypeError)
+        if t.is_floating_point() or t.dtype == torch.bool or t.is_complex():
             V.fail("target", f"expected integer classes, got {t.dtype}", TypeError)
         t = t.to(device=x.device, dtype=torch.int64).reshape(-1)
         if t.numel() == 1:

@@ -50,9 +50,10 @@ def rise_masks(seed: int, image_id: int, n_masks: int, size: tuple[int, int], gr
     return crop.gather(3, cols)[:, 0]
 
 
-def _scores(model, n_rows: int, batch_size: int, inputs_of, targets_of, output: str):
-    """Yields (chunk slice, F (rows,) float64) of the explained output over batched forward passes."""
-    for sl, logits in batched_logits(model, n_rows, batch_size, inputs_of):
+def _scores(model, n_rows: int, batch_size: int, inputs_of, targets_of, output: str, targets: torch.Tensor):
+    """Yields (chunk slice, F (rows,) float64) of the explained output over batched forward passes;
+    ``targets`` (B,): every class explained (checked against the model's outputs)."""
+    for sl, logits in batched_logits(model, n_rows, batch_size, inputs_of, targets):
         yield sl, explained_output(logits.to(torch.float64), targets_of(sl), output)
 
 
@@ -78,7 +79,7 @@ def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float 
             masks = rise_masks(seed, int(ids[b]), n_masks, (H, W), grid, p).to(x.device)
             masked = lambda sl: x[b:b + 1] * masks[sl].unsqueeze(1).to(x.dtype)  # noqa: E731
             for sl, f in _scores(model, n_masks, batch_size, masked, lambda sl: targets[b].expand(sl.stop - sl.start),
-                                 output):
+                                 output, targets):
                 out[b] += (f.view(-1, 1, 1) * masks[sl].to(torch.float64)).sum(dim=0)
     return (out / (n_masks * p)).to(out_dtype)
 
@@ -112,7 +113,7 @@ def occlusion(model, x, target=None, *, window: int | None = None, stride: int |
         x, batch_size = prepare_inference(model, x, batch_size)
         targets = resolve_targets(model, x, target, batch_size)
         clean = torch.cat([f for _, f in _scores(model, B, batch_size, lambda sl: x[sl], lambda sl: targets[sl],
-                                                  output)])
+                                                  output, targets)])
 
         def occluded(sl, b):
             inp = x[b:b + 1].repeat(sl.stop - sl.start, 1, 1, 1)
@@ -122,7 +123,7 @@ def occlusion(model, x, target=None, *, window: int | None = None, stride: int |
 
         for b in range(B):
             for sl, f in _scores(model, len(patches), batch_size, lambda sl: occluded(sl, b),
-                                 lambda sl: targets[b].expand(sl.stop - sl.start), output):
+                                 lambda sl: targets[b].expand(sl.stop - sl.start), output, targets):
                 drop = clean[b] - f
                 for k, (y, xx) in enumerate(patches[sl]):
                     total[b, y:y + window, xx:xx + window] += drop[k]

@@ -8,6 +8,8 @@ arguments once into a frozen :class:`EnginePlan`; :func:`run_plan` executes it.
 """
 from __future__ import annotations
 
+import torch
+
 from .. import _validation as V
 from ..options import EXECUTION_KEYS, SAMPLING_KEYS, ExecutionOptions, SamplingOptions, split_options
 from .plan import EnginePlan, make_plan, plan_rows
@@ -34,6 +36,10 @@ def estimate(model, x, *, sigmas, mixing: str, powers=(2,), target=None, output:
     pooled into one statistic (S' = 1).  ``slot_samples`` (B, S) int64 >= 0: samples per (image, σ) instead
     of ``n_samples`` (noiseless slots take at most one).
     """
+    if torch.is_inference_mode_enabled():
+        V.fail("model", "cannot be differentiated: torch.inference_mode() is on, and no gradient can be taken "
+                        "inside it; call this function outside the inference_mode block (torch.no_grad() is fine "
+                        "around it too)")
     if isinstance(sampling, str):
         options["sampling"], sampling = sampling, None
     samp, exe, rest = split_options(options)

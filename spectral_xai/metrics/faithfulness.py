@@ -109,7 +109,7 @@ def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: 
 
             probs = torch.empty(B, Q, dtype=torch.float64, device=x.device)
             top1 = torch.empty(B, Q, dtype=torch.int64, device=x.device)
-            for sl, logits in batched_logits(model, B * Q, batch_size, removed_inputs):
+            for sl, logits in batched_logits(model, B * Q, batch_size, removed_inputs, targets):
                 bi, qi = rows[sl, 0], rows[sl, 1]
                 logits = logits.to(torch.float64)
                 probs[bi, qi] = torch.softmax(logits, dim=1).gather(1, targets[bi].view(-1, 1)).squeeze(1)
