@@ -15,7 +15,7 @@ from .lens import SpectralLensResult, prior_weights, spectral_lens
 from .methods import METHODS, explain, quantus_explain_func
 from .metrics import inconsistency, scale_rank_correlation
 from .presets import PRESETS, preset
-from .smooth import SmoothReLU, smooth_activations
+from .smooth_activations import GaussianActivation, SmoothReLU, SmoothingReport, smooth_activations
 from .spectrum import (exact_gap, expected_frequency, explanation_gap, radial_power_spectrum, rank_normalize)
 from .scale import NoiseCutoff, OptimalSigma, cs_curves, noise_cutoff, optimal_sigma, sg2_opt
 
@@ -32,5 +32,6 @@ __all__ = [
     "inconsistency", "integrated_grad", "metrics", "noise_cutoff", "optimal_sigma", "preset", "prior_weights",
     "scale_rank_correlation", "sg2_opt", "smooth_grad", "spectral_lens", "vanilla_grad", "SmoothReLU",
     "exact_gap", "expected_frequency", "explanation_gap", "radial_power_spectrum", "rank_normalize",
-    "smooth_activations", "occlusion", "rise", "METHODS", "explain", "quantus_explain_func",
+    "smooth_activations", "GaussianActivation", "SmoothingReport", "occlusion", "rise", "METHODS", "explain",
+    "quantus_explain_func",
 ]
