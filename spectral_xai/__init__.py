@@ -24,7 +24,7 @@ from .noise_level import NoiseCutoff, OptimalSigma, cs_curves, noise_cutoff, opt
 from .options import ExecutionOptions, SamplingOptions
 from .perturbation import occlusion, rise
 from .presets import PRESETS, preset
-from .smooth import SmoothReLU, smooth_activations
+from .smooth_activations import GaussianActivation, SmoothReLU, SmoothingReport, smooth_activations
 from .spectrum import (exact_gap, expected_frequency, explanation_gap, radial_power_spectrum, rank_normalize)
 
 
@@ -39,5 +39,6 @@ __all__ = [
     "inconsistency", "integrated_grad", "metrics", "noise_cutoff", "optimal_sigma", "preset", "prior_weights",
     "scale_rank_correlation", "sg2_opt", "smooth_grad", "spectral_lens", "vanilla_grad", "SmoothReLU",
     "exact_gap", "expected_frequency", "explanation_gap", "radial_power_spectrum", "rank_normalize",
-    "smooth_activations", "occlusion", "rise", "METHODS", "explain", "quantus_explain_func",
+    "smooth_activations", "GaussianActivation", "SmoothingReport", "occlusion", "rise", "METHODS", "explain",
+    "quantus_explain_func",
 ]

@@ -35,7 +35,8 @@ def rank_normalize(maps: torch.Tensor) -> torch.Tensor:
 
 
 def radial_power_spectrum(maps: torch.Tensor, *, rank_normalize: bool = False) -> torch.Tensor:
-    """Ring means S_k of |FFT2(m)|² over centred integer radii k = 0..K−1.  (B, H, W) -> (B, K)."""
+    """Ring means S_k of |FFT2(m)|² over centred integer radii k = 0..K−1.  (B, H, W) -> (B, K), float64
+    for float64 maps, else float32."""
     maps = _check_maps(maps).detach()
     if rank_normalize:
         maps = ops.rank_normalize(maps)   # raises on NaN; ranks of ±Inf are finite
@@ -47,7 +48,8 @@ def radial_power_spectrum(maps: torch.Tensor, *, rank_normalize: bool = False) -
 
 def expected_frequency(maps: torch.Tensor, *, rank_normalize: bool = True, reduction: str = "mean",
                        exclude_dc: bool = False) -> torch.Tensor:
-    """EF = Σ_k ω_k S_k / Σ_k S_k with ω_k = k/(K−1), per map.  (B, H, W) -> (B,) float64.
+    """EF = Σ_k ω_k S_k / Σ_k S_k with ω_k = k/(K−1), per map.  (B, H, W) -> (B,), computed in float64,
+    returned in the maps' precision (float64 for float64 maps, else float32).
 
     ``reduction="authors"`` also divides by K, as the ICCV25 code does (its tables print EF×1e5).
     ``exclude_dc=True`` drops ring 0 before normalising (see the module note on rank normalisation).
@@ -62,17 +64,20 @@ def expected_frequency(maps: torch.Tensor, *, rank_normalize: bool = True, reduc
     if exclude_dc:
         spec, omega = spec[:, 1:], omega[1:]
     ef = (spec * omega).sum(dim=1) / spec.sum(dim=1).clamp_min(torch.finfo(torch.float64).tiny)
-    return ef / K if reduction == "authors" else ef
+    return (ef / K if reduction == "authors" else ef).to(output_dtype(maps))
 
 
 def explanation_gap(reference_maps: torch.Tensor, method_maps: torch.Tensor, **ef_options) -> torch.Tensor:
-    """ΔEF = |EF(method) − EF(reference)| per image (reference: usually VanillaGrad).  -> (B,)."""
+    """ΔEF = |EF(method) − EF(reference)| per image (reference: usually VanillaGrad).  -> (B,), float64 if
+    both maps are float64, else float32."""
     _check_maps(reference_maps, "reference_maps")
     _check_maps(method_maps, "method_maps")
     if reference_maps.shape != method_maps.shape:
         V.fail("method_maps", f"shape {tuple(method_maps.shape)} differs from reference_maps "
                               f"{tuple(reference_maps.shape)}")
-    return (expected_frequency(method_maps, **ef_options) - expected_frequency(reference_maps, **ef_options)).abs()
+    gap = expected_frequency(method_maps, **ef_options).double() - expected_frequency(reference_maps, **ef_options)
+    both64 = method_maps.dtype == reference_maps.dtype == torch.float64
+    return gap.abs().to(torch.float64 if both64 else torch.float32)
 
 
 def exact_gap(model, x, *, surrogate="smoothgrad", sigma: float | None = None, n_samples: int = 64, target=None,

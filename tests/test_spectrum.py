@@ -119,8 +119,8 @@ def test_exact_gap_of_smoothgrad_closed_form():
 
 def test_exact_gap_against_a_smooth_surrogate(images):
     model = small_cnn()
-    soft = sx.smooth_activations(model, 1.0)
-    near = sx.smooth_activations(model, 1e4)
+    soft = sx.smooth_activations(model, 1.0, kind="softplus")
+    near = sx.smooth_activations(model, 1e4, kind="softplus")
     g_soft = sx.exact_gap(model, images, surrogate=soft)
     g_near = sx.exact_gap(model, images, surrogate=near)
     with torch.no_grad():
@@ -185,14 +185,14 @@ def test_smooth_activations(kind, images):
 
 
 def test_smooth_activations_warns_on_functional_relu_and_works_on_lite0():
-    with pytest.warns(UserWarning, match="FunctionalNet.forward"):
+    with pytest.raises(ValueError, match="FunctionalNet.forward"):   # nothing but a functional ReLU
         sx.smooth_activations(FunctionalNet(), 2.0)
     from spectral_xai.zoo import efficientnet_lite0, photos
 
     lite = efficientnet_lite0()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        smooth = sx.smooth_activations(lite, 1e4)
+        smooth = sx.smooth_activations(lite, 1e4, kind="softplus")
     assert smooth.smooth_activations_replaced > 10
     x = photos(64)[:2]
     with torch.no_grad():

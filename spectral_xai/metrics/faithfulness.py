@@ -46,10 +46,34 @@ def keep_masks(maps: torch.Tensor, fractions: torch.Tensor, *, erosion: int = 1,
     return keep
 
 
+def check_fractions(fractions) -> torch.Tensor:
+    """Removal fractions: a 1-D sequence or tensor of at least 2 finite, strictly increasing values in
+    [0, 1] -> (Q,) float64 CPU.  Increasing because the curves are integrated in that order; the
+    requested order is never changed silently."""
+    if isinstance(fractions, torch.Tensor) and (fractions.dtype == torch.bool or fractions.is_complex()):
+        V.fail("fractions", f"expected real numbers, got a {fractions.dtype} tensor", TypeError)
+    try:
+        q = torch.as_tensor(fractions, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        V.fail("fractions", f"expected a 1-D sequence of numbers, got {type(fractions).__name__}", TypeError)
+    if q.dim() != 1:
+        V.fail("fractions", f"expected a 1-D sequence, got shape {tuple(q.shape)}")
+    if q.numel() < 2:
+        V.fail("fractions", f"expected at least two fractions, got {q.numel()}")
+    if not bool(torch.isfinite(q).all()):
+        V.fail("fractions", f"contains NaN or Inf: {q.tolist()}")
+    if bool((q < 0).any()) or bool((q > 1).any()):
+        V.fail("fractions", f"expected values in [0, 1], got min {q.min().item():g}, max {q.max().item():g}")
+    if not bool((q[1:] > q[:-1]).all()):
+        V.fail("fractions", f"expected strictly increasing values (sorted, no repeats), got {q.tolist()}")
+    return q
+
+
 def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: int = 1, baseline="blur",
                        order: str = "morf", labels=None, batch_size: int | None = None) -> dict:
     """Deletion and insertion curves and AUCs for x (B, C, H, W) and maps (B, H, W) or (B, C, H, W).
 
+    ``fractions``: at least 2 strictly increasing values in [0, 1] (default 0, 0.05, ..., 1).
     Returns fractions (Q,), removed_fraction (B, Q) (actual, after erosion), deletion_curve /
     insertion_curve (B, Q) target-class probabilities, deletion_auc (lower is better) / insertion_auc
     (higher is better) (B,) by the trapezoid rule over removed_fraction, and with ``labels`` (B,) also
@@ -72,10 +96,7 @@ def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: 
     V.check_positive_int(erosion, "erosion")
     if erosion % 2 == 0:
         V.fail("erosion", f"expected an odd window size, got {erosion}")
-    q = torch.as_tensor(DEFAULT_FRACTIONS if fractions is None else fractions, dtype=torch.float64).reshape(-1)
-    if q.numel() < 2 or bool((q < 0).any()) or bool((q > 1).any()):
-        V.fail("fractions", "expected at least two fractions in [0, 1]")
-    q, _ = torch.sort(q)
+    q = check_fractions(DEFAULT_FRACTIONS if fractions is None else fractions)
     if isinstance(baseline, str):
         if baseline == "blur":
             base = blur_baseline(x)
