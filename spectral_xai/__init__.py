@@ -24,7 +24,7 @@ from .noise_level import NoiseCutoff, OptimalSigma, cs_curves, noise_cutoff, opt
 from .options import ExecutionOptions, SamplingOptions
 from .perturbation import occlusion, rise
 from .presets import PRESETS, preset
-from .smooth_activations import GaussianActivation, SmoothReLU, SmoothingReport, smooth_activations
+from .activation_smoothing import GaussianActivation, SmoothReLU, SmoothingReport, smooth_activations
 from .spectrum import (exact_gap, expected_frequency, explanation_gap, radial_power_spectrum, rank_normalize)
 
 

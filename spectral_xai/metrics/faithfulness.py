@@ -82,6 +82,35 @@ def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: 
     """
     x = V.check_images(x)
     check_model_device(model, x)
+    maps = _check_maps(maps, x)
+    if order not in ("morf", "lerf"):
+        V.fail("order", f"expected 'morf' or 'lerf', got {order!r}")
+    V.check_positive_int(erosion, "erosion")
+    if erosion % 2 == 0:
+        V.fail("erosion", f"expected an odd window size, got {erosion}")
+    q = check_fractions(DEFAULT_FRACTIONS if fractions is None else fractions)
+    base = _baseline_images(baseline, x)
+    keep = keep_masks(maps, q, erosion=erosion, order=order)                       # (B, Q, H, W)
+    removed = 1 - keep.flatten(2).mean(dim=2).to(torch.float64)                      # (B, Q)
+    with model_scope(model):
+        x, batch_size = prepare_inference(model, x, batch_size)
+        targets = resolve_targets(model, x, target, batch_size)
+        curves, hits = {}, {}
+        for name in ("deletion", "insertion"):
+            curves[name], hits[name] = _curve(model, x, base.to(x), keep if name == "deletion" else 1 - keep,
+                                              targets, batch_size)
+    out = {"fractions": q, "removed_fraction": removed}
+    for name in ("deletion", "insertion"):
+        out[f"{name}_curve"] = curves[name]
+        out[f"{name}_auc"] = torch.trapezoid(curves[name], removed.to(curves[name].device), dim=1)
+        if labels is not None:
+            lab = torch.as_tensor(labels, device=x.device).view(-1, 1)
+            out[f"{name}_accuracy"] = (hits[name] == lab).to(torch.float64)
+    return out
+
+
+def _check_maps(maps, x: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) or (B, C, H, W) finite maps matching x -> (B, H, W) float64 on x's device (channels summed)."""
     if not isinstance(maps, torch.Tensor) or maps.dim() not in (3, 4) or maps.shape[0] != x.shape[0] \
             or tuple(maps.shape[-2:]) != tuple(x.shape[-2:]):
         V.fail("maps", f"expected (B, H, W) or (B, C, H, W) maps matching x {tuple(x.shape)}, "
@@ -91,56 +120,41 @@ def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: 
         maps = maps.sum(dim=1)
     if not bool(torch.isfinite(maps).all()):
         V.fail("maps", "contains NaN or Inf values")
-    if order not in ("morf", "lerf"):
-        V.fail("order", f"expected 'morf' or 'lerf', got {order!r}")
-    V.check_positive_int(erosion, "erosion")
-    if erosion % 2 == 0:
-        V.fail("erosion", f"expected an odd window size, got {erosion}")
-    q = check_fractions(DEFAULT_FRACTIONS if fractions is None else fractions)
+    return maps
+
+
+def _baseline_images(baseline, x: torch.Tensor) -> torch.Tensor:
+    """The images that replace removed pixels: "blur", "black" or a tensor broadcast to x."""
     if isinstance(baseline, str):
         if baseline == "blur":
-            base = blur_baseline(x)
-        elif baseline == "black":
-            base = torch.zeros_like(x)
-        else:
-            V.fail("baseline", f"expected 'blur', 'black' or a tensor, got {baseline!r}")
-    elif isinstance(baseline, torch.Tensor):
+            return blur_baseline(x)
+        if baseline == "black":
+            return torch.zeros_like(x)
+        V.fail("baseline", f"expected 'blur', 'black' or a tensor, got {baseline!r}")
+    if isinstance(baseline, torch.Tensor):
         try:
-            base = baseline.to(x).expand_as(x)
+            return baseline.to(x).expand_as(x)
         except RuntimeError:
             V.fail("baseline", f"shape {tuple(baseline.shape)} does not broadcast to {tuple(x.shape)}")
-    else:
-        V.fail("baseline", f"expected 'blur', 'black' or a tensor, got {type(baseline).__name__}", TypeError)
-    B, Q = x.shape[0], q.numel()
-    keep = keep_masks(maps, q, erosion=erosion, order=order)                       # (B, Q, H, W)
-    removed = 1 - keep.flatten(2).mean(dim=2).to(torch.float64)                      # (B, Q)
-    with model_scope(model):
-        x, batch_size = prepare_inference(model, x, batch_size)
-        base = base.to(x)
-        targets = resolve_targets(model, x, target, batch_size)
-        rows = torch.cartesian_prod(torch.arange(B), torch.arange(Q)).to(x.device)       # (B·Q, 2): (b, q)
-        curves, hits = {}, {}
-        for name in ("deletion", "insertion"):
-            m = keep if name == "deletion" else 1 - keep
+    V.fail("baseline", f"expected 'blur', 'black' or a tensor, got {type(baseline).__name__}", TypeError)
 
-            def removed_inputs(sl, m=m):
-                bi, qi = rows[sl, 0], rows[sl, 1]
-                mk = m[bi, qi].unsqueeze(1).to(x.dtype)
-                return x[bi] * mk + base[bi] * (1 - mk)
 
-            probs = torch.empty(B, Q, dtype=torch.float64, device=x.device)
-            top1 = torch.empty(B, Q, dtype=torch.int64, device=x.device)
-            for sl, logits in batched_logits(model, B * Q, batch_size, removed_inputs, targets):
-                bi, qi = rows[sl, 0], rows[sl, 1]
-                logits = logits.to(torch.float64)
-                probs[bi, qi] = torch.softmax(logits, dim=1).gather(1, targets[bi].view(-1, 1)).squeeze(1)
-                top1[bi, qi] = logits.argmax(dim=1)
-            curves[name], hits[name] = probs, top1
-    out = {"fractions": q, "removed_fraction": removed}
-    for name in ("deletion", "insertion"):
-        out[f"{name}_curve"] = curves[name]
-        out[f"{name}_auc"] = torch.trapezoid(curves[name], removed.to(curves[name].device), dim=1)
-        if labels is not None:
-            lab = torch.as_tensor(labels, device=x.device).view(-1, 1)
-            out[f"{name}_accuracy"] = (hits[name] == lab).to(torch.float64)
-    return out
+def _curve(model, x, base, keep, targets, batch_size) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target probabilities and top-1 classes (B, Q) of x ⊙ keep + base ⊙ (1 − keep), keep (B, Q, H, W),
+    over batched forward passes (rows ordered (image, fraction))."""
+    B, Q = keep.shape[:2]
+    rows = torch.cartesian_prod(torch.arange(B), torch.arange(Q)).to(x.device)       # (B·Q, 2): (b, q)
+
+    def inputs(sl):
+        bi, qi = rows[sl, 0], rows[sl, 1]
+        mk = keep[bi, qi].unsqueeze(1).to(x.dtype)
+        return x[bi] * mk + base[bi] * (1 - mk)
+
+    probs = torch.empty(B, Q, dtype=torch.float64, device=x.device)
+    top1 = torch.empty(B, Q, dtype=torch.int64, device=x.device)
+    for sl, logits in batched_logits(model, B * Q, batch_size, inputs, targets):
+        bi, qi = rows[sl, 0], rows[sl, 1]
+        logits = logits.to(torch.float64)
+        probs[bi, qi] = torch.softmax(logits, dim=1).gather(1, targets[bi].view(-1, 1)).squeeze(1)
+        top1[bi, qi] = logits.argmax(dim=1)
+    return probs, top1

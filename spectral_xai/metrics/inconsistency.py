@@ -1,4 +1,4 @@
-"""Inconsistency of explanations across noise scales (SPEC §6, ECCV24 App. H), as intended.
+"""Inconsistency of explanations across noise scales (docs/methods.md §6, ECCV24 App. H), as intended.
 
 Maps are down-sampled by area averaging (default factor 5), flattened and divided by their L2 norm.
 The authors' code multiplied sums in an einsum instead of taking a cosine and typed μ² as 2μ; these

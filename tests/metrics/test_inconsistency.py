@@ -1,4 +1,4 @@
-"""inconsistency / scale_rank_correlation (SPEC §6): numpy references, degenerate maps, argument checks."""
+"""inconsistency / scale_rank_correlation (docs/methods.md §6): numpy references, degenerate maps, argument checks."""
 import numpy as np
 import pytest
 import scipy.stats

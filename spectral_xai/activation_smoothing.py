@@ -1,4 +1,4 @@
-"""Smooth surrogates of a network (SPEC §8, §12, ICCV25 §3.4): every elementwise activation a replaced by
+"""Smooth surrogates of a network (docs/methods.md §8, §12, ICCV25 §3.4): every elementwise activation a replaced by
 its Gaussian smoothing a_β(x) = E[a(x + Z/√β)], Z ~ N(0, 1) (kind="gaussian"), or ReLU / ReLU6 by
 SoftPlus_β (kind="softplus").  β -> ∞ recovers the original model.
 
@@ -324,7 +324,7 @@ def _swap(smooth: nn.Module, beta: float, kind: str, nodes: int | None):
     return replaced, left, eco
 
 
-def smooth_activations(model: nn.Module, beta: float, *, kind: str = "gaussian",
+def smooth_activations(model: nn.Module, beta: float, *, kind: str = "softplus",
                        nodes: int | None = None) -> nn.Module:
     """A deep copy of ``model`` with every elementwise activation module a replaced by a_β(x) =
     E[a(x + Z/√β)] (kind="gaussian", see the module docstring), or every nn.ReLU / nn.ReLU6 by

@@ -1,4 +1,4 @@
-"""Gaussian smoothing of every elementwise activation, a_β(x) = E[a(x + Z/√β)] (SPEC §12), against
+"""Gaussian smoothing of every elementwise activation, a_β(x) = E[a(x + Z/√β)] (docs/methods.md §12), against
 scipy quadrature of independent numpy activations, Monte Carlo, β -> ∞ and autograd's gradcheck."""
 import copy
 import math
@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import spectral_xai as sx
-from spectral_xai.smooth_activations import GaussianActivation
+from spectral_xai.activation_smoothing import GaussianActivation
 
 SELU_A, SELU_L = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
@@ -147,7 +147,7 @@ def test_smooth_activations_replaces_every_activation_and_reports_it():
     x = torch.randn(32, 6)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        smooth = sx.smooth_activations(model, 3.0)
+        smooth = sx.smooth_activations(model, 3.0, kind="gaussian")
     rep = smooth.smooth_activations_report
     assert {p: c for p, c, _ in rep.replaced} == {"block.0": "GELU", "block.2": "SiLU", "hs": "Hardswish",
                                                    "prelu": "PReLU"}
@@ -157,7 +157,7 @@ def test_smooth_activations_replaces_every_activation_and_reports_it():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert "prelu.act.weight" in smooth.state_dict()                                 # PReLU's slope is kept
     with torch.no_grad():
-        torch.testing.assert_close(sx.smooth_activations(model, 1e10)(x), model(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(sx.smooth_activations(model, 1e10, kind="gaussian")(x), model(x), atol=1e-5, rtol=1e-5)
         assert float((smooth(x) - model(x)).abs().max()) > 1e-2
         again = pickle.loads(pickle.dumps(smooth))                      # picklable; copies own their PReLU
         again.prelu.act.weight.data.fill_(2.0)
@@ -175,7 +175,7 @@ class FunctionalGELU(nn.Module):
 
 def test_left_activations_are_reported_and_nothing_to_replace_raises():
     with pytest.warns(UserWarning, match=r"FunctionalGELU\.forward"):
-        smooth = sx.smooth_activations(FunctionalGELU(), 2.0)
+        smooth = sx.smooth_activations(FunctionalGELU(), 2.0, kind="gaussian")
     assert smooth.smooth_activations_report.left[0][0].endswith("FunctionalGELU.forward")
     with pytest.warns(UserWarning, match=r"1 \(GELU\).*kind='softplus' smooths only ReLU"):
         soft = sx.smooth_activations(nn.Sequential(nn.ReLU(), nn.GELU()), 2.0, kind="softplus")
@@ -201,7 +201,7 @@ def test_transformers_activation_classes_are_recognised():
     acts = pytest.importorskip("transformers.activations")
     classes = [acts.GELUActivation, acts.NewGELUActivation, acts.FastGELUActivation, acts.QuickGELUActivation]
     model = nn.Sequential(*[m for c in classes for m in (nn.Linear(5, 5), c())])
-    smooth = sx.smooth_activations(model, 1.5)
+    smooth = sx.smooth_activations(model, 1.5, kind="gaussian")
     assert [r[1] for r in smooth.smooth_activations_report.replaced] == [c.__name__ for c in classes]
     _check_against_monte_carlo(model, smooth, 1.5)
 
@@ -210,7 +210,7 @@ def test_timm_activation_classes_are_recognised():
     layers = pytest.importorskip("timm.layers")
     classes = [layers.get_act_layer(n) for n in ("gelu", "gelu_tanh", "quick_gelu", "silu", "hard_swish", "mish")]
     model = nn.Sequential(*[m for c in classes for m in (nn.Linear(5, 5), c())])
-    smooth = sx.smooth_activations(model, 1.5)
+    smooth = sx.smooth_activations(model, 1.5, kind="gaussian")
     assert len(smooth.smooth_activations_report.replaced) == len(classes)
     _check_against_monte_carlo(model, smooth, 1.5)
 
