@@ -129,6 +129,13 @@ def small_cnn(channels=3, classes=5, size=12, seed=0, width=6, dropout=True) -> 
         nn.Linear(8 * (size // 2) ** 2, classes))
 
 
+def batch_log(model: nn.Module, of=lambda x: x.shape[0]) -> list:
+    """The list that a forward hook on `model` fills with of(input) at every call (default: the batch rows)."""
+    log = []
+    model.register_forward_hook(lambda m, i, o: log.append(of(i[0])))
+    return log
+
+
 def audit_cnn(classes: int = 5) -> nn.Module:
     """(B, 3, S, S) in [0, 1] -> (B, classes), any S >= 8; weights from a fixed generator, eval mode.
     The audit loads it as ``AUDIT_MODEL``."""
@@ -179,3 +186,9 @@ def tiny_audit_args(data, out, *extra) -> list:
     """Arguments of a small audit of `data` into `out` with `audit_cnn`: 24 px, 3 samples, one image a shard."""
     return ["audit", data, "--out", out, "--model", AUDIT_MODEL, "--size", 24, "--samples", 3, "--shard-size", 1,
             "--methods", "vg,sg2,sl2,al,xig", "--fractions", 5, "--quiet", "--num-workers", 0, *extra]
+
+
+def tiny_audit(data, out, *extra) -> None:
+    """Run the audit of `tiny_audit_args` through the command line; it must succeed."""
+    r = audit_cli(*tiny_audit_args(data, out, *extra))
+    assert r.returncode == 0, r.stderr

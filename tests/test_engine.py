@@ -7,7 +7,7 @@ from torch import nn
 import spectral_xai as sx
 from spectral_xai.engine import plan_rows
 
-from helpers import small_cnn
+from helpers import batch_log, small_cnn
 
 
 def test_same_seed_same_maps_whatever_the_batch_size(cnn, images):
@@ -47,8 +47,7 @@ def test_channels_last_and_reduce_channels(cnn, images):
 
 def test_estimate_all_sigmas_in_one_pass_count_model_calls(images):
     model = small_cnn()
-    calls = []
-    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    calls = batch_log(model)
     est = sx.estimate(model, images, sigmas=[0.0, 0.1, 0.2], mixing="convex", n_samples=5, powers=(1, 2),
                       batch_size=1000)
     # clean pass for targets + one batch of every sample (sigma = 0 is noiseless: one sample is exact)
@@ -99,8 +98,7 @@ def test_bad_input_names_the_argument(cnn, images, call, arg):
 
 def test_auto_batch_size_follows_the_memory_budget(images):
     model = small_cnn()
-    calls = []
-    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    calls = batch_log(model)
     small = sx.estimate(model, images, sigmas=0.1, mixing="additive", n_samples=8, target=0,
                         memory_budget=60_000)
     sizes_small = [c for c in calls[1:]]  # calls[0]: the one-row probe of the hooks

@@ -8,7 +8,7 @@ import torch
 import spectral_xai as sx
 from spectral_xai.lens import neyman_counts
 
-from helpers import Sinusoid, assert_unbiased, convex_sg2_grid, sg2_sd_bound, sinusoid, small_cnn
+from helpers import Sinusoid, assert_unbiased, batch_log, convex_sg2_grid, sg2_sd_bound, sinusoid, small_cnn
 
 S_NOISE = 0.8
 
@@ -78,8 +78,7 @@ def test_stratified_estimator_is_unbiased_for_the_grid_mean():
 
 def test_one_spectral_lens_call_is_one_pass_over_s_times_n(images):
     model = small_cnn()
-    calls = []
-    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    calls = batch_log(model)
     sx.spectral_lens(model, images, target=1, n_samples=3, batch_size=10_000)
     assert calls == [4 * (1 + 10 * 3)]               # one chunk: every (image, σ, sample) row (σ = 0 once)
     calls.clear()

@@ -5,7 +5,7 @@ import torch
 
 import spectral_xai as sx
 
-from helpers import small_cnn
+from helpers import batch_log, small_cnn
 
 
 def test_model_state_is_restored(images):
@@ -73,8 +73,7 @@ def test_mismatched_devices(device):
 
 def test_low_precision_model_gets_batches_in_its_dtype(images):
     model = small_cnn()
-    seen = []
-    model.register_forward_hook(lambda m, i, o: seen.append(i[0].dtype))
+    seen = batch_log(model, of=lambda x: x.dtype)
     ref = sx.smooth_grad(model, images, 0.1, n_samples=8, seed=1)
     seen.clear()
     low = sx.smooth_grad(model.to(torch.bfloat16), images, 0.1, n_samples=8, seed=1)

@@ -1,6 +1,7 @@
 """What the audit computes for a batch: stored maps and EF equal direct calls with the same keys; the fast-path
 options reach the engine."""
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 

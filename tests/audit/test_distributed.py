@@ -6,13 +6,12 @@ import sys
 
 import pandas as pd
 
-from helpers import HERE, audit_cli, tiny_audit_args
+from helpers import HERE, tiny_audit, tiny_audit_args
 
 
 def test_torchrun_two_gloo_processes_equal_one(photo_folder, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
-    r = audit_cli(*tiny_audit_args(photo_folder, one))
-    assert r.returncode == 0, r.stderr
+    tiny_audit(photo_folder, one)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
            "spectral_xai", *map(str, tiny_audit_args(photo_folder, two))]
     r = subprocess.run(cmd, cwd=HERE, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,

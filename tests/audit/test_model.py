@@ -21,12 +21,14 @@ def test_torchscript_and_weights_equal_the_factory_model(tmp_path):
                 fractions=3, quiet=True, report=False)
     a = run_audit(AuditConfig(out=str(tmp_path / "a"), model=AUDIT_MODEL, **base))["table"]
     b = run_audit(AuditConfig(out=str(tmp_path / "b"), model=str(tmp_path / "tiny.pt"), **base))["table"]
-    c = run_audit(AuditConfig(out=str(tmp_path / "c"), model=AUDIT_MODEL, weights=str(tmp_path / "w.pt"), **base))["table"]
+    c = run_audit(AuditConfig(out=str(tmp_path / "c"), model=AUDIT_MODEL, weights=str(tmp_path / "w.pt"),
+                              **base))["table"]
     e = run_audit(AuditConfig(out=str(tmp_path / "e"), model=str(tmp_path / "tiny.pt2"), **base))["table"]
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(a, e)
     pd.testing.assert_frame_equal(a, c)
-    d = run_audit(AuditConfig(out=str(tmp_path / "d"), model=AUDIT_MODEL, mean=[0.5] * 3, std=[0.25] * 3, **base))["table"]
+    d = run_audit(AuditConfig(out=str(tmp_path / "d"), model=AUDIT_MODEL, mean=[0.5] * 3, std=[0.25] * 3,
+                              **base))["table"]
     assert not np.allclose(d["vg_ef"], a["vg_ef"])                 # the normalisation is in front of the model
     with pytest.raises(ValueError, match="option 'model'"):
         run_audit(AuditConfig(out=str(tmp_path / "f"), model="no_such_module:factory", **base))

@@ -16,7 +16,7 @@ from spectral_xai.audit import AuditConfig, RunDirError, build_report, run_audit
 from spectral_xai.audit.report import FIGURES
 from spectral_xai.audit.store import read_shard_tensors, shard_path, shard_plan
 
-from helpers import AUDIT_MODEL, HERE, PHOTOS, audit_cli, tiny_audit_args
+from helpers import AUDIT_MODEL, HERE, PHOTOS, audit_cli, tiny_audit, tiny_audit_args
 
 
 def test_audit_end_to_end_on_photos(photo_folder, tmp_path):
@@ -59,8 +59,7 @@ def test_audit_end_to_end_on_photos(photo_folder, tmp_path):
 
 def test_sigkill_then_resume_equals_fresh_run(photo_folder, tmp_path):
     fresh, killed = tmp_path / "fresh", tmp_path / "killed"
-    r = audit_cli(*tiny_audit_args(photo_folder, fresh))
-    assert r.returncode == 0, r.stderr
+    tiny_audit(photo_folder, fresh)
     n_shards = len(shard_plan(len(PHOTOS) + 1, 1))
     proc = subprocess.Popen([sys.executable, "-m", "spectral_xai", *map(str, tiny_audit_args(photo_folder, killed))],
                             cwd=HERE, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL,
@@ -74,8 +73,7 @@ def test_sigkill_then_resume_equals_fresh_run(photo_folder, tmp_path):
     n_done = len(list(shards.glob("shard-*")))
     assert 1 <= n_done < n_shards, n_done                      # killed mid-run, after the first shard
     assert not (killed / "metrics.parquet").exists()
-    r = audit_cli(*tiny_audit_args(photo_folder, killed, "--resume"))
-    assert r.returncode == 0, r.stderr
+    tiny_audit(photo_folder, killed, "--resume")
     a = pd.read_parquet(fresh / "metrics.parquet")
     b = pd.read_parquet(killed / "metrics.parquet")
     pd.testing.assert_frame_equal(a, b, check_exact=True)
