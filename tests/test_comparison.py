@@ -3,7 +3,7 @@ import torch
 
 from spectral_xai.comparison import comparison_table
 
-from conftest import small_cnn
+from helpers import small_cnn
 
 
 def test_comparison_table_runs_and_marks_the_best(images):

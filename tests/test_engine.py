@@ -1,11 +1,13 @@
-"""Engine contracts: determinism, model state, IG completeness, adaptive stopping, validation."""
+"""Engine contracts: determinism whatever the batching, adaptive stopping, one pass over all σ, noiseless slots,
+sample offsets, row planning against a loop, the memory budget, validation."""
 import pytest
 import torch
 from torch import nn
 
 import spectral_xai as sx
+from spectral_xai.engine import plan_rows
 
-from conftest import Quadratic, small_cnn
+from helpers import batch_log, small_cnn
 
 
 def test_same_seed_same_maps_whatever_the_batch_size(cnn, images):
@@ -24,66 +26,6 @@ def test_image_alone_with_its_id_equals_in_batch(cnn, images):
     assert not torch.allclose(other[0], batch[2])
 
 
-def test_model_state_is_restored(images):
-    model = small_cnn()
-    model.train()
-    model[0].weight.requires_grad_(False)
-    model[-1].bias.grad = torch.ones_like(model[-1].bias)
-    flags = [p.requires_grad for p in model.parameters()]
-    grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
-    for fn in (lambda: sx.vanilla_grad(model, images), lambda: sx.smooth_grad(model, images, 0.1, n_samples=4),
-               lambda: sx.integrated_grad(model, images, n_steps=4)):
-        fn()
-        assert all(m.training for m in model.modules())
-        assert [p.requires_grad for p in model.parameters()] == flags
-        for p, g in zip(model.parameters(), grads):
-            assert (p.grad is None and g is None) or torch.equal(p.grad, g)
-    model.eval()
-    sx.vanilla_grad(model, images)
-    assert not any(m.training for m in model.modules())
-
-
-def test_model_state_restored_after_an_error(images):
-    model = small_cnn()
-    model.train()
-    with pytest.raises(ValueError):
-        sx.smooth_grad(model, images, -1.0)
-    with pytest.raises(ValueError):
-        sx.vanilla_grad(model, images, target=99)
-    assert all(m.training for m in model.modules())
-    assert all(p.requires_grad for p in model.parameters())
-
-
-def test_eval_mode_is_used(images):
-    model = small_cnn()
-    model.train()  # dropout active in train mode would make VG random
-    a = sx.vanilla_grad(model, images)
-    b = sx.vanilla_grad(model, images)
-    assert torch.equal(a, b)
-
-
-def test_xig_completeness_on_quadratic():
-    x = torch.rand(3, 2, 5, 4, dtype=torch.float64)
-    base = torch.rand(1, 2, 5, 4, dtype=torch.float64)
-    model = Quadratic((2, 5, 4))
-    xig = sx.integrated_grad(model, x, target=0, output="logit", baseline=base, n_steps=3)
-    assert xig.dtype == torch.float64
-    with torch.no_grad():
-        want = model(x)[:, 0] - model(base.expand_as(x))[:, 0]
-    torch.testing.assert_close(xig.sum((1, 2)), want, rtol=1e-10, atol=1e-10)
-    # IG (no input factor) = gradient at the path midpoint for a quadratic
-    ig = sx.integrated_grad(model, x, target=0, output="logit", baseline=base, n_steps=2, times_input=False,
-                            reduce_channels=False)
-    mid = (x + base) / 2
-    torch.testing.assert_close(ig, 2 * model.q.detach() * mid + model.l.detach(), rtol=1e-10, atol=1e-10)
-    ig2 = sx.integrated_grad(model, x, target=0, output="logit", baseline=base, n_steps=4, times_input=False,
-                             squared=True, reduce_channels=False)
-    # int_0^1 (g_b + a (g_x - g_b))^2 da = (g_b^2 + g_b g_x + g_x^2) / 3
-    gx = 2 * model.q.detach() * x + model.l.detach()
-    gb = 2 * model.q.detach() * base + model.l.detach()
-    torch.testing.assert_close(ig2, (gb * gb + gb * gx + gx * gx) / 3, rtol=1e-10, atol=1e-10)
-
-
 def test_adaptive_stopping_is_a_prefix_of_the_full_run(cnn, images):
     m, used = sx.smooth_grad(cnn, images, 0.05, n_samples=64, tol=0.2, check_every=4, seed=3,
                              return_n_samples=True)
@@ -96,23 +38,6 @@ def test_adaptive_stopping_is_a_prefix_of_the_full_run(cnn, images):
     assert used0.tolist() == [16] * 4
 
 
-def test_targets_and_outputs(cnn, images):
-    with torch.no_grad():
-        logits = cnn.eval()(images)
-    top = logits.argmax(1)
-    torch.testing.assert_close(sx.vanilla_grad(cnn, images), sx.vanilla_grad(cnn, images, target=top))
-    torch.testing.assert_close(sx.vanilla_grad(cnn, images, target=[1, 2, 3, 4]),
-                               sx.vanilla_grad(cnn, images, target=torch.tensor([1, 2, 3, 4])))
-    x = images[:1].clone().requires_grad_(True)
-    p = torch.softmax(cnn(x), 1)[0, 2]
-    (gp,) = torch.autograd.grad(p, x)
-    torch.testing.assert_close(sx.vanilla_grad(cnn, images[:1], target=2, output="prob", reduce_channels=False),
-                               gp, rtol=1e-5, atol=1e-8)
-    a = sx.vanilla_grad(cnn, images, target=2, output="logit")
-    b = sx.vanilla_grad(cnn, images, target=2, output="log_softmax")
-    assert not torch.allclose(a, b)
-
-
 def test_channels_last_and_reduce_channels(cnn, images):
     a = sx.smooth_grad(cnn, images, 0.1, n_samples=4, reduce_channels=False)
     assert a.shape == images.shape and a.dtype == torch.float32
@@ -122,8 +47,7 @@ def test_channels_last_and_reduce_channels(cnn, images):
 
 def test_estimate_all_sigmas_in_one_pass_count_model_calls(images):
     model = small_cnn()
-    calls = []
-    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    calls = batch_log(model)
     est = sx.estimate(model, images, sigmas=[0.0, 0.1, 0.2], mixing="convex", n_samples=5, powers=(1, 2),
                       batch_size=1000)
     # clean pass for targets + one batch of every sample (sigma = 0 is noiseless: one sample is exact)
@@ -172,20 +96,9 @@ def test_bad_input_names_the_argument(cnn, images, call, arg):
         call(cnn, images)
 
 
-def test_mismatched_devices():
-    model = small_cnn()
-    x = torch.rand(2, 3, 12, 12)
-    if torch.cuda.is_available():
-        with pytest.raises(ValueError, match="'x'"):
-            sx.vanilla_grad(model.cuda(), x)
-    with pytest.raises(ValueError, match="'x'"):
-        sx.vanilla_grad(model.to("meta"), x)
-
-
 def test_auto_batch_size_follows_the_memory_budget(images):
     model = small_cnn()
-    calls = []
-    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    calls = batch_log(model)
     small = sx.estimate(model, images, sigmas=0.1, mixing="additive", n_samples=8, target=0,
                         memory_budget=60_000)
     sizes_small = [c for c in calls[1:]]  # calls[0]: the one-row probe of the hooks
@@ -210,14 +123,38 @@ def test_maps_do_not_depend_on_the_thread_count(cnn, images):
     torch.testing.assert_close(one, many, rtol=1e-5, atol=1e-9)
 
 
-def test_low_precision_model_gets_batches_in_its_dtype(images):
-    model = small_cnn()
-    seen = []
-    model.register_forward_hook(lambda m, i, o: seen.append(i[0].dtype))
-    ref = sx.smooth_grad(model, images, 0.1, n_samples=8, seed=1)
-    seen.clear()
-    low = sx.smooth_grad(model.to(torch.bfloat16), images, 0.1, n_samples=8, seed=1)
-    assert set(seen) == {torch.bfloat16} and low.dtype == torch.float32
-    a, b = ref.flatten(), low.flatten()
-    ra, rb = a.argsort().argsort().double(), b.argsort().argsort().double()
-    assert torch.corrcoef(torch.stack([ra, rb]))[0, 1] > 0.9  # Spearman of bf16 vs fp32 maps
+def test_sample_offset_continues_the_noise_streams(cnn, images):
+    kw = dict(sigmas=[0.0, 0.2, 0.5], mixing="convex", powers=(2,), noise_scale=0.5, seed=4, batch_size=7)
+    m4 = sx.estimate(cnn, images, n_samples=4, **kw).mean2
+    m1 = sx.estimate(cnn, images, n_samples=1, **kw).mean2
+    m_rest = sx.estimate(cnn, images, n_samples=3, sample_offset=1, **kw).mean2
+    noisy = torch.tensor([False, True, True]).view(1, 3, 1, 1, 1)
+    torch.testing.assert_close(torch.where(noisy, (m1 + 3 * m_rest) / 4, m1), m4, rtol=1e-5, atol=1e-9)
+    counts = torch.tensor([[1, 2, 3]] * 4)
+    est = sx.estimate(cnn, images, n_samples=1, slot_samples=counts, **kw)
+    assert est.n_samples.tolist() == [[1, 2, 3]] * 4
+
+
+def rows_by_loop(active, counts, per_round, limit, S):
+    out = []
+    for p in active.tolist():
+        cap = int(limit[p]) if isinstance(limit, torch.Tensor) else limit
+        for i in range(int(counts[p]), min(int(counts[p]) + per_round, cap)):
+            out.append((p // S, p % S, i))
+    return torch.tensor(out, dtype=torch.int64).reshape(-1, 3)
+
+
+def test_plan_rows_matches_a_loop_over_slots():
+    g = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        P = int(torch.randint(1, 30, (1,), generator=g))
+        S = int(torch.randint(1, 5, (1,), generator=g))
+        limits = torch.randint(1, 20, (P,), generator=g)
+        counts = torch.minimum(torch.randint(0, 20, (P,), generator=g), limits)  # some slots already full
+        k = int(torch.randint(0, P + 1, (1,), generator=g))
+        active = torch.randperm(P, generator=g)[:k].sort().values
+        per_round = int(torch.randint(1, 10, (1,), generator=g))
+        limit = limits if trial % 2 else int(limits.max())
+        got = plan_rows(active, counts, per_round, limit, S)
+        assert got.dtype == torch.int64
+        assert torch.equal(got, rows_by_loop(active, counts, per_round, limit, S))

@@ -5,12 +5,13 @@ the arithmetic does not change (channels_last, compile, the noise fed to the mod
 user's model left untouched, and the CUDA variants on a GPU."""
 import pytest
 import torch
-from conftest import cuda_only, small_cnn
 from scipy.stats import spearmanr
 from torch import nn
 
 import spectral_xai as sx
 from spectral_xai.fastpath import FastPath, check_fast
+
+from helpers import small_cnn
 
 BF16, FP16 = torch.bfloat16, torch.float16
 
@@ -21,19 +22,6 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def lite0():
-    pytest.importorskip("efficientnet_lite_pytorch")
-    from spectral_xai.zoo import efficientnet_lite0
-    return efficientnet_lite0()
-
-
-@pytest.fixture(scope="module")
-def photos64():
-    from spectral_xai.zoo import photos
-    return photos(64)[:2]
-
-
-@pytest.fixture(scope="module")
 def lite0_sg2(lite0, photos64):
     """fp32 SG² maps of the photos at 64 px (n = 8), seeds 0 and 1."""
     kw = dict(n_samples=8, batch_size=32)
@@ -41,9 +29,8 @@ def lite0_sg2(lite0, photos64):
 
 
 def tiny_cnn():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 5))
+    """small_cnn without dropout, 8 channels wide."""
+    return small_cnn(width=8, dropout=False)
 
 
 class Recorder(nn.Module):
@@ -225,7 +212,7 @@ def test_check_fast_normalises():
 
 # CUDA ---------------------------------------------------------------------------------------------
 
-@cuda_only
+@pytest.mark.cuda
 @pytest.mark.parametrize("fast", [
     FastPath(dtype=BF16), FastPath(dtype=FP16), FastPath(channels_last=True),
     FastPath(dtype=BF16, channels_last=True, compile=True),

@@ -7,7 +7,7 @@ import torch
 
 import spectral_xai as sx
 
-from conftest import small_cnn
+from helpers import small_cnn
 
 
 def test_every_method_gives_a_map(images):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import spectral_xai as sx
-from conftest import small_cnn
+from helpers import small_cnn
 
 
 def _maps(dtype):

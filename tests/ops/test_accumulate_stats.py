@@ -5,7 +5,7 @@ import torch
 
 from spectral_xai.ops import accumulate_, accumulate_reference
 
-from conftest import cuda_only
+
 
 STATS = ("sumsq1", "sumsq2", "half_mean1", "half_mean2", "half_counts", "nonfinite")
 
@@ -197,7 +197,7 @@ def test_accumulate_stats_compiles_fullgraph():
         assert torch.equal(a, b)
 
 
-@cuda_only
+@pytest.mark.cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize("reduce", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])

@@ -5,8 +5,7 @@ import torch
 
 from spectral_xai.ops import perturb, perturb_reference, radial_power_spectrum, rank_normalize
 
-DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU")])]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]   # skipped without a GPU (conftest)
 
 
 def _args(device, B=3, S=2, N=5):
@@ -90,7 +89,6 @@ def test_shape_dtype_checks_name_the_argument(device):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_index_tensors_on_another_device_are_named():
     x, rows, sigmas, scales, ids = _args("cuda")
     for k, name in enumerate(["rows", "sigmas", "scales", "image_ids"]):

@@ -9,8 +9,7 @@ from spectral_xai.ops import perturb, perturb_reference
 from spectral_xai.ops._philox import normal_noise
 from spectral_xai.ops.perturb import schema_seed
 
-DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU")])]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]   # skipped without a GPU (conftest)
 SEEDS = [0, 2**32 - 1, 2**63, 2**63 + 5, 2**64 - 1]
 
 

@@ -4,8 +4,6 @@ import torch
 
 from spectral_xai.ops import accumulate_, accumulate_reference
 
-from conftest import cuda_only
-
 
 def _state(P, C, H, W, reduce, track=(1, 2), stop=True, device="cpu"):
     c = 1 if reduce else C
@@ -98,7 +96,7 @@ def test_accumulate_compiles_fullgraph():
         assert torch.equal(a, b)
 
 
-@cuda_only
+@pytest.mark.cuda
 @pytest.mark.parametrize("reduce", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
 def test_accumulate_cuda_matches_cpu(reduce, dtype):

@@ -1,17 +1,15 @@
 """RISE and Occlusion: the right region, a brute-force loop, determinism."""
 import torch
-from torch import nn
 
 import spectral_xai as sx
 from spectral_xai.perturbation import rise_masks
 
+from helpers import BlockModel
 
-class BlockModel(nn.Module):
+
+def _block_model():
     """Class 0 logit = 8·(mean of x over rows 2:6, cols 8:12) − 2; class 1 logit = 0."""
-
-    def forward(self, x):
-        f = 8 * x[:, :, 2:6, 8:12].mean(dim=(1, 2, 3)) - 2
-        return torch.stack([f, torch.zeros_like(f)], dim=1)
+    return BlockModel(slice(2, 6), slice(8, 12), 8.0, -2.0)
 
 
 def _x():
@@ -19,7 +17,7 @@ def _x():
 
 
 def test_rise_finds_the_block_and_is_deterministic():
-    model, x = BlockModel(), _x()
+    model, x = _block_model(), _x()
     m = sx.rise(model, x, target=0, n_masks=400, batch_size=64, seed=3)
     inside = m[:, 2:6, 8:12].mean(dim=(1, 2))
     outside = m.clone()
@@ -35,7 +33,7 @@ def test_rise_finds_the_block_and_is_deterministic():
 
 
 def test_occlusion_equals_brute_force():
-    model, x = BlockModel(), _x()
+    model, x = _block_model(), _x()
     got = sx.occlusion(model, x, target=0, window=4, stride=3, batch_size=5)
     want = torch.zeros(2, 14, 14, dtype=torch.float64)
     cover = torch.zeros(14, 14, dtype=torch.float64)

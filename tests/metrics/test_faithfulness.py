@@ -5,13 +5,7 @@ from torch import nn
 
 from spectral_xai.metrics import blur_baseline, deletion_insertion, keep_masks
 
-
-class RegionModel(nn.Module):
-    """Class 0 logit = 10 (mean of channel-mean x over a 4x4 block at (4:8, 6:10) − 0.5); class 1 logit = 0."""
-
-    def forward(self, x):
-        f = 10 * (x[:, :, 4:8, 6:10].mean(dim=(1, 2, 3)) - 0.5)
-        return torch.stack([f, torch.zeros_like(f)], dim=1)
+from helpers import BlockModel
 
 
 @pytest.fixture
@@ -21,7 +15,8 @@ def setup():
     x[:, :, 4:8, 6:10] = 1.0
     region = torch.zeros(3, 16, 16)
     region[:, 4:8, 6:10] = 1.0
-    return RegionModel(), x, region, torch.rand(3, 16, 16, generator=g)
+    # class 0 logit = 10 (mean of x over the 4x4 block at (4:8, 6:10) − 0.5); class 1 logit = 0
+    return BlockModel(slice(4, 8), slice(6, 10), 10.0, -5.0), x, region, torch.rand(3, 16, 16, generator=g)
 
 
 @pytest.mark.parametrize("baseline", ["black", "blur"])
