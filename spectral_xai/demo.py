@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .explain import smooth_grad, vanilla_grad
+from .gradients import smooth_grad, vanilla_grad
 
 
 def run_demo(out_dir: str | Path = "demo_out", size: int = 128, n_samples: int = 16, figures: bool = False,

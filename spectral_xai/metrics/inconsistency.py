@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _validation as V
-from ..explain import output_dtype
+from ..options import output_dtype
 from ..ops.spectrum import rank_normalize
 
 C1, C2 = 0.01**2, 0.03**2
