@@ -1,7 +1,10 @@
 """How the model is called: its state restored (training flags, requires_grad, .grad) even after an error, eval
 mode used, targets and outputs, device checks, batches in a low-precision model's dtype."""
+import types
+
 import pytest
 import torch
+from torch import nn
 
 import spectral_xai as sx
 
@@ -81,3 +84,60 @@ def test_low_precision_model_gets_batches_in_its_dtype(images):
     a, b = ref.flatten(), low.flatten()
     ra, rb = a.argsort().argsort().double(), b.argsort().argsort().double()
     assert torch.corrcoef(torch.stack([ra, rb]))[0, 1] > 0.9  # Spearman of bf16 vs fp32 maps
+
+
+class HFStyle(nn.Module):
+    """A model returning an output object with .logits (as Hugging Face's), or a dict with "logits"."""
+
+    def __init__(self, inner, as_dict=False):
+        super().__init__()
+        self.inner, self.as_dict = inner, as_dict
+
+    def forward(self, x):
+        logits = self.inner(x)
+        if self.as_dict:
+            return {"logits": logits, "hidden": None}
+        return types.SimpleNamespace(logits=logits, loss=None)
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_outputs_with_logits_are_used_everywhere(images, as_dict):
+    model = small_cnn()
+    wrapped = HFStyle(model, as_dict)
+    torch.testing.assert_close(sx.vanilla_grad(wrapped, images), sx.vanilla_grad(model, images))
+    torch.testing.assert_close(sx.smooth_grad(wrapped, images, 0.1, n_samples=2),
+                               sx.smooth_grad(model, images, 0.1, n_samples=2))
+    torch.testing.assert_close(sx.rise(wrapped, images, n_masks=4), sx.rise(model, images, n_masks=4))
+    maps = sx.vanilla_grad(model, images)
+    a = sx.metrics.deletion_insertion(wrapped, images, maps)["deletion_auc"]
+    torch.testing.assert_close(a, sx.metrics.deletion_insertion(model, images, maps)["deletion_auc"])
+    with pytest.raises(TypeError, match="argument 'model'.*'logits' tensor"):
+        sx.vanilla_grad(lambda x: (model(x),), images)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, x, t: sx.rise(m, x, t, n_masks=2),
+    lambda m, x, t: sx.occlusion(m, x, t),
+    lambda m, x, t: sx.metrics.deletion_insertion(m, x, torch.rand(x.shape[0], *x.shape[2:]), t),
+    lambda m, x, t: sx.smooth_grad(m, x, 0.1, t, n_samples=1),
+])
+def test_targets_beyond_the_classes_are_named_on_every_path(images, call):
+    with pytest.raises(ValueError, match="argument 'target': class 5 is out of range for a model with 5 outputs"):
+        call(small_cnn(), images, 5)
+    for bad in ("1", 1.5):
+        with pytest.raises(TypeError, match="argument 'target'"):
+            call(small_cnn(), images, bad)
+
+
+def test_string_sigmas_are_named(images):
+    for bad in ("0.1", ["0.1"], [True]):
+        with pytest.raises(TypeError, match="argument 'sigma'"):
+            sx.spectral_lens(small_cnn(), images, bad, n_samples=1)
+
+
+def test_inference_mode_is_named_not_blamed_on_the_model(images):
+    model = small_cnn()
+    with torch.inference_mode(), pytest.raises(ValueError, match="inference_mode"):
+        sx.vanilla_grad(model, images)
+    with torch.no_grad():                                 # no_grad around a call is fine
+        assert sx.vanilla_grad(model, images).shape == images[:, 0].shape
