@@ -9,7 +9,8 @@ is skipped):
   build      the extension against the installed torch for the local GPU's architecture, into the same
              folder (the source tree and the venv of ``dev.py test`` are left alone)
   tests      every CUDA test (marked ``cuda``, or with "cuda" in its name)
-  memcheck, racecheck   compute-sanitizer over every kernel (all mixings, dtypes)
+  memcheck, racecheck   compute-sanitizer over every kernel (all mixings, dtypes); "refused" where
+             the tool does not support the device (recorded, not a failure)
   parity     CPU vs CUDA: noise and sums bit for bit, spectra and SG² maps within tolerance
   bandwidth  the radial spectrum op against a device copy and the spec-sheet peak
   bench-*    the benchmark suite's cases sg2, fastpath, memory and audit on CUDA
@@ -153,10 +154,11 @@ def sanitizer_steps(check: Check) -> None:
                                 data], env=extra, data=data)
         log = (check.out / res["log"]).read_text(errors="replace") if "log" in res else ""
         summary = [ln.strip() for ln in log.splitlines() if "ERROR SUMMARY" in ln or "RACECHECK SUMMARY" in ln]
-        if summary or "not supported" in log.lower():
-            res["sanitizer_summary"] = summary or [ln.strip() for ln in log.splitlines()
-                                                   if "not supported" in ln.lower()][:3]
-            check.record(name, **res)
+        refusal = [ln.strip() for ln in log.splitlines() if "not supported" in ln.lower()][:3]
+        if res["status"] == "failed" and refusal and not summary:  # the tool refused this device: not our bug
+            res.update(status="refused", reason="compute-sanitizer refused the device")
+        if summary or refusal:
+            check.record(name, **res, sanitizer_summary=summary or refusal)
 
 
 def run_checks(check: Check) -> None:

@@ -79,3 +79,18 @@ def test_plugin_keeps_tests_marked_or_named_cuda(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 passed, 1 deselected" in proc.stdout
     assert "PASSED test_x.py::test_marked" in proc.stdout and "test_plain" not in proc.stdout.split("short test")[1]
+
+
+@pytest.mark.parametrize("says, rc, status", [("========= Device not supported", 1, "refused"),
+                                              ("========= ERROR SUMMARY: 2 errors", 99, "failed"),
+                                              ("========= ERROR SUMMARY: 0 errors", 0, "ok")])
+def test_sanitizer_outcome_is_read_from_its_log(check, tmp_path, monkeypatch, says, rc, status):
+    tool = tmp_path / "bin" / "compute-sanitizer"
+    tool.parent.mkdir()
+    tool.write_text(f"#!/bin/sh\necho '{says}'\nexit {rc}\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tool.parent}:/usr/bin:/bin")
+    gpu_check.sanitizer_steps(check)
+    for name in ("memcheck", "racecheck"):
+        res = check.summary["steps"][name]
+        assert res["status"] == status and res["rc"] == rc and res["sanitizer_summary"] == [says]
