@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -57,6 +58,24 @@ def child_env(extra: dict | None = None) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SITE), str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env.update(extra or {})
     return env
+
+
+def run_with_timeout(cmd: list[str], cwd: Path, env: dict, log, limit: float) -> tuple[int | None, str]:
+    """(exit code, "ok" / "failed" / "timeout"); on a timeout the command's whole process group is
+    killed (a build's compilers, a test's workers), not only the command itself."""
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as err:  # e.g. the tool is not executable
+        log.write(f"could not start: {err}\n")
+        return None, "failed"
+    try:
+        rc = proc.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log.write(f"\n[gpu-check] killed after {limit:.0f} s\n")
+        return None, "timeout"
+    return rc, "ok" if rc == 0 else "failed"
 
 
 class Check:
@@ -101,15 +120,7 @@ class Check:
         with open(log, "w") as f:
             f.write("+ " + " ".join(map(str, cmd)) + "\n")
             f.flush()
-            try:
-                rc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=child_env(env), stdout=f,
-                                    stderr=subprocess.STDOUT, timeout=limit).returncode
-                status = "ok" if rc == 0 else "failed"
-            except subprocess.TimeoutExpired:
-                rc, status = None, "timeout"
-            except OSError as err:  # e.g. the tool is not executable
-                rc, status = None, "failed"
-                f.write(f"could not start: {err}\n")
+            rc, status = run_with_timeout([str(c) for c in cmd], cwd, child_env(env), f, limit)
         res = {"status": status, "rc": rc, "seconds": time.monotonic() - t0, "timeout_s": limit,
                "log": str(log.relative_to(self.out))}
         if data is not None and data.exists():

@@ -1,8 +1,10 @@
 """The GPU check's plumbing on any machine: step outcomes, the budget, the CUDA test selection and the
 rehearsal without CUDA (every CUDA step skipped, the JSON still written)."""
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +96,24 @@ def test_sanitizer_outcome_is_read_from_its_log(check, tmp_path, monkeypatch, sa
     for name in ("memcheck", "racecheck"):
         res = check.summary["steps"][name]
         assert res["status"] == status and res["rc"] == rc and res["sanitizer_summary"] == [says]
+
+
+def test_a_timeout_kills_the_whole_process_group(check, tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    code = ("import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+            f" open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    gpu_check.TIMEOUTS["d"] = 15  # time for two interpreters to start on a loaded machine
+    try:
+        res = check.step("d", [sys.executable, "-c", code])
+    finally:
+        del gpu_check.TIMEOUTS["d"]
+    assert res["status"] == "timeout"
+    pid = int(pid_file.read_text())
+    for _ in range(50):  # the killed grandchild is reaped by init shortly after
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"grandchild {pid} still runs after the step's timeout")
