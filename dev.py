@@ -5,15 +5,20 @@
     python3 dev.py test     # venv + deps + build, then the test suite
     python3 dev.py build    # venv + deps + build only
     python3 dev.py bench    # the benchmark suite (JSON + markdown in benchmarks/results/)
+    python3 dev.py gpu-wheels [DIR]        # download what a GPU machine lacks into wheels/ (to carry)
+    python3 dev.py gpu-check [--out DIR]   # on a bare GPU machine: build, CUDA tests, sanitizers,
+                            # parity, bandwidth, benchmarks with the Python at hand (no venv)
 
 Environment: SPECTRAL_XAI_TORCH (default "torch==2.14.1"; e.g. "torch==2.13.0" for the
-CPU-only build), SPECTRAL_XAI_CUDA (AUTO/ON/OFF), SPECTRAL_XAI_CUDA_ARCHS (default "90"),
-SPECTRAL_XAI_VENV (default .venv).
+CPU-only build; "oldest" for the oldest supported release, the lower bound in pyproject.toml, which
+CI tests in a second venv), SPECTRAL_XAI_CUDA (AUTO/ON/OFF), SPECTRAL_XAI_CUDA_ARCHS (default "90"),
+SPECTRAL_XAI_VENV (default .venv), SPECTRAL_XAI_WHEELS (gpu-check: folder of wheels to install).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -21,7 +26,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("SPECTRAL_XAI_VENV", ROOT / ".venv"))
-TORCH = os.environ.get("SPECTRAL_XAI_TORCH", "torch==2.14.1")
+DEFAULT_TORCH = "torch==2.14.1"
+
+
+def oldest_torch() -> str:
+    """"torch==X.Y.*" for the lower bound "torch>=X.Y" of the project's dependencies in pyproject.toml."""
+    m = re.search(r'dependencies = \[[^]]*"torch>=([0-9]+\.[0-9]+)', (ROOT / "pyproject.toml").read_text())
+    if m is None:
+        raise SystemExit("dev.py: no \"torch>=X.Y\" in pyproject.toml's dependencies")
+    return f"torch=={m.group(1)}.*"
+
+
+TORCH = os.environ.get("SPECTRAL_XAI_TORCH", DEFAULT_TORCH)
+if TORCH == "oldest":
+    TORCH = oldest_torch()
 REQUIREMENTS = ROOT / "requirements" / "dev.txt"
 
 
@@ -47,10 +65,19 @@ def ensure_venv() -> None:
     stamp.write_text(key)
 
 
+def build_dir() -> str:
+    """CMake's build folder: one per torch spec, so a second venv never reuses another torch's cache."""
+    if TORCH == DEFAULT_TORCH:
+        return "build/{wheel_tag}"
+    tag = "".join(c if c.isalnum() or c in ".-" else "_" for c in TORCH)
+    return f"build/{tag}/{{wheel_tag}}"
+
+
 def build() -> None:
     """Build and install the extension against the venv's torch (no build isolation)."""
     ensure_venv()
-    run(python(), "-m", "pip", "install", "--no-build-isolation", "--no-deps", ROOT)
+    run(python(), "-m", "pip", "install", "--no-build-isolation", "--no-deps",
+        f"--config-settings=build-dir={build_dir()}", ROOT)
     run(python(), "-I", "-m", "spectral_xai", "info")
 
 
@@ -72,6 +99,16 @@ def main(argv: list[str]) -> int:
         # path, and it also drops the current directory, so the package is run by its __main__.py, which
         # appends the repository root to sys.path.
         run(python(), "-I", ROOT / "benchmarks" / "__main__.py", *rest)
+    elif cmd == "gpu-wheels":
+        # Pure-Python wheels that a GPU machine's image lacks (requirements/gpu-carry.txt), to carry there.
+        run(sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d",
+            rest[0] if rest else ROOT / "wheels", "-r", ROOT / "requirements" / "gpu-carry.txt")
+    elif cmd == "gpu-check":
+        # No venv, no network: the Python running dev.py, wheels carried in wheels/ (see the README).
+        sys.path.insert(0, str(ROOT))
+        from benchmarks.gpu_check import main as gpu_check
+
+        return gpu_check(rest)
     else:
         print(__doc__)
         return 2

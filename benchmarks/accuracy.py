@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .bench_samples_to_accuracy import parse, study
+from .bench_samples_to_accuracy import RESULTS, parse, study
 
 
 def _rows(part: str, summary: dict) -> list[list]:
@@ -31,7 +31,7 @@ def run(device: torch.device, quick: bool) -> dict:
         "--size", "48", "--seeds", "2", "--ns", "8", "16", "32", "64", "--ref-samples", "512",
         "--per-sigma", "2", "4", "8", "--ref-per-sigma", "48"]
     argv += ["--sg2-estimators", "iid", "antithetic", "sx:lhs", "--sl2-estimators", "grid-iid", "stratified",
-             "sx:neyman", "--out", "benchmarks/results/accuracy_case.json"]
+             "sx:neyman", "--out", str(RESULTS / "accuracy_case.json")]
     report = study(parse(argv))
     rows = _rows("SG²", report["sg2"]["summary"]) + _rows("SL²", report["sl2"]["summary"])
     return {

@@ -11,7 +11,7 @@ Agreement: Spearman rank correlation per image between each variant's map and ou
 so only arithmetic differs), next to the Monte Carlo reference: ours_fp32 with another seed (what
 resampling the noise alone changes) and captum_fp32 (its own noise).  Cases: a small CNN and
 EfficientNet-Lite0 on the bundled photos (any device), ResNet-50 with random weights at 224 px
-(``benchmarks/models.py``; CUDA only).  On CPU, torch.compile is timed on the small CNN only (inductor
+(``benchmarks/common.py``; CUDA only).  On CPU, torch.compile is timed on the small CNN only (inductor
 on EfficientNet-Lite0 takes minutes on a small machine; ``--compile-all`` to include it).
 
     python benchmarks/bench_fastpath.py [--quick] [--device cpu|cuda] [--repeats 5] [--out PATH]
@@ -29,25 +29,14 @@ from pathlib import Path
 
 import torch
 from scipy.stats import spearmanr
-from torch import nn
 
 import spectral_xai as sx
 from spectral_xai.environment import environment_info, write_json
 
 if not __package__:  # run as a file: make the benchmarks package importable
     sys.path.append(str(Path(__file__).resolve().parent.parent))
-from benchmarks.models import resnet50  # noqa: E402
+from benchmarks.common import captum_sg2, resnet50, small_cnn, sync  # noqa: E402
 
-
-def small_cnn(size: int) -> nn.Module:
-    """A 4-conv ReLU CNN for (B, 3, size, size) inputs, 10 classes, random weights (seed 0)."""
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-        nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.BatchNorm2d(128), nn.ReLU(),
-        nn.Conv2d(128, 128, 3, stride=2, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)).eval()
 
 
 def variants(device: torch.device, compile_here: bool) -> dict:
@@ -67,23 +56,9 @@ def variants(device: torch.device, compile_here: bool) -> dict:
     return out
 
 
-def captum_sg2(model, x, target, sigma, n, batch_size):
-    from captum.attr import NoiseTunnel, Saliency
-
-    nt = NoiseTunnel(Saliency(model))
-    a = nt.attribute(x, nt_type="smoothgrad_sq", nt_samples=n, nt_samples_batch_size=max(1, batch_size // x.shape[0]),
-                     stdevs=sigma, target=target)
-    return a.sum(1)
-
-
 def spearman_per_image(a: torch.Tensor, b: torch.Tensor) -> list[float]:
     a, b = a.detach().double().cpu(), b.detach().double().cpu()
     return [float(spearmanr(a[i].flatten().numpy(), b[i].flatten().numpy())[0]) for i in range(a.shape[0])]
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def bench_case(name, model, x, sigma, n, batch_size, repeats, device, compile_here):

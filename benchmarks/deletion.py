@@ -12,8 +12,7 @@ import torch
 from spectral_xai.metrics import deletion_insertion
 from spectral_xai.metrics.faithfulness import DEFAULT_FRACTIONS, blur_baseline, keep_masks
 
-from .models import small_cnn_28
-from .timing import compare
+from .common import compare, small_cnn_28
 
 
 def per_q_loop(model, x, maps, target):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .bench_fastpath import bench_case, small_cnn
-from .models import resnet50
+from .bench_fastpath import bench_case
+from .common import resnet50, small_cnn
 
 
 def run(device: torch.device, quick: bool) -> dict:

@@ -36,7 +36,8 @@ def child(spec: dict) -> dict:
     """One measurement (runs in the subprocess): {"peak_mib": ...} for spec's setting/method/device."""
     import captum.attr  # noqa: F401  (every method pays the same imports)
 
-    from .sg2 import captum_sg2, frozen_setup, ours_sg2, settings
+    from .common import captum_sg2
+    from .sg2 import frozen_setup, ours_sg2, settings
 
     device = torch.device(spec["device"])
     s = next(s for s in settings(device, spec["quick"]) if s["name"] == spec["setting"])

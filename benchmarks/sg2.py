@@ -14,8 +14,7 @@ import torch
 
 import spectral_xai as sx
 
-from .models import resnet50, small_cnn_28
-from .timing import compare
+from .common import captum_sg2, compare, resnet50, small_cnn_28
 
 
 def noisy_chunks(x: torch.Tensor, target: torch.Tensor, sigma: float, n: int, batch_size: int):
@@ -49,15 +48,6 @@ def floor_map(x, chunks, grads, n) -> torch.Tensor:
 
 def ours_sg2(model, x, target, sigma, n, batch_size):
     return sx.smooth_grad(model, x, sigma, target=target, n_samples=n, output="logit", batch_size=batch_size)
-
-
-def captum_sg2(model, x, target, sigma, n, batch_size):
-    from captum.attr import NoiseTunnel, Saliency
-
-    nt = NoiseTunnel(Saliency(model))
-    a = nt.attribute(x, nt_type="smoothgrad_sq", nt_samples=n, nt_samples_batch_size=max(1, batch_size // x.shape[0]),
-                     stdevs=sigma, target=target)
-    return a.sum(1)
 
 
 def ops_only(x, sigma, n, batch_size):

@@ -13,7 +13,7 @@ import torch
 
 import spectral_xai as sx
 
-from .timing import compare
+from .common import compare
 
 
 def ef_numpy(maps: np.ndarray) -> np.ndarray:

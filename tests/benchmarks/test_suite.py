@@ -73,7 +73,7 @@ def test_unknown_case_is_rejected_by_the_command_line():
 
 
 def test_resnet50_matches_the_standard_architecture():
-    from benchmarks.models import resnet50
+    from benchmarks.common import resnet50
 
     model = resnet50()
     # torchvision.models.resnet50() has 25,557,032 parameters (its documented count)
