@@ -31,7 +31,8 @@ import torch
 from scipy.stats import spearmanr
 
 import spectral_xai as sx
-from spectral_xai.environment import environment_info, write_json
+from spectral_xai.atomic_io import write_json
+from spectral_xai.environment import environment_info
 
 if not __package__:  # run as a file: make the benchmarks package importable
     sys.path.append(str(Path(__file__).resolve().parent.parent))

@@ -43,7 +43,8 @@ import torch
 import torch.nn.functional as F
 
 import spectral_xai as sx
-from spectral_xai.environment import environment_info, write_json
+from spectral_xai.atomic_io import write_json
+from spectral_xai.environment import environment_info
 
 RESULTS = Path(__file__).parent / "results"
 SIGMAS = [round(0.1 * i, 10) for i in range(11)]

@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 import spectral_xai as sx
-from spectral_xai.environment import environment_info, write_json
+from spectral_xai.atomic_io import write_json
+from spectral_xai.environment import environment_info
 
 
 def rel_err(est: torch.Tensor, ref: torch.Tensor) -> float:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from spectral_xai.environment import environment_info, write_json
+from spectral_xai.atomic_io import write_json
+from spectral_xai.environment import environment_info
 
 from . import CASES
 

@@ -12,7 +12,7 @@ from helpers import AUDIT_MODEL, audit_cnn
 
 def test_torchscript_and_weights_equal_the_factory_model(tmp_path):
     net = audit_cnn()
-    with pytest.warns(FutureWarning):
+    with pytest.warns((FutureWarning, DeprecationWarning)):   # torch 2.11 says DeprecationWarning
         torch.jit.script(net).save(str(tmp_path / "tiny.pt"))
     torch.export.save(torch.export.export(net, (torch.rand(2, 3, 24, 24),),
                                           dynamic_shapes=({0: torch.export.Dim("batch")},)), tmp_path / "tiny.pt2")
