@@ -10,6 +10,8 @@ depend on batch size or chunking and an image explained alone with its id gets t
 from __future__ import annotations
 
 import math
+import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +52,18 @@ def rise_masks(seed: int, image_id: int, n_masks: int, size: tuple[int, int], gr
     return crop.gather(3, cols)[:, 0]
 
 
+def _progress(images, on: bool, what: str, per_image: int, unit: str):
+    """Yields the image indices; with ``on``, a line on stderr after each image: done, rate, ETA."""
+    start, total = time.perf_counter(), len(images)
+    for k, b in enumerate(images):
+        yield b
+        if on:
+            spent = time.perf_counter() - start
+            rate = (k + 1) * per_image / max(spent, 1e-9)
+            print(f"{what}: image {k + 1}/{total}, {rate:.0f} {unit}/s, elapsed {spent:.0f} s, "
+                  f"ETA {spent / (k + 1) * (total - k - 1):.0f} s", file=sys.stderr, flush=True)
+
+
 def _scores(model, n_rows: int, batch_size: int, inputs_of, targets_of, output: str, targets: torch.Tensor):
     """Yields (chunk slice, F (rows,) float64) of the explained output over batched forward passes;
     ``targets`` (B,): every class explained (checked against the model's outputs)."""
@@ -58,8 +72,9 @@ def _scores(model, n_rows: int, batch_size: int, inputs_of, targets_of, output: 
 
 
 def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float = 0.5, output: str = "prob",
-         seed: int = 0, image_ids=None, batch_size: int | None = None) -> torch.Tensor:
-    """RISE (Petsiuk et al. 2018): map = Σ_i F(x ⊙ M_i) M_i / (n_masks · p).  x (B, C, H, W) -> (B, H, W)."""
+         seed: int = 0, image_ids=None, batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
+    """RISE (Petsiuk et al. 2018): map = Σ_i F(x ⊙ M_i) M_i / (n_masks · p).  x (B, C, H, W) -> (B, H, W).
+    ``progress=True``: a line per image on stderr (images done, masks/s, ETA)."""
     x = V.check_images(x)
     check_model_device(model, x)
     V.check_output(output)
@@ -75,7 +90,7 @@ def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float 
     with model_scope(model):
         x, batch_size = prepare_inference(model, x, batch_size)
         targets = resolve_targets(model, x, target, batch_size)
-        for b in range(B):
+        for b in _progress(range(B), progress, "RISE", n_masks, "masks"):
             masks = rise_masks(seed, int(ids[b]), n_masks, (H, W), grid, p).to(x.device)
             masked = lambda sl: x[b:b + 1] * masks[sl].unsqueeze(1).to(x.dtype)  # noqa: E731
             for sl, f in _scores(model, n_masks, batch_size, masked, lambda sl: targets[b].expand(sl.stop - sl.start),
@@ -85,10 +100,10 @@ def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float 
 
 
 def occlusion(model, x, target=None, *, window: int | None = None, stride: int | None = None, baseline=0.0,
-              output: str = "prob", batch_size: int | None = None) -> torch.Tensor:
+              output: str = "prob", batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
     """Occlusion: slide a window x window patch (default one cell of a 7 x 7 grid) with ``stride``
     (default window // 2), set it to ``baseline``, and give every pixel the mean of F(x) − F(occluded)
-    over the windows that cover it.  x (B, C, H, W) -> (B, H, W)."""
+    over the windows that cover it.  x (B, C, H, W) -> (B, H, W).  ``progress=True``: a line per image on stderr."""
     x = V.check_images(x)
     check_model_device(model, x)
     V.check_output(output)
@@ -121,7 +136,7 @@ def occlusion(model, x, target=None, *, window: int | None = None, stride: int |
                 inp[k, :, y:y + window, xx:xx + window] = baseline
             return inp
 
-        for b in range(B):
+        for b in _progress(range(B), progress, "occlusion", len(patches), "windows"):
             for sl, f in _scores(model, len(patches), batch_size, lambda sl: occluded(sl, b),
                                  lambda sl: targets[b].expand(sl.stop - sl.start), output, targets):
                 drop = clean[b] - f

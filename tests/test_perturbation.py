@@ -1,5 +1,6 @@
 """RISE and Occlusion: the right region, a brute-force loop, determinism."""
 import torch
+from torch import nn
 
 import spectral_xai as sx
 from spectral_xai.perturbation import rise_masks
@@ -47,3 +48,15 @@ def test_occlusion_equals_brute_force():
                 cover[y:y + 4, xx:xx + 4] += 1
     torch.testing.assert_close(got.double(), want / cover, rtol=1e-5, atol=1e-7)
     assert float(got[:, 0:2, 0:4].abs().max()) == 0.0       # windows away from the block change nothing
+
+
+def test_progress_lines_for_long_calls(capsys):
+    model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))
+    x = torch.rand(2, 3, 8, 8)
+    quiet = sx.rise(model, x, 0, n_masks=4)
+    loud = sx.rise(model, x, 0, n_masks=4, progress=True)
+    torch.testing.assert_close(quiet, loud)
+    err = capsys.readouterr().err
+    assert "RISE: image 1/2" in err and "RISE: image 2/2" in err and "masks/s" in err and "ETA" in err
+    sx.occlusion(model, x, 0, progress=True)
+    assert "occlusion: image 2/2" in capsys.readouterr().err
