@@ -160,8 +160,12 @@ def model_fingerprint(cfg: AuditConfig, model: nn.Module) -> str:
     state = model.state_dict()
     for name in sorted(state):
         t = state[name]
+        if not isinstance(t, torch.Tensor):                 # a module's extra state: its type and plain value
+            plain = t if isinstance(t, (bool, int, float, str, type(None))) else "?"
+            h.update(f"{name}|{type(t).__qualname__}|{plain!r}\n".encode())
+            continue
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
-        _hash_tensor(h, t)
+        _hash_tensor(h, t if t.layout == torch.strided else t.to_dense())
     if cfg.model != "efficientnet-lite0" and not _is_factory(cfg.model):       # a .pt2 / TorchScript file
         with open(cfg.model, "rb") as f:
             for block in iter(lambda: f.read(_CHUNK), b""):
