@@ -59,6 +59,17 @@ def gather(r: Ranks, obj) -> list:
     return out
 
 
+def gather_digest(r: Ranks, hexdigest: str, device: torch.device) -> list[str]:
+    """Every rank's hex digest (equal lengths), in rank order, on every rank: all_gather of its bytes as a
+    uint8 tensor on ``device`` (a CUDA tensor for nccl, a CPU one for gloo)."""
+    if r.world <= 1:
+        return [hexdigest]
+    mine = torch.tensor(list(bytes.fromhex(hexdigest)), dtype=torch.uint8, device=device)
+    out = [torch.empty_like(mine) for _ in range(r.world)]
+    dist.all_gather(out, mine)
+    return [bytes(t.cpu().tolist()).hex() for t in out]
+
+
 def finish(r: Ranks) -> None:
     if r.owns_group and dist.is_initialized():
         dist.destroy_process_group()

@@ -4,6 +4,7 @@ dict) and input normalisation, so the explained input is always the image in [0,
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import importlib.util
 from pathlib import Path
@@ -70,9 +71,25 @@ def _blame(option: str, what: str):
         raise ValueError(f"spectral_xai audit: option '{option}': {what}: {type(err).__name__}: {err}") from err
 
 
+@contextlib.contextmanager
+def seeded_rng(seed: int, device: torch.device):
+    """torch's global RNG seeded with ``seed`` inside the block and restored after it: the CPU generator, and
+    every CUDA device's when ``device`` is CUDA or CUDA is already initialised (otherwise CUDA is not touched,
+    so the block draws nothing from it that outlives the block)."""
+    cuda = device.type == "cuda" or (torch.cuda.is_available() and torch.cuda.is_initialized())
+    devices = list(range(torch.cuda.device_count())) if cuda else []
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(seed)
+        if devices:
+            torch.cuda.manual_seed_all(seed)
+        yield
+
+
 def load_model(cfg: AuditConfig, device: torch.device) -> nn.Module:
-    """The model of ``cfg`` in eval mode on ``device`` in ``cfg.dtype``: (B, C, S, S) in [0, 1] -> (B, K)."""
-    with _blame("model", f"cannot load {cfg.model!r}"):
+    """The model of ``cfg`` in eval mode on ``device`` in ``cfg.dtype``: (B, C, S, S) in [0, 1] -> (B, K).
+    It is built under torch's RNG seeded with ``cfg.seed`` (restored afterwards), so a factory that
+    initialises weights at random builds the same model in every run and every process."""
+    with _blame("model", f"cannot load {cfg.model!r}"), seeded_rng(cfg.seed, device):
         model = _load(cfg, device)
     if cfg.weights is not None:
         with _blame("weights", f"cannot load {cfg.weights!r} into the model"):
@@ -86,13 +103,17 @@ def load_model(cfg: AuditConfig, device: torch.device) -> nn.Module:
     return model.to(device=device, dtype=getattr(torch, cfg.dtype)).eval()
 
 
+def _is_factory(spec: str) -> bool:
+    return ":" in spec and not spec.endswith((".pt", ".pth", ".ts", ".pt2"))
+
+
 def _load(cfg: AuditConfig, device: torch.device) -> nn.Module:
     spec = cfg.model
     if spec == "efficientnet-lite0":
         from ..zoo import efficientnet_lite0
 
         model = efficientnet_lite0()
-    elif ":" in spec and not spec.endswith((".pt", ".pth", ".ts", ".pt2")):
+    elif _is_factory(spec):
         model = _factory(spec)()
         if not isinstance(model, nn.Module):
             raise ValueError(f"spectral_xai audit: option 'model': {spec!r} returned {type(model).__name__}, "
@@ -114,6 +135,44 @@ def _load(cfg: AuditConfig, device: torch.device) -> nn.Module:
     return model
 
 
+def _inner(model: nn.Module) -> nn.Module:
+    """The user's model, without the Normalize that load_model may put in front of it."""
+    return model[-1] if isinstance(model, nn.Sequential) and isinstance(model[0], Normalize) else model
+
+
+_CHUNK = 1 << 24          # bytes hashed per step: a CPU copy of at most 16 MiB at a time
+
+
+def _hash_tensor(h, t: torch.Tensor) -> None:
+    flat = t.detach().reshape(-1)
+    step = max(1, _CHUNK // max(1, flat.element_size()))
+    for a in range(0, flat.numel(), step):
+        part = flat[a:a + step].to("cpu").contiguous().view(torch.uint8)
+        h.update(memoryview(part.numpy()))
+
+
+def model_fingerprint(cfg: AuditConfig, model: nn.Module) -> str:
+    """sha256 hex digest of the loaded model: its class name, then every state_dict entry in name order
+    (name, dtype, shape, bytes); for a .pt2 or TorchScript file also the file's bytes (the program).  Equal
+    digests: the same weights in the same architecture class; any changed weight changes it."""
+    h = hashlib.sha256()
+    h.update(f"{type(model).__qualname__}/{type(_inner(model)).__qualname__}\n".encode())
+    state = model.state_dict()
+    for name in sorted(state):
+        t = state[name]
+        if not isinstance(t, torch.Tensor):                 # a module's extra state: its type and plain value
+            plain = t if isinstance(t, (bool, int, float, str, type(None))) else "?"
+            h.update(f"{name}|{type(t).__qualname__}|{plain!r}\n".encode())
+            continue
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        _hash_tensor(h, t if t.layout == torch.strided else t.to_dense())
+    if cfg.model != "efficientnet-lite0" and not _is_factory(cfg.model):       # a .pt2 / TorchScript file
+        with open(cfg.model, "rb") as f:
+            for block in iter(lambda: f.read(_CHUNK), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 def model_classes(cfg: AuditConfig, model: nn.Module, dataset) -> list[str] | None:
     """The model's class names in output order, where known: ImageNet's for the built-in EfficientNet, a
     ``classes`` list on the model (its last module when normalised), or a labelled built-in's classes."""
@@ -121,7 +180,7 @@ def model_classes(cfg: AuditConfig, model: nn.Module, dataset) -> list[str] | No
         from ..zoo import imagenet_classes
 
         return imagenet_classes()
-    inner = model[-1] if isinstance(model, nn.Sequential) and isinstance(model[0], Normalize) else model
+    inner = _inner(model)
     names = getattr(inner, "classes", None)
     if isinstance(names, (list, tuple)) and names and all(isinstance(c, str) for c in names):
         return list(names)

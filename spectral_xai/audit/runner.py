@@ -25,7 +25,8 @@ class RunDirError(ValueError):
     """The run directory cannot take this run (a different configuration or dataset, or no --resume)."""
 
 
-def _manifest(cfg: AuditConfig, dataset: AuditDataset, classes, plan, world: int, device: torch.device) -> dict:
+def _manifest(cfg: AuditConfig, dataset: AuditDataset, classes, plan, world: int, device: torch.device,
+              fingerprint: str) -> dict:
     from .. import __version__
 
     return {
@@ -33,6 +34,7 @@ def _manifest(cfg: AuditConfig, dataset: AuditDataset, classes, plan, world: int
         "key_fields": cfg.key_fields(), "config": cfg.to_dict(),
         "dataset": {"source": dataset.source, "n_images": len(dataset), "fingerprint": dataset.fingerprint(),
                     "label_classes": dataset.classes, "label_map": dataset.label_map},
+        "model": {"spec": cfg.model, "weights": cfg.weights, "fingerprint": fingerprint},
         "output_classes": classes,
         "shards": {"size": cfg.shard_size, "count": len(plan)},
         "world_size": world, "environment": environment_info(device),
@@ -59,6 +61,11 @@ def check_run_dir(cfg: AuditConfig, manifest: dict) -> str | None:
             return (f"refusing to resume into {run_dir}: its run has a different configuration ({shown}), as "
                     f"the run's value -> yours. `--out {run_dir} --resume` alone continues with the run's options; "
                     "drop or correct these, or choose another --out")
+        old_model, new_model = old.get("model", {}).get("fingerprint"), manifest["model"]["fingerprint"]
+        if old_model != new_model:
+            return (f"refusing to resume into {run_dir}: the model differs from the one it was started on "
+                    f"(model fingerprint: {old_model} -> {new_model}; other weights, or another model, under the "
+                    "same --model/--weights); restore that model, or choose another --out")
         if old["dataset"]["fingerprint"] != manifest["dataset"]["fingerprint"]:
             return (f"refusing to resume into {run_dir}: the dataset differs from the one it was started on "
                     f"({old['dataset']['n_images']} -> {manifest['dataset']['n_images']} images, or changed files)")
@@ -133,11 +140,13 @@ def run_audit(cfg: AuditConfig) -> dict:
 
 def _prepare(cfg: AuditConfig, ranks: distributed.Ranks, device: torch.device):
     """Everything that can fail before a file is written: the data, the model, one image through the model,
-    the channels, the labels and the target.  Returns (dataset, model, output class names)."""
-    from .model import check_model, load_model, model_classes
+    the channels, the labels, the target, and (torchrun) that every rank built the same model.  Returns
+    (dataset, model, output class names, the model's fingerprint)."""
+    from .model import check_model, load_model, model_classes, model_fingerprint
 
     dataset = AuditDataset(cfg.data, cfg.size, 1 if cfg.grayscale else 3, cfg.labels, cfg.limit)
     model = load_model(cfg, device)
+    fingerprint = _same_model_everywhere(ranks, model_fingerprint(cfg, model), device)
     x = dataset[0][1].unsqueeze(0).to(device=device, dtype=getattr(torch, cfg.dtype))
     n_outputs = check_model(cfg, model, x)
     classes = model_classes(cfg, model, dataset)
@@ -156,18 +165,31 @@ def _prepare(cfg: AuditConfig, ranks: distributed.Ranks, device: torch.device):
         if top >= n_outputs:
             raise ValueError(f"spectral_xai audit: option 'target': the labels go up to {top} but the model has "
                              f"{n_outputs} outputs")
-    return dataset, model, classes
+    return dataset, model, classes, fingerprint
+
+
+def _same_model_everywhere(ranks: distributed.Ranks, fingerprint: str, device: torch.device) -> str:
+    """``fingerprint`` when every rank built the same model, else a ValueError (on every rank) naming the
+    ranks whose model differs from rank 0's."""
+    digests = distributed.gather_digest(ranks, fingerprint, device)
+    odd = [k for k, d in enumerate(digests) if d != digests[0]]
+    if odd:
+        shown = ", ".join(f"rank {k}: {digests[k]}" for k in odd)
+        raise ValueError(f"spectral_xai audit: option 'model': the processes built different models: rank 0's "
+                         f"fingerprint is {digests[0]}, but {shown}; every rank must load the same weights (a "
+                         "factory must not depend on the rank, a --weights file must be the same everywhere)")
+    return fingerprint
 
 
 def _run(cfg: AuditConfig, ranks: distributed.Ranks) -> dict:
     device = _device(cfg, ranks)
-    dataset, model, classes = _prepare(cfg, ranks, device)
+    dataset, model, classes, fingerprint = _prepare(cfg, ranks, device)
     plan = shard_plan(len(dataset), cfg.shard_size)
     run_dir = Path(cfg.out)
     problem = None
     if ranks.is_main:
         try:
-            problem = check_run_dir(cfg, _manifest(cfg, dataset, classes, plan, ranks.world, device))
+            problem = check_run_dir(cfg, _manifest(cfg, dataset, classes, plan, ranks.world, device, fingerprint))
             remove_stale_temporaries(run_dir)
         except OSError as err:
             problem = f"cannot use {run_dir}: {err}"

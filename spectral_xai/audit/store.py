@@ -1,6 +1,6 @@
 """The run directory: manifest, shards and the merged table, every file written atomically.
 
-RUN_DIR/manifest.json          configuration, key, dataset fingerprint, environment
+RUN_DIR/manifest.json          configuration, key, dataset fingerprint, model fingerprint, environment
 RUN_DIR/shards/shard-<a>-<b>.safetensors
                                images a..b-1: kept maps (B, H, W), deletion/insertion curves (B, Q),
                                panel images (uint8); the per-image rows as JSON in the metadata.
