@@ -147,7 +147,7 @@ def _method_table(table, methods) -> str:
         " Monte Carlo error of EF: not estimated yet (a <code>&lt;method&gt;_ef_mc_error</code> column of the "
         "table will be shown here once the audit measures it).")
     return (f'<div class="scroll"><table id="method-table"><tr><th class="l">method</th>{head}</tr>{body}</table>'
-            "</div>'
+            "</div>"
             f'<p class="note">Mean ± standard error over {len(ok)} images (standard deviation below it). '
             "EF (ICCV25): the power-weighted mean spatial frequency of the map, 0 = lowest, 1 = highest; the paper "
             "ranks the map's pixels first, which puts most power in the DC ring and compresses the differences "
@@ -222,7 +222,8 @@ def _panels(run_dir, manifest, table, methods, plan) -> str:
                                   "with their maps, each with its colour scale (clipped at the 99.5th percentile of "
                                   "|map|; signed maps in a diverging colour map; ArgLens: the σ that maximises the "
                                   "pixel's SG² across the grid).", fmt="jpeg",
-                   data={"images": ids, "methods": kept, "colourbars": len(cbars)})
+                   data={"images": ids, "methods": kept, "colourbars": len(cbars),
+                         "titles": [axes[r, 0].get_title() for r in range(len(ids))]})
 
 
 EF_RECIPES = (("ef", "EF, rank-normalised (ICCV25)"), ("ef_unranked", "EF, map as is"))
