@@ -34,7 +34,8 @@ h1{font-size:1.6em;margin-bottom:0}h2{margin-top:1.8em;border-bottom:1px solid #
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}th{background:#f4f4f4}
 td.l,th.l{text-align:left}
 td.best{font-weight:bold;background:#eef7ee}figure{margin:12px 0}figcaption{color:#555;font-size:0.9em}
-img{max-width:100%;height:auto}.kv td{text-align:left}.note{color:#666;font-size:0.9em}.scroll{overflow-x:auto}
+img{max-width:100%;height:auto}.kv td{text-align:left;white-space:normal}.note{color:#666;font-size:0.9em}
+.scroll{overflow-x:auto}
 tr.groups th{background:#e8ecf2;text-align:center}td.top5{font-size:0.82em;line-height:1.25}
 td.wrap{white-space:normal}h3{margin-bottom:4px}#method-table th{white-space:normal}
 """
