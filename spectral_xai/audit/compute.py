@@ -19,8 +19,9 @@ from ..spectrum import expected_frequency, explanation_gap
 from .config import AuditConfig
 
 PER_IMAGE = ("index", "name", "status", "error", "label", "target", "confidence", "entropy", "sigma_opt",
-             "inconsistency")
-PER_METHOD = ("ef", "gap", "deletion", "insertion", "samples")
+             "inconsistency", "top5_classes", "top5_probs")
+PER_METHOD = ("ef", "ef_unranked", "gap", "deletion", "insertion", "samples")
+TOP_K = 5
 
 
 def columns(cfg: AuditConfig) -> list[str]:
@@ -30,7 +31,8 @@ def columns(cfg: AuditConfig) -> list[str]:
 
 def _nan_row(cfg: AuditConfig, index: int, name: str, label: int) -> dict:
     row = {c: math.nan for c in columns(cfg)}
-    row.update(index=index, name=name, status="ok", error="", label=label, target=-1)
+    row.update(index=index, name=name, status="ok", error="", label=label, target=-1, top5_classes=None,
+               top5_probs=None)
     return row
 
 
@@ -63,7 +65,7 @@ def audit_batch(model, x: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor,
     Returns one row per image (see :func:`columns`) and the tensors to keep: ``maps/<m>`` (b, S, S),
     ``curves/<m>/deletion|insertion`` (b, Q)."""
     rows = [_nan_row(cfg, int(i), n, int(lab)) for i, n, lab in zip(ids.tolist(), names, labels.tolist())]
-    target, columns_of = _clean_prediction(model, x, labels, cfg, batch_size)
+    target, columns_of, top = _clean_prediction(model, x, labels, cfg, batch_size)
     ids_dev = ids.to(x.device)
     maps, samples, per_image = _lens_maps(model, x, target, ids_dev, cfg, batch_size)
     for m in cfg.methods:
@@ -81,13 +83,14 @@ def audit_batch(model, x: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor,
     for k, v in columns_of.items():
         for row, val in zip(rows, v.detach().double().cpu().tolist()):
             row[k] = val
-    for row, t in zip(rows, target.tolist()):
-        row["target"] = int(t)
+    for row, t, k, p in zip(rows, target.tolist(), top.indices.tolist(), top.values.tolist()):
+        row.update(target=int(t), top5_classes=k, top5_probs=p)
     return rows, tensors
 
 
-def _clean_prediction(model, x, labels, cfg: AuditConfig, batch_size) -> tuple[torch.Tensor, dict]:
-    """The explained classes (b,) and the columns confidence (of that class) and predictive entropy."""
+def _clean_prediction(model, x, labels, cfg: AuditConfig, batch_size) -> tuple[torch.Tensor, dict, tuple]:
+    """The explained classes (b,), the columns confidence (of that class) and predictive entropy, and the
+    clean top-5 (``torch.topk`` of the softmax: values and indices (b, min(5, classes)))."""
     prob = torch.softmax(clean_logits(model, x, batch_size or x.shape[0]).double(), dim=1)
     if cfg.target == "label":
         if bool((labels < 0).any()):
@@ -98,7 +101,8 @@ def _clean_prediction(model, x, labels, cfg: AuditConfig, batch_size) -> tuple[t
         target = prob.argmax(dim=1)
     conf = prob.gather(1, target.view(-1, 1)).squeeze(1)
     entropy = -(prob * prob.clamp_min(1e-300).log()).sum(dim=1)
-    return target, {"confidence": conf, "entropy": entropy}
+    top = prob.topk(min(TOP_K, prob.shape[1]), dim=1)
+    return target, {"confidence": conf, "entropy": entropy}, top
 
 
 def _lens_maps(model, x, target, ids_dev, cfg: AuditConfig, batch_size) -> tuple[dict, dict, dict]:
@@ -125,14 +129,15 @@ def _lens_maps(model, x, target, ids_dev, cfg: AuditConfig, batch_size) -> tuple
 
 
 def _measures(model, x, target, maps: dict, vg, cfg: AuditConfig, batch_size, columns_of: dict) -> dict:
-    """EF, ΔEF and deletion/insertion AUCs of every map into ``columns_of``; returns the tensors to keep
-    (curves, maps)."""
+    """EF (of the rank-normalised map and of the map itself), ΔEF and deletion/insertion AUCs of every map
+    into ``columns_of``; returns the tensors to keep (curves, maps)."""
     tensors: dict[str, torch.Tensor] = {}
     fractions = torch.linspace(0, 1, cfg.fractions, dtype=torch.float64)
     for m, mp in maps.items():
         mp = mp.detach()
         if "ef" in cfg.measures:
             columns_of[f"{m}_ef"] = expected_frequency(mp.float())
+            columns_of[f"{m}_ef_unranked"] = expected_frequency(mp.float(), rank_normalize=False)
         if "gap" in cfg.measures:
             columns_of[f"{m}_gap"] = explanation_gap(vg.float(), mp.float())
         if METHODS[m].ranks_pixels and ("deletion" in cfg.measures or "insertion" in cfg.measures):

@@ -1,10 +1,14 @@
-"""``report.html`` of an audit run: one self-contained file (figures embedded as PNG data URIs) built from
-manifest.json, metrics.parquet and the shards.  ``spectral-xai report RUN_DIR`` rebuilds it.
+"""``report.html`` of an audit run: one self-contained file (figures embedded as data URIs: JPEG for the map
+panels, PNG for the plots, at most the page's width) built from manifest.json, metrics.parquet, sessions.json
+and the shards.  ``spectral-xai report RUN_DIR`` rebuilds it.
 
-Sections: run summary; per-method means (EF, ΔEF, deletion/insertion AUC, samples); per-image panels
-(image, SL², ArgLens shown as 1/(AL+1) like the authors, other maps); EF histograms per method; σ*
-distribution; inconsistency vs predictive entropy (ECCV24 Fig. 11); mean deletion/insertion curves;
-failed images; the first rows of the table.
+Sections: run summary and every session (first run and resumes); per-method means ± standard error (EF of
+the rank-normalised map and of the map as is, ΔEF, deletion/insertion AUC, samples; bold only where a Welch
+t-test says a method beats every other); per-image panels (file name, class and probability; image, SL²,
+ArgLens shown as 1/(AL+1) with a σ scale, other maps, each with a colourbar); EF histograms on common bins
+per recipe; σ* distribution; inconsistency vs predictive entropy (ECCV24 Fig. 11); mean deletion/insertion
+curves; failed images; the first rows of the table under grouped headers (with the clean top-5); the data
+dictionary of the table's columns.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import torch
 
 from ..methods import label
 from ..viz import _display, _matplotlib
-from .store import SHARD_DIR, atomic_write, read_shard_tensors, shard_plan, shard_path
+from .store import SHARD_DIR, atomic_write, read_shard_tensors, shard_path, shard_plan
 
 FIGURES = ("panels", "ef-histograms", "sigma-opt", "inconsistency-entropy", "deletion-insertion")
 CSS = """
@@ -30,21 +34,34 @@ h1{font-size:1.6em;margin-bottom:0}h2{margin-top:1.8em;border-bottom:1px solid #
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}th{background:#f4f4f4}
 td.l,th.l{text-align:left}
 td.best{font-weight:bold;background:#eef7ee}figure{margin:12px 0}figcaption{color:#555;font-size:0.9em}
-img{max-width:100%}.kv td{text-align:left}.note{color:#666;font-size:0.9em}.scroll{overflow-x:auto}
+img{max-width:100%;height:auto}.kv td{text-align:left;white-space:normal}.note{color:#666;font-size:0.9em}
+.scroll{overflow-x:auto}
+tr.groups th{background:#e8ecf2;text-align:center}td.top5{font-size:0.82em;line-height:1.25}
+td.wrap{white-space:normal}h3{margin-bottom:4px}#method-table th{white-space:normal}
 """
 
 
-def _png(fig) -> str:
+PAGE_WIDTH_IN = 11.4                                  # figures are drawn at most this wide (1140 px at 100 dpi)
+DPI = 100
+ALPHA = 0.05                                          # Welch test level for bold "best" cells
+
+
+def _encoded(fig, fmt: str) -> str:
+    """The figure as a base64 PNG, or JPEG (quality 80) for image-like panels."""
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=96)
+    extra = {"pil_kwargs": {"quality": 80, "optimize": True}} if fmt == "jpeg" else {}
+    fig.savefig(buf, format=fmt, dpi=DPI, **extra)
     _matplotlib().close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figure(fig_id: str, fig, caption: str) -> str:
-    return (f'<figure id="fig-{fig_id}"><img alt="{html.escape(caption)}" src="data:image/png;base64,{_png(fig)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+def _figure(fig_id: str, fig, caption: str, fmt: str = "png", data: dict | None = None) -> str:
+    """``<figure>`` with the embedded image; ``data`` (what the figure shows) goes into ``data-figure``."""
+    attr = f" data-figure='{html.escape(json.dumps(data), quote=True)}'" if data is not None else ""
+    return (f'<figure id="fig-{fig_id}"{attr}><img alt="{html.escape(caption)}" '
+            f'src="data:image/{fmt};base64,{_encoded(fig, fmt)}"><figcaption>{html.escape(caption)}</figcaption>'
+            "</figure>")
 
 
 def _missing(fig_id: str, why: str) -> str:
@@ -72,38 +89,77 @@ def _class_name(classes, t) -> str:
     return f"class {int(t)}"
 
 
+def welch_best(values: dict[str, np.ndarray], rule: str, alpha: float = ALPHA) -> tuple[str | None, dict]:
+    """The method whose mean is best under ``rule`` ("min" or "max") when a Welch t-test says it is better
+    than every other method (p < alpha), else None; and the p-value against each other method."""
+    from scipy.stats import ttest_ind
+
+    vals = {m: np.asarray(v, dtype=float) for m, v in values.items() if len(v) > 0}
+    if len(vals) < 2:
+        return None, {}
+    means = {m: float(v.mean()) for m, v in vals.items()}
+    top = (min if rule == "min" else max)(means, key=means.get)
+    p = {}
+    for m, v in vals.items():
+        if m != top:
+            p[m] = float(ttest_ind(vals[top], v, equal_var=False).pvalue) if min(len(v), len(vals[top])) > 1 \
+                else float("nan")
+    better = all(np.isfinite(q) and q < alpha for q in p.values())
+    return (top if better else None), p
+
+
+METHOD_MEASURES = (("ef", "EF, rank-normalised map (ICCV25 recipe)", None),
+                   ("ef_unranked", "EF, map as is (no rank normalisation)", None),
+                   ("ef_mc_error", "Monte Carlo error of EF", None),
+                   ("gap", "ΔEF vs VG (rank-normalised)", None), ("deletion", "deletion AUC ↓", "min"),
+                   ("insertion", "insertion AUC ↑", "max"), ("samples", "samples / image", None))
+
+
+def _method_cell(v: np.ndarray, bold: bool, count: bool) -> str:
+    """mean ± standard error (sd) of one method's values; a count shows its mean only."""
+    if len(v) == 0:
+        return "<td>–</td>"
+    txt = _fmt(float(v.mean()))
+    if len(v) > 1 and not count:
+        sd = float(v.std(ddof=1))
+        txt += f" ± {_fmt(sd / np.sqrt(len(v)), 2)}<br><span class='note'>sd {_fmt(sd, 2)}</span>"
+    cls = ' class="best"' if bold else ""
+    return f"<td{cls}>{txt}</td>"
+
+
 def _method_table(table, methods) -> str:
-    measures = [("ef", "EF", None), ("gap", "ΔEF vs VG", None), ("deletion", "deletion AUC ↓", "min"),
-                ("insertion", "insertion AUC ↑", "max"), ("samples", "samples / image", None)]
-    present = [(k, t, b) for k, t, b in measures if any(f"{m}_{k}" in table for m in methods)]
+    present = [(k, t, b) for k, t, b in METHOD_MEASURES if any(f"{m}_{k}" in table for m in methods)]
     ok = table[table["status"] == "ok"]
-    means = {(m, k): float(ok[f"{m}_{k}"].mean()) if f"{m}_{k}" in ok and ok[f"{m}_{k}"].notna().any()
-             else None for m in methods for k, _, _ in present}
-    stds = {(m, k): float(ok[f"{m}_{k}"].std()) if f"{m}_{k}" in ok and ok[f"{m}_{k}"].notna().sum() > 1
-            else None for m in methods for k, _, _ in present}
-    best = {}
-    for k, _, rule in present:
-        vals = {m: means[m, k] for m in methods if means[m, k] is not None}
-        if rule and vals:
-            best[k] = (min if rule == "min" else max)(vals, key=vals.get)
+    vals = {(m, k): ok[f"{m}_{k}"].dropna().to_numpy(dtype=float) if f"{m}_{k}" in ok else np.empty(0)
+            for m in methods for k, _, _ in present}
+    best, notes = {}, []
+    for k, title, rule in present:
+        if rule:
+            best[k], p = welch_best({m: vals[m, k] for m in methods}, rule)
+            ps = ", ".join(f"{label(m)} {_fmt(q, 2)}" for m, q in p.items())
+            notes.append(f"{title}: " + (f"{label(best[k])} is better than every other method (Welch p: {ps})"
+                                         if best[k] else f"no method is better than all others at p < {ALPHA} "
+                                         f"(Welch p of the best mean against: {ps or 'nothing to compare'})"))
     head = "".join(f"<th>{html.escape(t)}</th>" for _, t, _ in present)
-    body = []
-    for m in methods:
-        cells = []
-        for k, _, _ in present:
-            mu, sd = means[m, k], stds[m, k]
-            txt = _fmt(mu) + (f" ± {_fmt(sd, 2)}" if sd is not None and k != "samples" else "")
-            cls = ' class="best"' if best.get(k) == m else ""
-            cells.append(f"<td{cls}>{txt}</td>")
-        body.append(f'<tr><td class="l">{html.escape(label(m))}</td>{"".join(cells)}</tr>')
-    return (f'<table><tr><th class="l">method</th>{head}</tr>{"".join(body)}</table>'
-            f'<p class="note">Mean ± standard deviation over {len(ok)} images. EF: Expected Frequency of the '
-            "rank-normalised map (ICCV25); ΔEF = |EF(method) − EF(VanillaGrad)|, the explanation-gap proxy; "
-            "AUCs over the actual removed fraction (ECCV24 §5), best in bold.</p>")
+    body = "".join(f'<tr><td class="l">{html.escape(label(m))}</td>' + "".join(
+        _method_cell(vals[m, k], best.get(k) == m, k == "samples") for k, _, _ in present) + "</tr>"
+        for m in methods)
+    mc = "" if any(k == "ef_mc_error" for k, _, _ in present) else (
+        " Monte Carlo error of EF: not estimated yet (a <code>&lt;method&gt;_ef_mc_error</code> column of the "
+        "table will be shown here once the audit measures it).")
+    return (f'<div class="scroll"><table id="method-table"><tr><th class="l">method</th>{head}</tr>{body}</table>'
+            "</div>"
+            f'<p class="note">Mean ± standard error over {len(ok)} images (standard deviation below it). '
+            "EF (ICCV25): the power-weighted mean spatial frequency of the map, 0 = lowest, 1 = highest; the paper "
+            "ranks the map's pixels first, which puts most power in the DC ring and compresses the differences "
+            "between methods; the unranked EF of the map itself separates them better. ΔEF = |EF(method) − "
+            f"EF(VanillaGrad)|, the explanation-gap proxy. AUCs over the actual removed fraction (ECCV24 §5).{mc}"
+            f"</p><p class='note'>Bold: better than every other method by a Welch t-test at p &lt; {ALPHA}. "
+            + html.escape("; ".join(notes)) + ".</p>")
 
 
-def _panels(run_dir, manifest, table, methods, plan) -> str:
-    plt = _matplotlib()
+def _panel_data(run_dir, manifest, methods, plan) -> tuple[dict, dict]:
+    """The first ``panels`` images {i: (C, S, S) uint8} and kept maps {m: {i: (S, S)}}."""
     n = manifest["config"]["panels"]
     kept = [m for m in (manifest["config"]["keep_maps"] or methods) if m in methods]
     images, maps = {}, {m: {} for m in kept}
@@ -118,50 +174,103 @@ def _panels(run_dir, manifest, table, methods, plan) -> str:
                 for m in kept:
                     if f"maps/{m}" in t and i in idx:
                         maps[m][i] = t[f"maps/{m}"][idx.index(i)].float()
+    return images, maps
+
+
+def _draw_map(fig, ax, m: str, mp: torch.Tensor, sigmas) -> None:
+    """One map with its colourbar: ArgLens as 1/(AL+1) with ticks labelled by σ, others clipped."""
+    if m == "al":
+        s = np.asarray(sorted(sigmas), dtype=float)
+        im = ax.imshow((1 / (mp + 1)).numpy(), cmap="viridis", vmin=1 / (s.max() + 1), vmax=1 / (s.min() + 1))
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        ticks = s if len(s) <= 5 else s[np.linspace(0, len(s) - 1, 5).round().astype(int)]
+        cb.set_ticks(1 / (ticks + 1), labels=[f"σ={t:g}" for t in ticks])
+    else:
+        shown, kw = _display(mp, signed=bool((mp < 0).any()))
+        im = ax.imshow(shown.numpy(), **kw)
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, format="%.2g")
+    cb.ax.tick_params(labelsize=7)
+
+
+def _panels(run_dir, manifest, table, methods, plan) -> str:
+    images, maps = _panel_data(run_dir, manifest, methods, plan)
     if not images:
         return _missing("panels", "No panel images (panels = 0, or every one of the first images failed).")
-    ids = sorted(images)
+    plt = _matplotlib()
+    ids, kept = sorted(images), list(maps)
     classes = manifest.get("output_classes")
     rows = table.set_index("index")
     cols = 1 + len(kept)
-    fig, axes = plt.subplots(len(ids), cols, figsize=(1.9 * cols, 1.95 * len(ids)), squeeze=False)
+    w = min(2.4, PAGE_WIDTH_IN / cols)
+    fig, axes = plt.subplots(len(ids), cols, figsize=(w * cols, 0.95 * w * len(ids)), squeeze=False)
     for r, i in enumerate(ids):
         img = images[i].float() / 255
         axes[r, 0].imshow(img.permute(1, 2, 0).numpy().squeeze(), cmap="gray" if img.shape[0] == 1 else None)
         row = rows.loc[i]
-        axes[r, 0].set_title(f"#{i} {_class_name(classes, row['target'])[:22]}\n({row['confidence']:.2f})",
-                             fontsize=7)
+        name = str(row["name"])
+        axes[r, 0].set_title(f"#{i} {name if len(name) <= 26 else '…' + name[-25:]}\n"
+                             f"{_class_name(classes, row['target'])[:24]} ({row['confidence']:.2f})", fontsize=9)
         for c, m in enumerate(kept, start=1):
-            ax = axes[r, c]
             if i in maps[m]:
-                mp = maps[m][i]
-                if m == "al":
-                    ax.imshow((1 / (mp + 1)).numpy(), cmap="viridis")
-                else:
-                    shown, kw = _display(mp, signed=bool((mp < 0).any()))
-                    ax.imshow(shown.numpy(), **kw)
+                _draw_map(fig, axes[r, c], m, maps[m][i], manifest["config"]["sigmas"])
             if r == 0:
-                ax.set_title(label(m) + (" (1/(AL+1))" if m == "al" else ""), fontsize=8)
+                axes[r, c].set_title(label(m) + (" as 1/(AL+1)" if m == "al" else ""), fontsize=9)
     for ax in axes.flat:
-        ax.axis("off")
-    return _figure("panels", fig, f"The first {len(ids)} images with their maps (clipped at the 99.5th percentile; "
-                                  "signed maps in a diverging colour map).")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    cbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    return _figure("panels", fig, f"The first {len(ids)} images (file name; explained class and its probability) "
+                                  "with their maps, each with its colour scale (clipped at the 99.5th percentile of "
+                                  "|map|; signed maps in a diverging colour map; ArgLens: the σ that maximises the "
+                                  "pixel's SG² across the grid).", fmt="jpeg",
+                   data={"images": ids, "methods": kept, "colourbars": len(cbars),
+                         "titles": [axes[r, 0].get_title() for r in range(len(ids))]})
+
+
+EF_RECIPES = (("ef", "EF, rank-normalised (ICCV25)"), ("ef_unranked", "EF, map as is"))
+
+
+def histogram_data(values: dict[str, np.ndarray], n_bins: int | None = None) -> dict:
+    """Common bin edges over all methods' values and each method's integer counts in them."""
+    allv = np.concatenate([v for v in values.values()])
+    n_bins = n_bins or min(30, max(8, len(allv) // (2 * max(1, len(values)))))
+    edges = np.histogram_bin_edges(allv, bins=n_bins)
+    return {"edges": edges.tolist(), "counts": {m: np.histogram(v, bins=edges)[0].astype(int).tolist()
+                                                for m, v in values.items()}}
 
 
 def _ef_histograms(table, methods, manifest) -> str:
-    cols = [m for m in methods if f"{m}_ef" in table and table[f"{m}_ef"].notna().any()]
-    if not cols:
+    from matplotlib.ticker import MaxNLocator
+
+    recipes = [(k, t, {m: table[f"{m}_{k}"].dropna().to_numpy(dtype=float) for m in methods
+                       if f"{m}_{k}" in table and table[f"{m}_{k}"].notna().any()}) for k, t in EF_RECIPES]
+    recipes = [r for r in recipes if r[2]]
+    if not recipes:
         return _missing("ef-histograms", _why_missing(manifest, "ef"))
     plt = _matplotlib()
-    fig, axes = plt.subplots(1, len(cols), figsize=(2.6 * len(cols), 2.4), squeeze=False)
-    for ax, m in zip(axes[0], cols):
-        v = table[f"{m}_ef"].dropna().to_numpy()
-        ax.hist(v, bins=min(30, max(5, len(v) // 2)), color="#4c72b0")
-        ax.set_title(f"{label(m)}: mean {_fmt(float(v.mean()))}", fontsize=8)
-        ax.set_xlabel("EF (rank-normalised)", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.locator_params(axis="x", nbins=3)
-    return _figure("ef-histograms", fig, "Expected Frequency per image, one histogram per method.")
+    ncols = max(len(v) for _, _, v in recipes)
+    w = min(2.8, PAGE_WIDTH_IN / ncols)
+    fig, axes = plt.subplots(len(recipes), ncols, figsize=(w * ncols, 2.5 * len(recipes)), squeeze=False)
+    data = {}
+    for row, (k, title, vals) in zip(axes, recipes):
+        d = data[k] = histogram_data(vals)
+        edges = np.asarray(d["edges"])
+        top = max(max(c) for c in d["counts"].values())
+        for ax, m in zip(row, vals):
+            ax.bar(edges[:-1], d["counts"][m], width=np.diff(edges), align="edge", color="#4c72b0",
+                   edgecolor="white", linewidth=0.6)
+            ax.set_xlim(edges[0], edges[-1])
+            ax.set_ylim(0, top + 0.5)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_title(f"{label(m)}: mean {_fmt(float(vals[m].mean()))}", fontsize=8)
+            ax.set_xlabel(title, fontsize=8)
+            ax.set_ylabel("images", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.locator_params(axis="x", nbins=4)
+        for ax in row[len(vals):]:
+            ax.axis("off")
+    return _figure("ef-histograms", fig, "Expected Frequency per image: one row per recipe, one histogram per "
+                                         "method on the row's common bins and x range.", data=data)
 
 
 def _sigma_hist(table, manifest) -> str:
@@ -229,47 +338,111 @@ def _kv(d: dict) -> str:
         + "</table>"
 
 
-def _rows_table(table, classes, limit=200) -> str:
+ROW_GROUPS = (("image", ("index", "name", "status", "label", "label_name")),
+              ("prediction", ("target", "target_name", "confidence", "entropy", "top5")),
+              ("SpectralLens grid", ("sigma_opt", "inconsistency")))
+SHORT = {"ef": "EF", "ef_unranked": "EF unranked", "ef_mc_error": "EF MC error", "gap": "ΔEF", "deletion": "del AUC",
+         "insertion": "ins AUC", "samples": "samples"}
+
+
+def _row_groups(columns, methods) -> list[tuple[str, list[tuple[str, str]]]]:
+    """[(group title, [(column, sub-header)])] of the per-image table: image, prediction, SpectralLens grid,
+    then one group per method; columns in no group go last under "other"."""
+    groups = [(g, [(c, c) for c in cs if c in columns]) for g, cs in ROW_GROUPS]
+    for m in methods:
+        groups.append((label(m), [(f"{m}_{k}", SHORT[k]) for k in SHORT if f"{m}_{k}" in columns]))
+    placed = {c for _, cs in groups for c, _ in cs} | {"error", "top5_classes", "top5_probs"}
+    groups.append(("other", [(c, c) for c in columns if c not in placed]))
+    return [(g, cs) for g, cs in groups if cs]
+
+
+def _top5(r, classes) -> str:
+    ks, ps = r.get("top5_classes"), r.get("top5_probs")
+    if ks is None or ps is None or len(ks) == 0:
+        return "–"
+    return "<br>".join(f"{html.escape(_class_name(classes, k))} {p:.2f}" for k, p in zip(ks, ps))
+
+
+def _cell(r, c, classes) -> str:
+    if c == "top5":
+        return f"<td class='l top5'>{_top5(r, classes)}</td>"
+    v = r[c]
+    if isinstance(v, str):
+        return f"<td class='l'>{html.escape(v)}</td>"
+    return "<td>–</td>" if v is None else f"<td>{_fmt(v)}</td>"
+
+
+def _rows_table(table, classes, methods, dictionary: dict, limit=200) -> str:
     show = table.head(limit).copy()
-    if classes is not None:
-        show.insert(show.columns.get_loc("target") + 1, "class",
-                    [_class_name(classes, t) if t >= 0 else "" for t in show["target"]])
-    cols = [c for c in show.columns if c != "error"]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(
-        f"<td class='l'>{html.escape(str(r[c]))}</td>" if isinstance(r[c], str) else f"<td>{_fmt(r[c])}</td>"
-        for c in cols) + "</tr>" for _, r in show.iterrows())
+    if "top5_classes" in show:
+        show["top5"] = None
+    groups = _row_groups(list(show.columns), methods)
+    top = "".join(f"<th colspan='{len(cs)}'>{html.escape(g)}</th>" for g, cs in groups)
+    sub = "".join(f"<th title='{html.escape(dictionary.get(c, ''), quote=True)}'>{html.escape(t)}</th>"
+                  for _, cs in groups for c, t in cs)
+    cols = [c for _, cs in groups for c, _ in cs]
+    body = "".join("<tr>" + "".join(_cell(r, c, classes) for c in cols) + "</tr>" for _, r in show.iterrows())
     more = f"<p class='note'>First {limit} of {len(table)} rows; all in metrics.parquet.</p>" \
         if len(table) > limit else ""
-    return f"<div class='scroll'><table><tr>{head}</tr>{body}</table></div>{more}"
+    return (f"<div class='scroll'><table id='rows-table'><thead><tr class='groups'>{top}</tr><tr>{sub}</tr>"
+            f"</thead><tbody>{body}</tbody></table></div>{more}")
 
 
-def build_report(run_dir: str | Path) -> Path:
-    """Write RUN_DIR/report.html from the run's files; returns its path."""
-    import pandas as pd
+def _dictionary(tpath: Path, columns) -> dict[str, str]:
+    """Column -> description, from the table's own metadata (else the current data dictionary)."""
+    import pyarrow.parquet as pq
 
-    run_dir = Path(run_dir)
-    mpath = run_dir / "manifest.json"
-    if not mpath.exists():
-        raise ValueError(f"spectral_xai report: argument 'run_dir': {run_dir} has no manifest.json")
-    manifest = json.loads(mpath.read_text())
-    tpath = run_dir / "metrics.parquet"
-    if not tpath.exists():
-        raise ValueError(f"spectral_xai report: {run_dir} has no metrics.parquet yet (the audit is unfinished; "
-                         "run it again with --resume)")
-    table = pd.read_parquet(tpath)
-    cfg = manifest["config"]
-    methods = cfg["methods"]
-    plan = shard_plan(manifest["dataset"]["n_images"], cfg["shard_size"])
-    sessions = json.loads((run_dir / "sessions.json").read_text()) if (run_dir / "sessions.json").exists() else []
+    from .store import _spec
+
+    md = pq.read_schema(tpath).metadata or {}
+    raw = md.get(b"spectral_xai.data_dictionary")
+    found = json.loads(raw) if raw else {}
+    out = {}
+    for c in columns:
+        try:
+            out[c] = found.get(c) or _spec(c)[1]
+        except (KeyError, ValueError):
+            out[c] = ""
+    if "top5_classes" in columns:
+        out["top5"] = "the model's five most probable classes on the clean image with their softmax probabilities"
+    return out
+
+
+def _dictionary_table(dictionary: dict) -> str:
+    return "<table id='data-dictionary' class='kv'><tr><th class='l'>column</th><th class='l'>meaning</th></tr>" \
+        + "".join(f"<tr><td class='l'><code>{html.escape(c)}</code></td><td class='l wrap'>{html.escape(d)}</td>"
+                  "</tr>" for c, d in dictionary.items() if c != "top5") + "</table>"
+
+
+def _sessions_table(sessions: list[dict]) -> str:
+    """Every recorded invocation of the run (a first run, then each resume), in order."""
+    if not sessions:
+        return "<p class='note'>No sessions recorded (sessions.json is missing).</p>"
+    head = "".join(f"<th>{t}</th>" for t in ("#", "finished (UTC)", "images computed", "processes", "wall s",
+                                             "images/s", "images/s computing"))
+    rows = []
+    for k, s in enumerate(sessions, start=1):
+        ranks = s.get("ranks", [])
+        wall = max((r.get("seconds", 0.0) for r in ranks), default=None)
+        rows.append(f"<tr><td>{k}</td><td class='l'>{html.escape(str(s.get('finished', '')))}</td>"
+                    f"<td>{s.get('images', 0)}</td><td>{len(ranks)}</td><td>{_fmt(wall)}</td>"
+                    f"<td>{_fmt(s.get('images_per_s'))}</td><td>{_fmt(s.get('compute_images_per_s'))}</td></tr>")
+    body = "".join(rows)
+    return (f"<table id='sessions'><tr>{head}</tr>{body}</table><p class='note'>One row per invocation that "
+            "finished (a resume that found every shard done computes 0 images).</p>")
+
+
+def _summary(manifest, table, run_dir: Path) -> dict:
+    """The run's key facts (model, data, images, options, device, versions) as label -> text."""
+    cfg, env = manifest["config"], manifest["environment"]
     ok = int((table["status"] == "ok").sum())
-    env = manifest["environment"]
     hardware = env.get("gpu") or f"{env.get('cpus')} CPUs"
-    summary = {
+    return {
+        "run directory": run_dir.name,
         "model": cfg["model"], "data": f"{manifest['dataset']['source']} ({manifest['dataset']['n_images']} images, "
                                       f"fingerprint {manifest['dataset']['fingerprint'][:12]})",
         "images": f"{ok} audited, {len(table) - ok} failed", "size": f"{cfg['size']} px",
-        "methods": ", ".join(label(m) for m in methods), "measures": ", ".join(cfg["measures"]),
+        "methods": ", ".join(label(m) for m in cfg["methods"]), "measures": ", ".join(cfg["measures"]),
         "sampling": f"{cfg['samples']} samples per σ, σ ∈ {cfg['sigmas']}, noise scale {cfg['noise_scale']}, "
                     f"prior {cfg['prior']}; SG std {cfg['sg_sigma']}; seed {cfg['seed']}",
         "device": f"{manifest['key_fields']['device']} ({hardware}), "
@@ -277,29 +450,60 @@ def build_report(run_dir: str | Path) -> Path:
         "versions": f"spectral_xai {manifest['spectral_xai']}, torch {env['torch']}",
         "configuration key": manifest["key"], "created": manifest["created"],
     }
-    for s in sessions:
-        if s.get("images_per_s"):
-            summary[f"session {s['finished']}"] = (f"{s['images']} images, {s['images_per_s']:.3g} images/s "
-                                                   f"({s['compute_images_per_s']:.3g} images/s computing)")
+
+
+def _failed(table) -> str:
     failed = table[table["status"] != "ok"]
-    failed_html = "<p>None.</p>" if failed.empty else "<table><tr><th class='l'>image</th><th class='l'>reason" \
-        "</th></tr>" + "".join(f"<tr><td class='l'>{html.escape(str(r['name']))}</td><td class='l'>"
-                               f"{html.escape(str(r['error']))}</td></tr>" for _, r in failed.iterrows()) + "</table>"
+    if failed.empty:
+        return "<p>None.</p>"
+    return "<table><tr><th class='l'>image</th><th class='l'>reason</th></tr>" + "".join(
+        f"<tr><td class='l'>{html.escape(str(r['name']))}</td><td class='l'>{html.escape(str(r['error']))}</td></tr>"
+        for _, r in failed.iterrows()) + "</table>"
+
+
+def _read_run(run_dir: Path):
+    """(manifest, table, sessions) of a run directory; ValueError when the run has no manifest or table yet."""
+    import pandas as pd
+
+    mpath = run_dir / "manifest.json"
+    if not mpath.exists():
+        raise ValueError(f"spectral_xai report: argument 'run_dir': {run_dir} has no manifest.json")
+    tpath = run_dir / "metrics.parquet"
+    if not tpath.exists():
+        raise ValueError(f"spectral_xai report: {run_dir} has no metrics.parquet yet (the audit is unfinished; "
+                         "run it again with --resume)")
+    spath = run_dir / "sessions.json"
+    sessions = json.loads(spath.read_text()) if spath.exists() else []
+    return json.loads(mpath.read_text()), pd.read_parquet(tpath), sessions
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """Write RUN_DIR/report.html from the run's files; returns its path."""
+    run_dir = Path(run_dir)
+    manifest, table, sessions = _read_run(run_dir)
+    cfg, source = manifest["config"], manifest["dataset"]["source"]
+    methods, classes = cfg["methods"], manifest.get("output_classes")
+    plan = shard_plan(manifest["dataset"]["n_images"], cfg["shard_size"])
+    dictionary = _dictionary(run_dir / "metrics.parquet", list(table.columns))
+    ok = int((table["status"] == "ok").sum())
+    title = f"spectral_xai audit of {cfg['model']} on {source} ({run_dir.name})"
     parts = [
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>spectral_xai audit: "
-        f"{html.escape(run_dir.name)}</title><style>{CSS}</style></head><body>",
-        f"<h1>Explanation audit</h1><p class='sub'>{html.escape(cfg['model'])} on "
-        f"{html.escape(manifest['dataset']['source'])} · {ok} images · spectral_xai</p>",
-        "<h2>Run</h2>", _kv(summary),
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>Explanation audit: {html.escape(cfg['model'])} on {html.escape(source)}</h1><p class='sub'>"
+        f"run {html.escape(run_dir.name)} · {ok} images · spectral_xai</p>",
+        "<h2>Run</h2>", _kv(_summary(manifest, table, run_dir)), "<h3>Sessions</h3>", _sessions_table(sessions),
         "<h2>Methods</h2>", _method_table(table, methods),
         "<h2>Per-image maps</h2>", _panels(run_dir, manifest, table, methods, plan),
         "<h2>Expected Frequency</h2>", _ef_histograms(table, methods, manifest),
         "<h2>Optimal noise level</h2>", _sigma_hist(table, manifest),
         "<h2>Inconsistency and predictive entropy</h2>", _inconsistency(table, manifest),
         "<h2>Deletion and insertion</h2>", _curves(run_dir, manifest, methods, plan),
-        "<h2>Failed images</h2>", failed_html,
-        "<h2>Per-image table</h2>", _rows_table(table, manifest.get("output_classes")),
-        f"<p class='note'>Files: manifest.json, metrics.parquet, {SHARD_DIR}/ ({len(plan)} safetensors shards).</p>",
+        "<h2>Failed images</h2>", _failed(table),
+        "<h2>Per-image table</h2>", _rows_table(table, classes, methods, dictionary),
+        "<h2>Columns of metrics.parquet</h2>", _dictionary_table(dictionary),
+        f"<p class='note'>Files: manifest.json, metrics.parquet, sessions.json, {SHARD_DIR}/ ({len(plan)} "
+        "safetensors shards).</p>",
         "</body></html>",
     ]
     return atomic_write(run_dir / "report.html", lambda tmp: Path(tmp).write_text("".join(parts), encoding="utf-8"))

@@ -40,8 +40,14 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "entropy": ("float64", "predictive entropy of the clean image's softmax, in nats"),
     "sigma_opt": ("float64", "σ* of the SpectralLens grid that maximises CS(σ) = (σ·s)^2.5·‖E_σ[g²]‖₁"),
     "inconsistency": ("float64", "1 − mean cosine similarity between the per-σ SG² maps of the grid"),
+    "top5_classes": ("list<int64>", "the model's 5 most probable classes on the clean image, most probable "
+                                    "first (fewer when the model has fewer outputs); null for failed images"),
+    "top5_probs": ("list<float64>", "their softmax probabilities, in the same order"),
     "<method>_ef": ("float64", "Expected Frequency of the method's rank-normalised map (ICCV25): 0 = all "
                                "power at the lowest spatial frequency, 1 = at the highest"),
+    "<method>_ef_unranked": ("float64", "Expected Frequency of the method's map as it is (no rank "
+                                        "normalisation): better conditioned for comparing methods, since rank "
+                                        "normalisation puts most power in the DC ring"),
     "<method>_gap": ("float64", "ΔEF = |EF(method) − EF(VanillaGrad)|, the explanation-gap proxy; 0 for vg"),
     "<method>_deletion": ("float64", "deletion AUC of the target probability over the removed fraction, most "
                                      "relevant pixels first (lower is better); not for al (a scale map)"),
@@ -111,15 +117,29 @@ def table_columns(methods: list[str], measures: list[str]) -> list[str]:
     cols = [c for c in COLUMNS if not c.startswith("<")
             and (c not in OPTIONAL_IMAGE_COLUMNS or c in measures)]
     for m in methods:
-        for key in ("ef", "gap", "deletion", "insertion", "samples"):
-            if key == "samples" or (key in measures and not (not METHODS[m].ranks_pixels and key in ("deletion",
+        for key in ("ef", "ef_unranked", "gap", "deletion", "insertion", "samples"):
+            measure = "ef" if key == "ef_unranked" else key
+            if key == "samples" or (measure in measures and not (not METHODS[m].ranks_pixels and key in ("deletion",
                                                                                                 "insertion"))):
                 cols.append(f"{m}_{key}")
     return cols
 
 
 def _spec(column: str) -> tuple[str, str]:
-    return COLUMNS.get(column) or COLUMNS["<method>_" + column.rsplit("_", 1)[1]]
+    """(type, description) of a column; ``<m>_<measure>`` matches the longest ``<method>_<measure>`` entry."""
+    if column in COLUMNS:
+        return COLUMNS[column]
+    suffixes = [k[len("<method>"):] for k in COLUMNS if k.startswith("<method>_") and column.endswith(k[8:])]
+    return COLUMNS["<method>" + max(suffixes, key=len)]
+
+
+def _arrow_type(name: str):
+    """The pyarrow type of a COLUMNS type name ("float64", "list<int64>")."""
+    import pyarrow as pa
+
+    if name.startswith("list<"):
+        return pa.list_(_arrow_type(name[5:-1]))
+    return getattr(pa, name)()
 
 
 def table_schema(methods: list[str], measures: list[str]):
@@ -128,7 +148,7 @@ def table_schema(methods: list[str], measures: list[str]):
     import pyarrow as pa
 
     cols = table_columns(methods, measures)
-    fields = [pa.field(c, getattr(pa, _spec(c)[0])(), metadata={"description": _spec(c)[1]}) for c in cols]
+    fields = [pa.field(c, _arrow_type(_spec(c)[0]), metadata={"description": _spec(c)[1]}) for c in cols]
     return pa.schema(fields, metadata={"spectral_xai.data_dictionary": json.dumps(
         {c: _spec(c)[1] for c in cols}, ensure_ascii=False)})
 

@@ -244,9 +244,10 @@ def test_metrics_parquet_types_and_data_dictionary(work):
     assert r.returncode == 0, r.stderr
     schema = pq.read_schema(out / "metrics.parquet")
     expected = ["index", "name", "status", "error", "label", "label_name", "target", "target_name", "confidence",
-                "entropy"] + [f"{m}_{k}" for m, ks in (("vg", "ef gap deletion samples"),
-                                                       ("sg2", "ef gap deletion samples"), ("al", "ef gap samples"),
-                                                       ("occlusion", "ef gap deletion samples")) for k in ks.split()]
+                "entropy", "top5_classes", "top5_probs"] + [f"{m}_{k}" for m, ks in (
+                    ("vg", "ef ef_unranked gap deletion samples"), ("sg2", "ef ef_unranked gap deletion samples"),
+                    ("al", "ef ef_unranked gap samples"), ("occlusion", "ef ef_unranked gap deletion samples"))
+                    for k in ks.split()]
     assert schema.names == expected                           # no ArgLens AUC, no unrequested measure
     types = {f.name: str(f.type) for f in schema}
     assert types["label"] == types["target"] == types["vg_samples"] == types["index"] == "int64"

@@ -1,5 +1,6 @@
 """The dataset audit end to end: table, maps, report, crash safety (SIGKILL, resume), refusals."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -49,12 +50,12 @@ def test_audit_end_to_end_on_photos(photo_folder, tmp_path):
     assert manifest["dataset"]["label_classes"] == ["animals", "things"]
     html = (out / "report.html").read_text()
     for fig in FIGURES:
-        assert f'id="fig-{fig}"><img' in html, fig
-    assert html.count("data:image/png;base64,") == len(FIGURES) and "things/broken.jpg" in html
+        assert re.search(f'id="fig-{fig}"[^>]*><img', html), fig
+    assert html.count(";base64,") == len(FIGURES) and "things/broken.jpg" in html
     assert "src=\"http" not in html and "<script" not in html       # self-contained
     (out / "report.html").unlink()
     build_report(out)
-    assert (out / "report.html").read_text().count("data:image/png;base64,") == len(FIGURES)
+    assert (out / "report.html").read_text().count(";base64,") == len(FIGURES)
 
 
 def test_sigkill_then_resume_equals_fresh_run(photo_folder, tmp_path):

@@ -1,0 +1,210 @@
+"""report.html read as a browser would: the HTML parsed, the figures' data and images decoded, and every
+number checked against the run's own table, scipy or numpy."""
+import base64
+import io
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from scipy.stats import ttest_ind
+
+from spectral_xai.audit import AuditConfig, build_report, run_audit
+from spectral_xai.audit.report import _method_table, welch_best
+from spectral_xai.audit.store import read_shard_tensors, shard_path
+from spectral_xai.spectrum import expected_frequency
+
+TESTS = Path(__file__).resolve().parents[1]
+CLASSES = ["alpha", "beta", "gamma", "delta", "epsilon"]
+METHODS = ["vg", "sg2", "sl2", "al"]
+N_IMAGES = 4
+
+
+class Page(HTMLParser):
+    """The parts of report.html the tests read: title, figures (attributes, image sources) and tables by id
+    (rows of (tag, attributes, text) cells)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.title, self.figures, self.tables = "", {}, {}
+        self._stack, self._figure, self._table, self._cell = [], None, None, None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self._stack.append(tag)
+        if tag == "figure":
+            self._figure = a["id"]
+            self.figures[self._figure] = dict(a, images=[])
+        elif tag == "img" and self._figure:
+            self.figures[self._figure]["images"].append(a["src"])
+        elif tag == "table" and "id" in a:
+            self._table = a["id"]
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell = [tag, a, ""]
+            self.tables[self._table][-1].append(self._cell)
+        elif tag == "br" and self._cell:
+            self._cell[2] += "\n"
+
+    def handle_endtag(self, tag):
+        if self._stack:
+            self._stack.pop()
+        if tag == "figure":
+            self._figure = None
+        elif tag == "table":
+            self._table = None
+        elif tag in ("td", "th"):
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._stack and self._stack[-1] == "title":
+            self.title += data
+        if self._cell:
+            self._cell[2] += data
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished and then resumed audit of 4 noise images under a 5-class CNN with class names."""
+    root = tmp_path_factory.mktemp("report")
+    data = root / "images"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(N_IMAGES):
+        Image.fromarray(rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)).save(data / f"noise_{k}.png")
+    (root / "named.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(TESTS)!r})\nfrom audit_models import tiny_cnn\n\n\n"
+        f"def named():\n    net = tiny_cnn()\n    net.classes = {CLASSES!r}\n    return net\n")
+    out = root / "my-run"
+    cfg = dict(data=str(data), out=str(out), model=f"{root / 'named.py'}:named", size=24, samples=2,
+               methods=METHODS, sigmas=[0.0, 0.5, 1.0], fractions=3, shard_size=2, panels=3, quiet=True,
+               num_workers=0, maps_dtype="float32")
+    run_audit(AuditConfig(**cfg))
+    run_audit(AuditConfig(**dict(cfg, resume=True)))          # a second session: every shard already done
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(run):
+    return Page((run / "report.html").read_text(encoding="utf-8"))
+
+
+def test_title_names_the_run_model_and_data(run, page):
+    assert "my-run" in page.title and "named" in page.title and "images" in page.title
+    assert page.title != "spectral_xai audit: audit"
+
+
+def test_ef_histograms_share_bins_and_count_whole_images(run, page):
+    table = pd.read_parquet(run / "metrics.parquet")
+    fig = json.loads(page.figures["fig-ef-histograms"]["data-figure"])
+    assert set(fig) == {"ef", "ef_unranked"}
+    for recipe, d in fig.items():
+        values = {m: table[f"{m}_{recipe}"].dropna().to_numpy() for m in METHODS}
+        allv = np.concatenate(list(values.values()))
+        edges = np.asarray(d["edges"])
+        assert edges[0] == pytest.approx(allv.min()) and edges[-1] == pytest.approx(allv.max())
+        assert set(d["counts"]) == set(METHODS)
+        for m, counts in d["counts"].items():
+            assert all(isinstance(c, int) for c in counts)
+            assert counts == np.histogram(values[m], bins=edges)[0].tolist()
+            assert sum(counts) == N_IMAGES
+
+
+def test_unranked_ef_column_is_the_ef_of_the_stored_map(run, page):
+    table = pd.read_parquet(run / "metrics.parquet")
+    maps = read_shard_tensors(shard_path(run, (0, 2)))
+    for m in METHODS:
+        want = expected_frequency(maps[f"maps/{m}"], rank_normalize=False)
+        assert np.allclose(table[f"{m}_ef_unranked"].to_numpy()[:2], want.numpy(), rtol=1e-6)
+        assert not np.allclose(table[f"{m}_ef_unranked"], table[f"{m}_ef"])
+    head = [c[2] for c in page.tables["method-table"][0]]
+    assert any("rank-normalised" in h for h in head) and any("no rank normalisation" in h for h in head)
+
+
+def test_panels_are_a_page_wide_jpeg_with_a_colourbar_per_map(page):
+    fig = page.figures["fig-panels"]
+    info = json.loads(fig["data-figure"])
+    assert info["images"] == [0, 1, 2] and info["methods"] == METHODS
+    assert info["colourbars"] == len(info["images"]) * len(METHODS)
+    (src,) = fig["images"]
+    assert src.startswith("data:image/jpeg;base64,")
+    img = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+    assert img.format == "JPEG" and img.width <= 1180
+    assert [t.split("\n")[0] for t in info["titles"]] == [f"#{i} noise_{i}.png" for i in range(3)]
+
+
+def test_every_session_is_listed_after_a_resume(run, page):
+    sessions = json.loads((run / "sessions.json").read_text())
+    rows = page.tables["sessions"][1:]
+    assert len(sessions) == 2 and len(rows) == 2
+    assert [int(r[2][2]) for r in rows] == [N_IMAGES, 0]          # the resume computed nothing
+    assert [r[1][2] for r in rows] == [s["finished"] for s in sessions]
+
+
+def test_per_image_table_has_grouped_headers_and_one_class_column(page):
+    groups, subs, *rows = page.tables["rows-table"]
+    assert sum(int(c[1]["colspan"]) for c in groups) == len(subs)
+    names = [c[2] for c in groups]
+    assert names[:3] == ["image", "prediction", "SpectralLens grid"] and names[3:] == ["VG", "SG²", "SL²",
+                                                                                      "ArgLens"]
+    heads = [c[2] for c in subs]
+    assert "class" not in heads and heads.count("target_name") == 1
+    assert len(rows) == N_IMAGES and all(len(r) == len(subs) for r in rows)
+
+
+def test_top5_is_the_softmax_top5_with_class_names(run, page):
+    table = pd.read_parquet(run / "metrics.parquet")
+    _, subs, *rows = page.tables["rows-table"]
+    col = [c[2] for c in subs].index("top5")
+    for (_, r), cells in zip(table.iterrows(), rows):
+        k, p = list(r["top5_classes"]), np.asarray(r["top5_probs"])
+        assert sorted(k) == list(range(5)) and np.all(np.diff(p) <= 0)
+        assert p.sum() == pytest.approx(1.0) and k[0] == r["target"] and p[0] == pytest.approx(r["confidence"])
+        shown = cells[col][2].split("\n")
+        assert [s.rsplit(" ", 1)[0] for s in shown] == [CLASSES[i] for i in k]
+        assert [float(s.rsplit(" ", 1)[1]) for s in shown] == pytest.approx(p, abs=0.005)
+
+
+def test_data_dictionary_lists_every_column_with_the_tables_description(run, page):
+    described = json.loads(pq.read_schema(run / "metrics.parquet").metadata[b"spectral_xai.data_dictionary"])
+    rows = {r[0][2]: r[1][2] for r in page.tables["data-dictionary"][1:]}
+    assert rows == described and "vg_ef_unranked" in rows and "top5_classes" in rows
+
+
+def _constructed(deltas: dict[str, float], n=8, noise=0.1) -> tuple[pd.DataFrame, dict]:
+    """Deletion AUCs 0.5 + delta + noise·z per method: z standardised (mean 0, sd 1), shuffled per method."""
+    z = np.random.default_rng(0).standard_normal(n)
+    z = (z - z.mean()) / z.std(ddof=1)
+    cols = {f"{m}_deletion": 0.5 + d + noise * np.roll(z, k) for k, (m, d) in enumerate(deltas.items())}
+    return pd.DataFrame(dict(status=["ok"] * n, **cols)), {m: cols[f"{m}_deletion"] for m in deltas}
+
+
+def test_bold_only_where_welch_says_better():
+    close, v = _constructed({"vg": 0.0, "sg2": -0.02})     # means 0.02 apart, noise 0.1, n = 8
+    assert ttest_ind(v["sg2"], v["vg"], equal_var=False).pvalue >= 0.05
+    assert welch_best(v, "min") == (None, {"vg": pytest.approx(ttest_ind(v["sg2"], v["vg"],
+                                                                         equal_var=False).pvalue)})
+    assert 'class="best"' not in _method_table(close, ["vg", "sg2"])
+    far, v = _constructed({"vg": 0.0, "sg2": -0.3, "sl2": -0.05})
+    best, p = welch_best(v, "min")
+    assert best == "sg2" and max(p.values()) < 0.05
+    html = Page(_method_table(far, ["vg", "sg2", "sl2"]))
+    bold = [(r[0][2], c[2]) for r in html.tables["method-table"][1:] for c in r if c[1].get("class") == "best"]
+    assert len(bold) == 1 and bold[0][0] == "SG²"
+    mean, se = v["sg2"].mean(), v["sg2"].std(ddof=1) / np.sqrt(8)
+    assert bold[0][1].startswith(f"{mean:.4g} ± {se:.2g}")
+
+
+def test_report_rebuilds_from_the_run_directory(run):
+    (run / "report.html").unlink()
+    build_report(run)
+    again = Page((run / "report.html").read_text(encoding="utf-8"))
+    assert len(again.tables["sessions"]) == 3 and set(again.figures) == set(Page(
+        (run / "report.html").read_text(encoding="utf-8")).figures)
