@@ -1,5 +1,5 @@
 """Monte Carlo statistics (return_stats) and the target-error stop against independent truths: numpy's
-sample variance of the recorded per-sample statistics, closed forms of E[g] and E[g²] for a sinusoid model,
+sample variance of the recorded per-sample statistics, the closed form of E[g²] for a sinusoid model,
 and calibration over many seeds."""
 import numpy as np
 import pytest
@@ -20,9 +20,10 @@ def _sinusoid(shape=(1, 1, 4, 4), seed=3):
 
 
 def _sg2_truth(x, a, w, sigma, convex=False):
-    """E[g²] of F = Σ a sin(w x̃) (output='logit'), x̃ = x + σε or (1 − σ)x + σε: a²w²/2 (1 + cos(2wc) e^{-2w²σ²})."""
+    """E[g²] of F = Σ a sin(w x̃) (output='logit'), x̃ = c + σε with c = x or (1 − σ)x:
+    a²w²/2 (1 + cos(2wc) e^{-2w²σ²})."""
     c = (1 - sigma) * x if convex else x
-    return (a * w) ** 2 / 2 * (1 + torch.cos(2 * w * c) * np.exp(-2 * sigma**2) ** (w * w))
+    return (a * w) ** 2 / 2 * (1 + torch.cos(2 * w * c) * torch.exp(-2 * (w * sigma) ** 2))
 
 
 def _record(model, x, sigma, n, k, reduce, mixing="additive"):

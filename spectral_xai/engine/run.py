@@ -126,7 +126,7 @@ class _Runner:
             xt = self.perturbed(chunk).requires_grad_(True)
             slots = chunk[:, 0] if p.sample_sigma is not None else chunk[:, 0] * p.sigmas.numel() + chunk[:, 1]
             g = _input_gradient(self.model_call, xt, self.targets[chunk[:, 0]], p.output, self.classes_checked,
-                                lambda logits: self.acc.count_bad_logits(logits, slots))
+                                lambda logits, slots=slots: self.acc.count_bad_logits(logits, slots))
             self.classes_checked = True
             self.acc.add(g, slots, chunk[:, 2], p.sampling.check_every)
 
