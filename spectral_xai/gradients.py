@@ -13,6 +13,7 @@ import torch
 from . import _validation as V
 from .engine import estimate
 from .options import ExecutionOptions, SamplingOptions, output_dtype
+from .stats import MapStats, relative_error, sigma_statistics
 
 
 def finish_map(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -41,7 +42,8 @@ def _check_one_sigma(sigma) -> None:
 def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mixing="additive",
                 noise_scale=1.0, relative=False, output="log_softmax", seed=0, image_ids=None,
                 batch_size=None, reduce_channels=True, tol=None, max_samples=None, check_every=8,
-                return_n_samples=False, sampling="iid", fast=None):
+                return_n_samples=False, sampling="iid", fast=None, return_stats=False, target_error=None,
+                min_samples=8):
     """SmoothGrad E[g] (``squared=False``) or SmoothGrad-Squared E[g²] (default).
 
     x (B, C, H, W) -> (B, H, W).  ``mixing="additive"``: x~ = x + sigma*noise_scale*eps (sigma is the
@@ -50,6 +52,11 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
     x~ = (1 - sigma) x + sigma*noise_scale*eps, 0 <= sigma <= 1.  With ``tol`` the sampling stops per
     image once the running mean changes by at most tol * its max over ``check_every`` samples
     (``n_samples`` or ``max_samples`` is the cap); ``return_n_samples=True`` also returns (B,) samples used.
+    ``target_error`` (recommended over ``tol``): stop an image at the first check with n >= ``min_samples``
+    where its relative Monte Carlo error ||se||_2 / ||map||_2 <= target_error (cap: ``max_samples``, default
+    ``n_samples``); the noise keys do not change, so the map is a prefix of a longer run (docs/methods.md §11).
+    ``return_stats=True`` returns a :class:`~spectral_xai.stats.MapStats` (.map identical to the plain
+    return value, .stderr, .halves, .n_samples, .rel_error) from the same passes; needs n_samples >= 2.
     ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
     ``sampling="lhs"``: Latin hypercube noise over the ``n_samples`` of each image (unbiased like ``"iid"``,
     lower variance where the map is dominated by per-element effects; no ``tol``), see
@@ -61,13 +68,27 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
         span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).to(torch.float64)
         noise_scale = span * V.check_noise_scale(noise_scale, x.shape[0], x.device)
     k = 2 if squared else 1
+    if return_stats and return_n_samples:
+        V.fail("return_n_samples", "give return_stats or return_n_samples, not both (the stats have .n_samples)")
     samp = SamplingOptions(n_samples=n_samples, seed=seed, image_ids=image_ids, tol=tol, max_samples=max_samples,
-                           check_every=check_every, noise_design=sampling)
+                           check_every=check_every, noise_design=sampling, target_error=target_error,
+                           min_samples=min_samples)
     est = estimate(model, x, sigmas=sigma, mixing=mixing, powers=(k,), target=target, output=output,
                    noise_scale=noise_scale, reduce_channels=reduce_channels, sampling=samp,
-                   execution=ExecutionOptions(batch_size=batch_size, fast=fast), x_checked=True)
+                   execution=ExecutionOptions(batch_size=batch_size, fast=fast), x_checked=True,
+                   stats=bool(return_stats))
     m = finish_map((est.mean2 if squared else est.mean1)[:, 0], x)
+    if return_stats:
+        return _map_stats(est, k, m, x)
     return (m, est.n_samples[:, 0]) if return_n_samples else m
+
+
+def _map_stats(est, k: int, m: torch.Tensor, x: torch.Tensor) -> MapStats:
+    """MapStats of a one-σ estimate whose finished map is ``m``."""
+    _, _, _, _, mean, var, a, b = sigma_statistics(est, k, torch.ones(1, dtype=torch.float64))
+    return MapStats(map=m, stderr=finish_map(var.sqrt(), x), halves=(finish_map(a, x), finish_map(b, x)),
+                    n_samples=est.n_samples[:, 0], rel_error=relative_error(mean, var).to(output_dtype(x)),
+                    half_counts=est.half_counts[:, 0])
 
 
 def gauss_legendre_01(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +98,8 @@ def gauss_legendre_01(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared=False, times_input=True,
-                    output="log_softmax", batch_size=None, reduce_channels=True, image_ids=None, fast=None):
+                    output="log_softmax", batch_size=None, reduce_channels=True, image_ids=None, fast=None,
+                    return_stats=False):
     """Integrated gradients along x_a = b + a (x - b), a in [0, 1] (damping mixing, sigma = 1 - a).
 
     IG  = int_0^1 g(x_a) da,  IG² = int_0^1 g(x_a)² da,  by Gauss-Legendre quadrature with
@@ -86,7 +108,12 @@ def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared
     pixels approximates F(x) - F(b)) and XIG² = (x - b)² * IG² = int ((x - b) g)² da.
     Channels are reduced after the multiplication.  x (B, C, H, W) -> (B, H, W).
     ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
+    ``return_stats=True`` is refused: the quadrature is deterministic, it has no Monte Carlo error (its error
+    is the quadrature error, which shrinks with ``n_steps``).
     """
+    if return_stats:
+        V.fail("return_stats", "integrated_grad is deterministic Gauss-Legendre quadrature: it draws no "
+                               "samples and has no Monte Carlo error (raise n_steps to reduce its error)")
     x = V.check_images(x)
     n_steps = V.check_positive_int(n_steps, "n_steps")
     if baseline is None:

@@ -13,6 +13,7 @@ from . import _validation as V
 from .engine import estimate
 from .options import LENS_ESTIMATORS, SIGMA_GRID, ExecutionOptions, SamplingOptions, output_dtype
 from .ops._philox import philox4x32_10
+from .stats import relative_error, sigma_statistics
 
 STRATIFY_STREAM = 0xFFFFFFFF  # sigma-index word reserved for the stratification uniforms
 NEYMAN_DEFENSIVE = 0.25       # share of the passes split evenly over σ whatever the pilot says
@@ -24,7 +25,11 @@ class SpectralLensResult:
     estimator, which never sees a σ grid per pixel); sigmas (S,); weights (S,) normalised prior
     weights; per_sigma (B, S, H, W) or None; n_samples (B, S) samples per image and σ (grid, neyman:
     without the pilot) or (B, 1) samples in all (stratified); estimator "grid", "stratified" or
-    "neyman"; notes: what is missing."""
+    "neyman"; notes: what is missing.  With ``return_stats=True`` (grid): stderr (B, H, W) per-pixel standard
+    error of sl2 (se² = Σ_j w_j² se_j², the σ slots are independent), halves (A, B) the SL² of the even / odd
+    sample indices, rel_error (B,) ||stderr||_2 / ||sl2||_2; with return_per_sigma also per_sigma_stderr and
+    per_sigma_halves (B, S, H, W) and per_sigma_rel_error (B, S).  A noiseless σ has se 0 and both halves equal
+    to its map."""
 
     sl2: torch.Tensor
     arglens: torch.Tensor | None
@@ -34,6 +39,12 @@ class SpectralLensResult:
     n_samples: torch.Tensor
     estimator: str = "grid"
     notes: str = ""
+    stderr: torch.Tensor | None = None
+    halves: tuple | None = None
+    rel_error: torch.Tensor | None = None
+    per_sigma_stderr: torch.Tensor | None = None
+    per_sigma_halves: tuple | None = None
+    per_sigma_rel_error: torch.Tensor | None = None
 
 
 def prior_weights(sigmas: torch.Tensor, prior="uniform", *, beta=(2.0, 2.0), power=2.5) -> torch.Tensor:
@@ -112,7 +123,7 @@ def neyman_counts(weights: torch.Tensor, sd: torch.Tensor, noisy: torch.Tensor, 
 def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="uniform", beta=(2.0, 2.0),
                   power=2.5, noise_scale=1.0, output="log_softmax", seed=0, image_ids=None, batch_size=None,
                   return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=8,
-                  sampling="iid", fast=None):
+                  sampling="iid", fast=None, return_stats=False, target_error=None, min_samples=8):
     """SpectralLens SL² and ArgLens for a batch: x (B, C, H, W) -> :class:`SpectralLensResult`.
 
     ``sigmas`` defaults to linspace(0, 1, 11) (convex mixing needs 0 <= σ <= 1; the grid is sorted).
@@ -127,16 +138,24 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
     are independent of the pilot, so every G_σ and SL² stay unbiased.  ArgLens and per-σ maps are available.
     ``sampling="lhs"`` (grid, neyman): Latin hypercube noise per (image, σ), see :mod:`spectral_xai.sampling`.
     ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
+    ``return_stats=True`` (grid): the Monte Carlo error of SL² (and per σ) from the same passes, see
+    :class:`SpectralLensResult`.  ``target_error`` (grid, recommended over ``tol``): each image samples all its
+    σ in rounds of ``check_every`` until the relative error of its SL² is <= target_error with at least
+    ``min_samples`` samples per noisy σ, or ``max_samples`` (docs/methods.md §11).
     """
     x = V.check_images(x)
     s, w = _grid_and_weights(sigmas, prior, beta, power)
     samp = SamplingOptions(n_samples=n_samples, seed=seed, image_ids=image_ids, tol=tol, max_samples=max_samples,
-                           check_every=check_every, noise_design=sampling).checked()
+                           check_every=check_every, noise_design=sampling, target_error=target_error,
+                           min_samples=min_samples).checked()
+    if estimator != "grid" and (return_stats or target_error is not None):
+        V.fail("return_stats" if return_stats else "target_error", "is only available for estimator='grid'")
     problem = LensProblem(model, x, s, target, output, noise_scale, ExecutionOptions(batch_size=batch_size,
                                                                                       fast=fast))
     if estimator == "grid":
-        est = problem.estimate(samp)
-        return _grid_result(problem, w, est.mean2[:, :, 0], est.n_samples, return_per_sigma, "grid", "")
+        est = problem.estimate(samp, stats=bool(return_stats), error_weights=w)
+        res = _grid_result(problem, w, est.mean2[:, :, 0], est.n_samples, return_per_sigma, "grid", "")
+        return _with_stats(res, est, w, return_per_sigma) if return_stats else res
     if estimator == "neyman":
         per_sigma, used = _neyman(problem, w, samp)
         return _grid_result(problem, w, per_sigma, used, return_per_sigma, "neyman",
@@ -187,6 +206,21 @@ def _grid_result(problem: LensProblem, w, per_sigma, used, return_per_sigma, est
         sl2=sl2.to(out_dtype), arglens=arglens.to(out_dtype), sigmas=s, weights=w,
         per_sigma=per_sigma.to(out_dtype) if return_per_sigma else None, n_samples=used, estimator=estimator,
         notes=notes)
+
+
+def _with_stats(res: SpectralLensResult, est, w: torch.Tensor, per_sigma: bool) -> SpectralLensResult:
+    """``res`` with the Monte Carlo error of SL² (and per σ) from an estimate with statistics."""
+    out = res.sl2.dtype
+    mean_s, var_s, a_s, b_s, mean, var, a, b = (t[:, :, 0] if t.dim() == 5 else t[:, 0]
+                                                 for t in sigma_statistics(est, 2, w))
+    res.stderr, res.halves = var.sqrt().to(out), (a.to(out), b.to(out))
+    res.rel_error = relative_error(mean, var).to(out)
+    if per_sigma:
+        B, S = mean_s.shape[:2]
+        res.per_sigma_stderr = var_s.sqrt().to(out)
+        res.per_sigma_halves = (a_s.to(out), b_s.to(out))
+        res.per_sigma_rel_error = relative_error(mean_s.flatten(0, 1), var_s.flatten(0, 1)).view(B, S).to(out)
+    return res
 
 
 def _stratified(problem: LensProblem, w, samp: SamplingOptions, return_per_sigma: bool):

@@ -38,7 +38,10 @@ class SamplingOptions:
     n_samples: samples per (image, σ) (the cap with ``tol``); seed: 0 <= seed < 2^64; image_ids: None or (B,)
     ints in [0, 2^32) (default arange(B)); tol / max_samples / check_every: adaptive stopping per (image, σ)
     (``max_samples`` defaults to ``n_samples``); noise_design: one of :data:`NOISE_DESIGNS`;
-    sample_offset: sample index of the first sample (the noise of sample i is keyed by offset + i)."""
+    sample_offset: sample index of the first sample (the noise of sample i is keyed by offset + i);
+    target_error / min_samples: stop an image at the first check (every ``check_every`` samples) with at least
+    ``min_samples`` samples where its relative Monte Carlo error ||se||_2 / ||map||_2 <= target_error
+    (docs/methods.md §11); not with ``tol``."""
 
     n_samples: int = 32
     seed: int = 0
@@ -48,6 +51,8 @@ class SamplingOptions:
     check_every: int = 8
     noise_design: str = "iid"
     sample_offset: int = 0
+    target_error: float | None = None
+    min_samples: int = 8
 
     def checked(self) -> "SamplingOptions":
         """Validate every field (errors name the argument); returns self."""
@@ -66,7 +71,28 @@ class SamplingOptions:
         if self.noise_design == "lhs" and tol is not None:
             V.fail("sampling", "'lhs' fixes the samples of every (image, sigma) in advance: no adaptive "
                                "stopping (tol)")
+        self._check_target_error()
         return self
+
+    def _check_target_error(self) -> None:
+        te = self.target_error
+        ms = self.min_samples
+        if isinstance(ms, bool) or not isinstance(ms, int) or ms < 2:
+            V.fail("min_samples", f"expected an int >= 2 (a variance needs two samples), got {ms!r}")
+        if te is None:
+            return
+        if isinstance(te, bool) or not isinstance(te, (int, float)) or not te > 0:
+            V.fail("target_error", f"expected a number > 0 or None, got {te!r}")
+        if self.tol is not None:
+            V.fail("target_error", "give one stopping rule: tol or target_error, not both")
+        if self.noise_design == "lhs":
+            V.fail("sampling", "'lhs' fixes the samples of every (image, sigma) in advance: no adaptive "
+                               "stopping (target_error)")
+
+    @property
+    def adaptive(self) -> bool:
+        """Samples come in rounds of ``check_every`` with a stopping rule (tol or target_error)."""
+        return self.tol is not None or self.target_error is not None
 
     @property
     def limit(self) -> int:

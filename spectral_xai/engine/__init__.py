@@ -22,19 +22,25 @@ __all__ = ["Estimate", "EnginePlan", "ExecutionOptions", "SamplingOptions", "est
 def estimate(model, x, *, sigmas, mixing: str, powers=(2,), target=None, output: str = "log_softmax",
              noise_scale=1.0, baseline=None, reduce_channels: bool = True, sample_sigma=None, slot_samples=None,
              sampling: SamplingOptions | str | None = None, execution: ExecutionOptions | None = None,
-             x_checked: bool = False, **options) -> Estimate:
+             x_checked: bool = False, stats: bool = False, error_weights=None, **options) -> Estimate:
     """Monte Carlo means of g^k for every image and σ.  x (B, C, H, W); sigmas: a number or (S,);
     powers ⊆ {1, 2}; mixing: "additive", "convex" or "damping" (``baseline`` (B, C, H, W) for damping).
 
     ``sampling`` (a :class:`SamplingOptions`) and ``execution`` (an :class:`ExecutionOptions`) say which samples
     are drawn and how the passes run; their fields may also be given by name in ``options`` (n_samples, seed,
-    image_ids, tol, max_samples, check_every, sample_offset, batch_size, memory_budget, fast, and
+    image_ids, tol, max_samples, check_every, sample_offset, target_error, min_samples, batch_size,
+    memory_budget, fast, and
     ``sampling="iid"|"lhs"`` for the noise design).  Without ``tol`` every (image, σ) gets ``n_samples``
     samples; with ``tol`` samples come in rounds of ``check_every`` until max|m_n − m_{n−check_every}| <=
     tol · max|m_n| (on the k=2 mean if requested, else k=1) or ``max_samples`` is reached.
     ``sample_sigma`` (B, n_samples) int64: the σ index of every sample; the samples of an image are then
     pooled into one statistic (S' = 1).  ``slot_samples`` (B, S) int64 >= 0: samples per (image, σ) instead
     of ``n_samples`` (noiseless slots take at most one).
+    ``stats=True``: also the Monte Carlo statistics of :class:`Estimate` (same pass, same means, bit for bit).
+    ``target_error`` (with ``min_samples``): rounds of ``check_every`` until each image's relative error
+    ||se||_2 / ||Σ_j w_j m_j||_2 <= target_error, se² = Σ_j w_j² se_j² with ``error_weights`` w (S,) (1/S each
+    by default), docs/methods.md §11.  Every call raises a ValueError naming the images and σ whose model
+    output or gradient is NaN/Inf.
     """
     if torch.is_inference_mode_enabled():
         V.fail("model", "cannot be differentiated: torch.inference_mode() is on, and no gradient can be taken "
@@ -55,5 +61,6 @@ def estimate(model, x, *, sigmas, mixing: str, powers=(2,), target=None, output:
         exe = execution
     plan = make_plan(x, sigmas=sigmas, mixing=mixing, powers=powers, target=target, output=output,
                      noise_scale=noise_scale, baseline=baseline, reduce_channels=reduce_channels, sampling=samp,
-                     execution=exe, sample_sigma=sample_sigma, slot_samples=slot_samples, x_checked=x_checked)
+                     execution=exe, sample_sigma=sample_sigma, slot_samples=slot_samples, x_checked=x_checked,
+                     stats=stats, error_weights=error_weights)
     return run_plan(model, plan)

@@ -21,7 +21,9 @@ class EnginePlan:
     baseline (B, C, H, W) or None; powers ⊆ (1, 2); acc_c: accumulated channels (1 when reduced);
     s_slot: σ slots per image (1 when σ is drawn per sample); limits (P = B·s_slot,) int64 CPU: samples per
     slot; per_round: samples per slot per round; sample_sigma (B, n) int64 CPU or None; lhs: the Latin
-    hypercube design or None."""
+    hypercube design or None; stats: track the Monte Carlo statistics (Welford sums, halves);
+    error_weights (S,) float64 CPU: the weights of the σ slots in the map whose relative error
+    ``target_error`` bounds (1/S each by default)."""
 
     x: torch.Tensor
     sigmas: torch.Tensor
@@ -40,6 +42,8 @@ class EnginePlan:
     execution: ExecutionOptions
     sample_sigma: torch.Tensor | None
     lhs: LatinHypercubeNoise | None
+    stats: bool = False
+    error_weights: torch.Tensor | None = None
 
     @property
     def num_slots(self) -> int:
@@ -47,7 +51,12 @@ class EnginePlan:
 
     @property
     def adaptive(self) -> bool:
-        return self.sampling.tol is not None
+        return self.sampling.adaptive
+
+    @property
+    def tracks_variance(self) -> bool:
+        """Welford sums are needed: statistics requested or the target-error stop."""
+        return self.stats or self.sampling.target_error is not None
 
 
 def plan_rows(active: torch.Tensor, counts: torch.Tensor, per_round: int, limit, S: int) -> torch.Tensor:
@@ -96,8 +105,9 @@ def _check_sample_sigma(sample_sigma, sampling: SamplingOptions, B: int, S: int)
     if sample_sigma is None:
         return None
     n = sampling.n_samples
-    if sampling.tol is not None:
-        V.fail("tol", "adaptive stopping is not available when the sigma is drawn per sample")
+    if sampling.adaptive:
+        V.fail("tol" if sampling.tol is not None else "target_error",
+               "adaptive stopping is not available when the sigma is drawn per sample")
     if sampling.max_samples is not None and sampling.max_samples != n:
         V.fail("max_samples", "must be None (or n_samples) when the sigma is drawn per sample")
     if sampling.noise_design == "lhs":
@@ -114,8 +124,8 @@ def _check_slot_samples(slot_samples, sampling: SamplingOptions, has_sample_sigm
     """(B, S) samples of every (image, σ) instead of n_samples, or None."""
     if slot_samples is None:
         return None
-    if sampling.tol is not None or has_sample_sigma:
-        V.fail("slot_samples", "cannot be combined with tol or sample_sigma")
+    if sampling.adaptive or has_sample_sigma:
+        V.fail("slot_samples", "cannot be combined with tol, target_error or sample_sigma")
     if not isinstance(slot_samples, torch.Tensor) or slot_samples.is_floating_point():
         V.fail("slot_samples", "expected an integer tensor of shape (B, S)", TypeError)
     slot_samples = slot_samples.to(device="cpu", dtype=torch.int64)
@@ -136,18 +146,42 @@ def _slot_limits(sig, scales, mixing, sampling, slot_samples, per_sample_sigma: 
     if sampling.sample_offset + top > 2**32:
         V.fail("sample_offset", f"offset + samples must stay <= 2^32, got {sampling.sample_offset} + {top}")
     limits = torch.full((P,), limit, dtype=torch.int64) if slot_samples is None else slot_samples.reshape(-1).clone()
-    if not per_sample_sigma:
-        if mixing == "damping":
-            limits.clamp_(max=1)
-        else:
-            noiseless = ((sig.view(1, S) * scales.cpu().view(B, 1)) == 0).reshape(-1)
-            limits[noiseless] = limits[noiseless].clamp(max=1)
+    noiseless = ~_noisy_slots(sig, scales, mixing, per_sample_sigma, B)
+    limits[noiseless] = limits[noiseless].clamp(max=1)
     return limits
+
+
+def _noisy_slots(sig, scales, mixing: str, per_sample_sigma: bool, B: int) -> torch.Tensor:
+    """(P,) bool: the slots whose input changes from sample to sample (σ drawn per sample: every slot)."""
+    S = sig.numel()
+    if per_sample_sigma:
+        return torch.ones(B, dtype=torch.bool)
+    if mixing == "damping":
+        return torch.zeros(B * S, dtype=torch.bool)
+    return ((sig.view(1, S) * scales.cpu().view(B, 1)) != 0).reshape(-1)
+
+
+def _check_error_weights(error_weights, S: int) -> torch.Tensor:
+    """(S,) float64 CPU non-negative weights, not all zero (default 1/S each)."""
+    if error_weights is None:
+        return torch.full((S,), 1.0 / S, dtype=torch.float64)
+    w = torch.as_tensor(error_weights, dtype=torch.float64).cpu().reshape(-1)
+    if w.numel() != S or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+        V.fail("error_weights", f"expected {S} finite non-negative weights, not all zero")
+    return w
+
+
+def _check_stats_samples(stats: bool, limits: torch.Tensor, noisy: torch.Tensor) -> None:
+    """A standard error needs two samples in every slot that has noise."""
+    if stats and bool((limits[noisy] < 2).any()):
+        V.fail("n_samples", "return_stats needs >= 2 samples per (image, sigma) with noise (a variance "
+                            f"needs two), got {int(limits[noisy].min())}")
 
 
 def make_plan(x: torch.Tensor, *, sigmas, mixing: str, powers, target, output: str, noise_scale, baseline,
               reduce_channels: bool, sampling: SamplingOptions, execution: ExecutionOptions,
-              sample_sigma=None, slot_samples=None, x_checked: bool = False) -> EnginePlan:
+              sample_sigma=None, slot_samples=None, x_checked: bool = False, stats: bool = False,
+              error_weights=None) -> EnginePlan:
     """Validate and normalise the arguments of an estimate (see :func:`spectral_xai.engine.estimate`).
     ``x_checked=True``: the caller has already run ``check_images`` on x (it is not scanned again)."""
     x = x if x_checked else V.check_images(x)
@@ -164,10 +198,12 @@ def make_plan(x: torch.Tensor, *, sigmas, mixing: str, powers, target, output: s
     slot_samples = _check_slot_samples(slot_samples, sampling, sample_sigma is not None, B, S)
     limits = _slot_limits(sig, scales, mixing, sampling, slot_samples, sample_sigma is not None, B)
     s_slot = 1 if sample_sigma is not None else S
-    per_round = sampling.check_every if sampling.tol is not None else max(int(limits.max()), 1)
+    if stats:
+        _check_stats_samples(stats, limits, _noisy_slots(sig, scales, mixing, sample_sigma is not None, B))
+    per_round = sampling.check_every if sampling.adaptive else max(int(limits.max()), 1)
     lhs = (LatinHypercubeNoise(sampling.seed, ids, limits, s_slot, sampling.sample_offset)
            if sampling.noise_design == "lhs" and mixing != "damping" else None)
     return EnginePlan(x=x, sigmas=sig, mixing=mixing, powers=powers, target=target, output=output, scales=scales,
                       ids=ids, baseline=baseline, acc_c=1 if reduce_channels else C, s_slot=s_slot, limits=limits,
                       per_round=per_round, sampling=sampling, execution=execution, sample_sigma=sample_sigma,
-                      lhs=lhs)
+                      lhs=lhs, stats=bool(stats), error_weights=_check_error_weights(error_weights, s_slot))

@@ -1,6 +1,7 @@
 """Executing an :class:`~.plan.EnginePlan`: rounds of rows, chunks of forward/backward passes, the fused
-``perturb`` and ``accumulate_`` ops, adaptive stopping per slot.  Rows are ordered (image, σ, sample), so the
-statistics do not depend on the chunk size."""
+``perturb`` and ``accumulate_`` ops, adaptive stopping per slot (tol) or per image (target_error), and the
+check that the model's outputs and gradients are finite (counted per slot on the device, read once per round).
+Rows are ordered (image, σ, sample), so the statistics do not depend on the chunk size."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from ..fastpath import check_fast, fast_scope
 from ..models import (auto_batch_size, check_logits, check_model_device, check_target_range, explained_output,
                       model_dtype_and_format, model_scope, resolve_targets)
 from ..ops import accumulate_, perturb
+from ..stats import combine_sigmas, mean_variance, relative_error
 from .plan import EnginePlan, plan_rows
 
 
@@ -21,7 +23,9 @@ class Estimate:
 
     mean1 / mean2: (B, S, C', H, W) float64 means of g and g² (None if not requested), C' = 1
     when channels were reduced.  n_samples: (B, S) samples used.  targets: (B,) classes
-    explained.  sigmas: (S,) float64.
+    explained.  sigmas: (S,) float64.  With statistics (``stats=True``; sumsq_k also with ``target_error``):
+    sumsq1 / sumsq2 (B, S, C', H, W) Welford sums of squared deviations of the per-sample values;
+    half_mean1 / half_mean2 (B, S, 2, C', H, W) means over the even / odd sample indices; half_counts (B, S, 2).
     """
 
     mean1: torch.Tensor | None
@@ -29,10 +33,16 @@ class Estimate:
     n_samples: torch.Tensor
     targets: torch.Tensor
     sigmas: torch.Tensor
+    sumsq1: torch.Tensor | None = None
+    sumsq2: torch.Tensor | None = None
+    half_mean1: torch.Tensor | None = None
+    half_mean2: torch.Tensor | None = None
+    half_counts: torch.Tensor | None = None
 
 
 class _Accumulators:
-    """The per-slot float64 state of the fused accumulate op, (P, C', H, W) maps and (P,) scalars."""
+    """The per-slot float64 state of the fused accumulate op, (P, C', H, W) maps and (P,) scalars, its
+    optional statistics, and (P,) int64 counts of non-finite gradient elements and logit rows."""
 
     def __init__(self, plan: EnginePlan):
         P, (H, W), dev = plan.num_slots, plan.x.shape[-2:], plan.x.device
@@ -41,21 +51,37 @@ class _Accumulators:
         shape = (P, plan.acc_c, H, W)
         self.mean1 = torch.zeros(shape, **f64) if 1 in plan.powers else empty
         self.mean2 = torch.zeros(shape, **f64) if 2 in plan.powers else empty
-        self.checkpoint = torch.zeros(shape, **f64) if plan.adaptive else empty
+        self.checkpoint = torch.zeros(shape, **f64) if plan.sampling.tol is not None else empty
         self.delta = torch.zeros(P, **f64)
         self.scale = torch.zeros(P, **f64)
         self.counts = torch.zeros(P, dtype=torch.int64, device=dev)
+        self.nonfinite = torch.zeros(P, dtype=torch.int64, device=dev)
+        self.bad_logits = torch.zeros(P, dtype=torch.int64, device=dev)
+        var, st = plan.tracks_variance, plan.stats
+        self.stats = dict(
+            sumsq1=torch.zeros(shape, **f64) if var and 1 in plan.powers else None,
+            sumsq2=torch.zeros(shape, **f64) if var and 2 in plan.powers else None,
+            half_mean1=torch.zeros(P, 2, *shape[1:], **f64) if st and 1 in plan.powers else None,
+            half_mean2=torch.zeros(P, 2, *shape[1:], **f64) if st and 2 in plan.powers else None,
+            half_counts=torch.zeros(P, 2, dtype=torch.int64, device=dev) if st else None)
 
-    def add(self, g: torch.Tensor, slots: torch.Tensor, check_every: int) -> None:
+    def add(self, g: torch.Tensor, slots: torch.Tensor, sample_index: torch.Tensor, check_every: int) -> None:
         accumulate_(g, slots, self.mean1, self.mean2, self.counts, self.checkpoint, self.delta, self.scale,
-                    check_every)
+                    check_every, sample_index=sample_index, nonfinite=self.nonfinite, **self.stats)
+
+    def count_bad_logits(self, logits: torch.Tensor, slots: torch.Tensor) -> None:
+        """Adds, per slot, the rows of ``logits`` (N, K) with a NaN/Inf (no host sync)."""
+        bad = (~torch.isfinite(logits.detach())).any(dim=1)
+        self.bad_logits.index_add_(0, slots, bad.to(torch.int64))
 
 
 def _input_gradient(model_call, xt: torch.Tensor, targets: torch.Tensor, output: str,
-                    num_classes_checked: bool) -> torch.Tensor:
-    """d F(target) / d xt for a chunk of perturbed rows (xt requires grad).  -> g like xt."""
+                    num_classes_checked: bool, on_logits) -> torch.Tensor:
+    """d F(target) / d xt for a chunk of perturbed rows (xt requires grad); ``on_logits`` sees the checked
+    logits (N, K).  -> g like xt."""
     with torch.enable_grad():
         logits = check_logits(model_call(xt), xt.shape[0])
+        on_logits(logits)
         if not num_classes_checked:
             check_target_range(targets, logits.shape[1])
         f = explained_output(logits, targets, output)
@@ -98,10 +124,11 @@ class _Runner:
         for lo in range(0, rows.shape[0], self.batch_size):
             chunk = rows_dev[lo:lo + self.batch_size]
             xt = self.perturbed(chunk).requires_grad_(True)
-            g = _input_gradient(self.model_call, xt, self.targets[chunk[:, 0]], p.output, self.classes_checked)
-            self.classes_checked = True
             slots = chunk[:, 0] if p.sample_sigma is not None else chunk[:, 0] * p.sigmas.numel() + chunk[:, 1]
-            self.acc.add(g, slots, p.sampling.check_every)
+            g = _input_gradient(self.model_call, xt, self.targets[chunk[:, 0]], p.output, self.classes_checked,
+                                lambda logits, slots=slots: self.acc.count_bad_logits(logits, slots))
+            self.classes_checked = True
+            self.acc.add(g, slots, chunk[:, 2], p.sampling.check_every)
 
 
 def _round_rows(plan: EnginePlan, active: torch.Tensor, counts_host: torch.Tensor) -> torch.Tensor:
@@ -115,24 +142,70 @@ def _round_rows(plan: EnginePlan, active: torch.Tensor, counts_host: torch.Tenso
     return rows
 
 
+def _rel_errors(plan: EnginePlan, acc: _Accumulators) -> torch.Tensor:
+    """(B,) relative Monte Carlo error ||se||_2 / ||m||_2 of each image's σ-weighted map (on the device)."""
+    k = 2 if 2 in plan.powers else 1
+    B, rest = plan.x.shape[0], (plan.s_slot, plan.acc_c, *plan.x.shape[-2:])
+    mean = (acc.mean2 if k == 2 else acc.mean1).view(B, *rest)
+    var = mean_variance(acc.stats[f"sumsq{k}"].view(B, *rest), acc.counts.view(B, plan.s_slot))
+    return relative_error(combine_sigmas(mean, plan.error_weights), combine_sigmas(var, plan.error_weights, True))
+
+
+def _round_end(plan: EnginePlan, acc: _Accumulators, model, active: torch.Tensor,
+               counts_host: torch.Tensor) -> torch.Tensor:
+    """After a round: raise on non-finite outputs or gradients, then the slots still active.  One host sync
+    (two with tol)."""
+    bad = acc.nonfinite + acc.bad_logits
+    te = plan.sampling.target_error
+    host = torch.cat([bad.to(torch.float64), _rel_errors(plan, acc)] if te is not None else [bad.double()]).cpu()
+    if bool((host[:plan.num_slots] > 0).any()):
+        _raise_nonfinite(plan, model, host[:plan.num_slots])
+    done = counts_host[active] >= plan.limits[active]
+    if te is not None:
+        B, S = plan.x.shape[0], plan.s_slot
+        enough = counts_host.view(B, S).max(dim=1).values >= plan.sampling.min_samples
+        stopped = (host[plan.num_slots:] <= te) & enough
+        return active[~(done | stopped[active // S])]
+    if plan.sampling.tol is None:
+        return active[:0]
+    tol = plan.sampling.tol
+    converged = (acc.delta[active] <= tol * acc.scale[active]).cpu() & (acc.scale[active] > 0).cpu()
+    return active[~(done | converged)]
+
+
+def _raise_nonfinite(plan: EnginePlan, model, bad: torch.Tensor) -> None:
+    """ValueError naming the model, the images (batch positions) and the σ whose outputs went NaN/Inf."""
+    S = plan.s_slot
+    per_sigma = []
+    for j in range(S):
+        images = (bad.view(-1, S)[:, j] > 0).nonzero().view(-1).tolist()
+        if images:
+            where = "sigma drawn per sample" if plan.sample_sigma is not None else f"sigma {plan.sigmas[j].item():g}"
+            counts = [int(bad.view(-1, S)[b, j]) for b in images]
+            per_sigma.append(f"image(s) {images} at {where} (non-finite gradient elements + logit rows: {counts})")
+    V.fail("model", f"its output or gradient is NaN/Inf ({type(model).__name__}) for " + "; ".join(per_sigma)
+           + "; check the model (an fp16 model may overflow: run it in float32)")
+
+
 def run_plan(model, plan: EnginePlan) -> Estimate:
-    """Execute ``plan`` with ``model``: rounds until every slot is done or (with tol) converged."""
+    """Execute ``plan`` with ``model``: rounds until every slot is done or (with tol / target_error) stopped."""
     check_model_device(model, plan.x)
     fast = check_fast(plan.execution.fast, plan.x.device)
     with model_scope(model), fast_scope(model, fast, plan.x.device) as model_call:
         runner = _Runner(model, plan, model_call, fast)
-        acc, tol = runner.acc, plan.sampling.tol
         counts_host = torch.zeros(plan.num_slots, dtype=torch.int64)
         active = torch.arange(plan.num_slots, dtype=torch.int64)
         while active.numel() > 0:
             runner.run_rows(_round_rows(plan, active, counts_host))
-            if tol is None:
-                break
-            done = counts_host[active] >= plan.limits[active]
-            converged = (acc.delta[active] <= tol * acc.scale[active]).cpu() & (acc.scale[active] > 0).cpu()
-            active = active[~(done | converged)]
-    B, (H, W) = plan.x.shape[0], plan.x.shape[-2:]
+            active = _round_end(plan, runner.acc, model, active, counts_host)
+    return _estimate_of(plan, runner)
+
+
+def _estimate_of(plan: EnginePlan, runner: _Runner) -> Estimate:
+    """The accumulators viewed per (image, σ slot)."""
+    acc, B, (H, W) = runner.acc, plan.x.shape[0], plan.x.shape[-2:]
     shape = (B, plan.s_slot, plan.acc_c, H, W)
+    st = {k: v.view(B, plan.s_slot, *v.shape[1:]) if v is not None else None for k, v in acc.stats.items()}
     return Estimate(mean1=acc.mean1.view(shape) if 1 in plan.powers else None,
                     mean2=acc.mean2.view(shape) if 2 in plan.powers else None,
-                    n_samples=acc.counts.view(B, plan.s_slot), targets=runner.targets, sigmas=plan.sigmas)
+                    n_samples=acc.counts.view(B, plan.s_slot), targets=runner.targets, sigmas=plan.sigmas, **st)
