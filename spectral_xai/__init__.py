@@ -25,6 +25,7 @@ from .options import ExecutionOptions, SamplingOptions
 from .perturbation import occlusion, rise
 from .presets import PRESETS, preset
 from .activation_smoothing import GaussianActivation, SmoothReLU, SmoothingReport, smooth_activations
+from .stats import MapStats
 from .spectrum import (exact_gap, expected_frequency, explanation_gap, radial_power_spectrum, rank_normalize)
 
 
@@ -34,7 +35,7 @@ def build_info() -> dict:
 
 
 __all__ = [
-    "Estimate", "ExecutionOptions", "FastPath", "MethodSpec", "SamplingOptions", "sigma_star", "NoiseCutoff", "OptimalSigma", "PRESETS", "SpectralLensResult", "attribute", "build_info",
+    "Estimate", "ExecutionOptions", "FastPath", "MapStats", "MethodSpec", "SamplingOptions", "sigma_star", "NoiseCutoff", "OptimalSigma", "PRESETS", "SpectralLensResult", "attribute", "build_info",
     "cs_curves", "estimate",
     "inconsistency", "integrated_grad", "metrics", "noise_cutoff", "optimal_sigma", "preset", "prior_weights",
     "scale_rank_correlation", "sg2_opt", "smooth_grad", "spectral_lens", "vanilla_grad", "SmoothReLU",
