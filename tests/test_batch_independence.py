@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import spectral_xai as sx
-from conftest import Quadratic
+from helpers import Quadratic
 from spectral_xai.ops import perturb
 
 SEED = 2**63 + 11

@@ -8,7 +8,7 @@ import torch
 import spectral_xai as sx
 from spectral_xai.engine import estimate
 
-from conftest import Quadratic, Sinusoid
+from helpers import Quadratic, Sinusoid
 
 
 def _sinusoid(shape=(1, 1, 4, 4), seed=3):
