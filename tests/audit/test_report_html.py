@@ -80,8 +80,8 @@ def run(tmp_path_factory):
     for k in range(N_IMAGES):
         Image.fromarray(rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)).save(data / f"noise_{k}.png")
     (root / "named.py").write_text(
-        f"import sys\nsys.path.insert(0, {str(TESTS)!r})\nfrom audit_models import tiny_cnn\n\n\n"
-        f"def named():\n    net = tiny_cnn()\n    net.classes = {CLASSES!r}\n    return net\n")
+        f"import sys\nsys.path.insert(0, {str(TESTS)!r})\nfrom helpers import audit_cnn\n\n\n"
+        f"def named():\n    net = audit_cnn()\n    net.classes = {CLASSES!r}\n    return net\n")
     out = root / "my-run"
     cfg = dict(data=str(data), out=str(out), model=f"{root / 'named.py'}:named", size=24, samples=2,
                methods=METHODS, sigmas=[0.0, 0.5, 1.0], fractions=3, shard_size=2, panels=3, quiet=True,
