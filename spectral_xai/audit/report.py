@@ -183,7 +183,8 @@ def _draw_map(fig, ax, m: str, mp: torch.Tensor, sigmas) -> None:
         s = np.asarray(sorted(sigmas), dtype=float)
         im = ax.imshow((1 / (mp + 1)).numpy(), cmap="viridis", vmin=1 / (s.max() + 1), vmax=1 / (s.min() + 1))
         cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-        ticks = s if len(s) <= 5 else s[np.linspace(0, len(s) - 1, 5).round().astype(int)]
+        # 1/(σ+1) crowds the large σ together: label the ends and the middle only
+        ticks = s if len(s) <= 3 else s[np.linspace(0, len(s) - 1, 3).round().astype(int)]
         cb.set_ticks(1 / (ticks + 1), labels=[f"σ={t:g}" for t in ticks])
     else:
         shown, kw = _display(mp, signed=bool((mp < 0).any()))
@@ -208,8 +209,9 @@ def _panels(run_dir, manifest, table, methods, plan) -> str:
         axes[r, 0].imshow(img.permute(1, 2, 0).numpy().squeeze(), cmap="gray" if img.shape[0] == 1 else None)
         row = rows.loc[i]
         name = str(row["name"])
-        axes[r, 0].set_title(f"#{i} {name if len(name) <= 26 else '…' + name[-25:]}\n"
-                             f"{_class_name(classes, row['target'])[:24]} ({row['confidence']:.2f})", fontsize=9)
+        cls = _class_name(classes, row["target"])
+        axes[r, 0].set_title(f"#{i} {name if len(name) <= 20 else '…' + name[-19:]}\n"
+                             f"{cls if len(cls) <= 16 else cls[:15] + '…'} ({row['confidence']:.2f})", fontsize=8)
         for c, m in enumerate(kept, start=1):
             if i in maps[m]:
                 _draw_map(fig, axes[r, c], m, maps[m][i], manifest["config"]["sigmas"])
