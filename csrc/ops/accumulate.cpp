@@ -34,6 +34,28 @@ void check_half_mean(const at::Tensor& t, const char* name, const at::Tensor& gr
                  grads.device(), ", got ", t.sizes(), " ", t.scalar_type(), " on ", t.device());
 }
 
+// The CPU kernel checks the slots row by row while it finds the segments; a device runs the same two checks
+// (every slot in [0, P), the rows of a slot contiguous) as tensor ops, with one host read per call, so that a
+// bad slot is a ValueError naming `slots` instead of an out-of-bounds write.
+void check_device_slots(const at::Tensor& slots, int64_t num_slots) {
+  if (slots.numel() == 0) return;
+  SXAI_CHECK_ARG(num_slots > 0, "counts", "no slots (counts is empty) but ", slots.numel(), " rows");
+  const at::Tensor outside = at::logical_or(slots < 0, slots >= num_slots).any();
+  at::Tensor starts = at::ones_like(slots, slots.options().dtype(at::kBool));
+  if (slots.size(0) > 1) starts.slice(0, 1).copy_(slots.slice(0, 1) != slots.slice(0, 0, -1));
+  const at::Tensor first = slots.clamp(0, num_slots - 1).masked_select(starts);
+  const at::Tensor runs = at::bincount(first, {}, num_slots);
+  const bool bad = at::logical_or(outside, runs.max() > 1).item<bool>();
+  if (!bad) return;
+  const at::Tensor host = slots.cpu();
+  const int64_t* h = host.const_data_ptr<int64_t>();
+  for (int64_t r = 0; r < host.size(0); ++r) {
+    SXAI_CHECK_ARG(h[r] >= 0 && h[r] < num_slots, "slots", "slot ", h[r], " of row ", r, " is outside [0, ",
+                   num_slots, ")");
+  }
+  SXAI_CHECK_ARG(false, "slots", "the rows of a slot are not contiguous");
+}
+
 }  // namespace
 
 void accumulate_stats_check(AccumulateLayout& L, const at::Tensor& grads, const AccumulateStats& S) {
@@ -72,6 +94,7 @@ AccumulateLayout accumulate_check(const at::Tensor& grads, const at::Tensor& slo
                  "expected an int64 tensor of shape (", grads.size(0), ",), got ", slots.sizes(), " ",
                  slots.scalar_type());
   SXAI_CHECK_ARG(slots.device() == grads.device(), "slots", "expected device ", grads.device());
+  if (!slots.is_cpu()) check_device_slots(slots, counts.numel());
   AccumulateLayout L{grads.size(0), grads.size(1), grads.size(2), grads.size(3), counts.numel(), 0,
                      mean1.numel() > 0, mean2.numel() > 0, checkpoint.numel() > 0};
   SXAI_CHECK_ARG(L.track1 || L.track2, "mean1/mean2", "at least one of them must be non-empty");

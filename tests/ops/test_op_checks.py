@@ -3,7 +3,7 @@ device gives the same ValueError naming the argument on CPU and CUDA, never a ba
 import pytest
 import torch
 
-from spectral_xai.ops import perturb, perturb_reference, radial_power_spectrum, rank_normalize
+from spectral_xai.ops import accumulate_, perturb, perturb_reference, radial_power_spectrum, rank_normalize
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]   # skipped without a GPU (conftest)
 
@@ -111,3 +111,21 @@ def test_spectrum_checks_on_both_backends(device):
     huge = torch.zeros(1, 1, 1, device=device).expand(1, 2**16, 2**15)
     with pytest.raises(ValueError, match="fewer than 2\\^31 pixels"):
         rank_normalize(huge)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("slots, message", [([0, 0, 3], "slot 3 of row 2 is outside"),
+                                            ([0, -1, 1], "slot -1 of row 1 is outside"),
+                                            ([0, 1, 0], "not contiguous")])
+def test_accumulate_slot_checks_on_both_backends(device, slots, message):
+    """The CPU kernel checks slots while it finds the segments; a device checks them before its kernel, so a
+    bad slot is a ValueError naming `slots`, never an out-of-bounds write."""
+    g = torch.ones(3, 2, 4, 4, device=device)
+    P = 3
+    mean = torch.zeros(P, 1, 4, 4, dtype=torch.float64, device=device)
+    empty = torch.empty(0, dtype=torch.float64, device=device)
+    counts = torch.zeros(P, dtype=torch.int64, device=device)
+    scalars = [torch.zeros(P, dtype=torch.float64, device=device) for _ in range(2)]
+    with pytest.raises(ValueError, match=f"argument 'slots'.*{message}"):
+        accumulate_(g, torch.tensor(slots, device=device), empty, mean, counts, empty, *scalars, 8)
+    assert int(counts.sum()) == 0 and not mean.any()                # nothing was written
