@@ -96,6 +96,11 @@ def batched_logits(model, n_rows: int, batch_size: int, inputs_of: Callable[[sli
         for lo in range(0, n_rows, batch_size):
             s = slice(lo, min(lo + batch_size, n_rows))
             logits = check_logits(model(inputs_of(s)), s.stop - s.start)
+            finite = torch.isfinite(logits).all(dim=1)
+            if not bool(finite.all()):
+                bad = (s.start + torch.nonzero(~finite).view(-1).cpu()).tolist()[:8]
+                V.fail("model", f"its output is NaN/Inf ({type(model).__name__}) for input row(s) {bad} of a "
+                                "forward pass; a broken model, or a low-precision model that overflows")
             if targets is not None and lo == 0:
                 check_target_range(targets, logits.shape[1])
             yield s, logits

@@ -61,3 +61,20 @@ def test_only_the_bad_sigma_is_named():
         sx.smooth_grad(BadAtLargeNoise(), x, 100.0, target=0, n_samples=2)
     assert "sigma 0.1" not in str(info.value)
     sx.smooth_grad(BadAtLargeNoise(), x, 0.1, target=0, n_samples=2)       # finite: no error
+
+
+@pytest.mark.parametrize("method", ["rise", "occlusion", "deletion", "noise_cutoff", "optimal_sigma", "targets"])
+def test_nonfinite_outputs_of_forward_only_paths_raise_naming_the_model(method):
+    """Deletion/insertion, RISE, occlusion, the noise cutoff and the clean arg-max run without gradients: their
+    forward passes are checked too (before: NaN AUCs and maps, an IndexError from noise_cutoff)."""
+    model, x = BlowsUp("output"), _x()
+    calls = {
+        "rise": lambda: sx.rise(model, x, 0, n_masks=2),
+        "occlusion": lambda: sx.occlusion(model, x, 0),
+        "deletion": lambda: sx.metrics.deletion_insertion(model, x, torch.rand(4, 3, 3), 0),
+        "noise_cutoff": lambda: sx.noise_cutoff(model, x, [0.0, 0.5], n_samples=2),
+        "optimal_sigma": lambda: sx.optimal_sigma(model, x, [0.2, 0.5], n_samples=2),
+        "targets": lambda: sx.vanilla_grad(model, x),
+    }
+    with pytest.raises(ValueError, match=r"argument 'model': its output is NaN/Inf \(BlowsUp\)"):
+        calls[method]()
