@@ -79,6 +79,20 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def recorded_command(argv: list[str]) -> str:
+    """The command line for the report, without ``--out`` (where a report is written says nothing about its
+    figures, and a local path would name the machine)."""
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--out":
+            skip = True
+        elif not a.startswith("--out="):
+            kept.append(a)
+    return " ".join(["python -m benchmarks", *kept])
+
+
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     device = torch.device(args.device)
@@ -86,7 +100,7 @@ def main(argv=None) -> int:
     now = dt.datetime.now(dt.timezone.utc)
     stem = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{machine}"
     report = {"suite": "spectral_xai benchmarks", "created_utc": now.isoformat(timespec="seconds"),
-              "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
+              "command": recorded_command(sys.argv[1:] if argv is None else argv),
               "mode": "quick" if args.quick else "default", "device": str(device), "machine": machine,
               "environment": environment_info(device), "cases": {}}
     t_all = time.perf_counter()
