@@ -13,7 +13,7 @@ import torch
 from . import _validation as V
 from .engine import estimate
 from .options import ExecutionOptions, SamplingOptions, output_dtype
-from .stats import MapStats, relative_error, sigma_statistics
+from .stats import MapStats, combine_sigmas, relative_error, sigma_statistics
 
 
 def finish_map(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -125,10 +125,7 @@ def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared
                    sampling=SamplingOptions(n_samples=1, image_ids=image_ids),
                    execution=ExecutionOptions(batch_size=batch_size, fast=fast), x_checked=True)
     mean = est.mean2 if squared else est.mean1                # (B, S, C', H, W)
-    w = weights.to(device=mean.device, dtype=mean.dtype)
-    integral = mean[:, 0] * w[0]
-    for j in range(1, n_steps):      # elementwise, in node order: an image's map ignores the other images
-        integral = integral + mean[:, j] * w[j]
+    integral = combine_sigmas(mean, weights)   # in node order: an image's map ignores the other images
     if times_input:
         diff = (x.detach().to(torch.float64) - baseline.detach().to(device=x.device, dtype=torch.float64)
                 .expand_as(x))

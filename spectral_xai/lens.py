@@ -13,7 +13,7 @@ from . import _validation as V
 from .engine import estimate
 from .options import LENS_ESTIMATORS, SIGMA_GRID, ExecutionOptions, SamplingOptions, output_dtype
 from .ops._philox import philox4x32_10
-from .stats import relative_error, sigma_statistics
+from .stats import combine_sigmas, relative_error, sigma_statistics
 
 STRATIFY_STREAM = 0xFFFFFFFF  # sigma-index word reserved for the stratification uniforms
 NEYMAN_DEFENSIVE = 0.25       # share of the passes split evenly over σ whatever the pilot says
@@ -200,7 +200,7 @@ class LensProblem:
 def _grid_result(problem: LensProblem, w, per_sigma, used, return_per_sigma, estimator, notes):
     """SL², ArgLens and the per-σ maps from G_σ (B, S, H, W) float64 -> :class:`SpectralLensResult`."""
     out_dtype, s = output_dtype(problem.x), problem.sigmas
-    sl2 = torch.einsum("bshw,s->bhw", per_sigma, w.to(per_sigma.device))
+    sl2 = combine_sigmas(per_sigma, w)
     arglens = s.to(per_sigma.device)[per_sigma.argmax(dim=1)]          # first max = smallest σ
     return SpectralLensResult(
         sl2=sl2.to(out_dtype), arglens=arglens.to(out_dtype), sigmas=s, weights=w,

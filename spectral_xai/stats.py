@@ -53,10 +53,15 @@ def relative_error(m: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
 
 
 def combine_sigmas(values: torch.Tensor, weights: torch.Tensor, square: bool = False) -> torch.Tensor:
-    """Σ_j w_j v_j (or Σ_j w_j² v_j for variances, ``square=True``) over the σ axis 1.  values (B, S, ...)."""
+    """Σ_j w_j v_j (or Σ_j w_j² v_j for variances, ``square=True``) over the σ axis 1, summed elementwise in
+    σ order, so an image's result never depends on the other images of the call (a batched reduction such as
+    einsum may change the last bit with the batch).  values (B, S, ...), weights (S,) -> (B, ...)."""
     w = weights.to(device=values.device, dtype=values.dtype)
-    w = (w * w if square else w).view(1, -1, *([1] * (values.dim() - 2)))
-    return (values * w).sum(1)
+    w = w * w if square else w
+    out = values[:, 0] * w[0]
+    for j in range(1, values.shape[1]):
+        out = out + values[:, j] * w[j]
+    return out
 
 
 def sigma_statistics(est, k: int, weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
