@@ -91,19 +91,23 @@ def batched_logits(model, n_rows: int, batch_size: int, inputs_of: Callable[[sli
                    targets: torch.Tensor | None = None) -> Iterator[tuple[slice, torch.Tensor]]:
     """The batched forward loop without gradients: for each chunk ``s`` of range(n_rows) of at most
     ``batch_size`` rows, yields (s, checked logits (len(s), K)) of ``model(inputs_of(s))``.  With
-    ``targets``, the first chunk's K checks that every target class exists."""
+    ``targets``, the first chunk's K checks that every target class exists.  Rows whose logits are NaN/Inf are
+    collected on the device and raise once the loop is done (one host read per call, not per chunk)."""
+    finite = []
     with torch.no_grad():
         for lo in range(0, n_rows, batch_size):
             s = slice(lo, min(lo + batch_size, n_rows))
             logits = check_logits(model(inputs_of(s)), s.stop - s.start)
-            finite = torch.isfinite(logits).all(dim=1)
-            if not bool(finite.all()):
-                bad = (s.start + torch.nonzero(~finite).view(-1).cpu()).tolist()[:8]
-                V.fail("model", f"its output is NaN/Inf ({type(model).__name__}) for input row(s) {bad} of a "
-                                "forward pass; a broken model, or a low-precision model that overflows")
+            finite.append(torch.isfinite(logits).all(dim=1))
             if targets is not None and lo == 0:
                 check_target_range(targets, logits.shape[1])
             yield s, logits
+    if finite:
+        ok = torch.cat(finite)
+        if not bool(ok.all()):
+            bad = torch.nonzero(~ok).view(-1).cpu().tolist()[:8]
+            V.fail("model", f"its output is NaN/Inf ({type(model).__name__}) for input row(s) {bad} of a forward "
+                            "pass; a broken model, or a low-precision model that overflows")
 
 
 def clean_logits(model, x: torch.Tensor, batch_size: int) -> torch.Tensor:
