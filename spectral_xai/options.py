@@ -68,10 +68,10 @@ class SamplingOptions:
         tol = self.tol
         if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
             V.fail("tol", f"expected a number >= 0 or None, got {tol!r}")
-        if self.noise_design == "lhs" and tol is not None:
-            V.fail("sampling", "'lhs' fixes the samples of every (image, sigma) in advance: no adaptive "
-                               "stopping (tol)")
         self._check_target_error()
+        if self.noise_design == "lhs" and self.adaptive:
+            V.fail("sampling", "'lhs' fixes the samples of every (image, sigma) in advance: no adaptive "
+                               f"stopping ({'tol' if tol is not None else 'target_error'})")
         return self
 
     def _check_target_error(self) -> None:
@@ -85,9 +85,6 @@ class SamplingOptions:
             V.fail("target_error", f"expected a number > 0 or None, got {te!r}")
         if self.tol is not None:
             V.fail("target_error", "give one stopping rule: tol or target_error, not both")
-        if self.noise_design == "lhs":
-            V.fail("sampling", "'lhs' fixes the samples of every (image, sigma) in advance: no adaptive "
-                               "stopping (target_error)")
 
     @property
     def adaptive(self) -> bool:
