@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 from .methods import explain, label
@@ -20,8 +21,6 @@ def comparison_table(model, x, labels=None, *, methods=TABLE1_METHODS, method_op
     accuracy AUCs when ``labels`` are given, and the seconds spent explaining.  The explained class is
     the label when given, else the model's top-1.  x (B, C, H, W); labels (B,) or None."""
     import pandas as pd
-    from scipy.stats import ttest_ind
-
     method_options = method_options or {}
     target = torch.as_tensor(labels, device=x.device) if labels is not None else predicted_classes(model, x, batch_size)
     per_method = {}
@@ -32,15 +31,17 @@ def comparison_table(model, x, labels=None, *, methods=TABLE1_METHODS, method_op
         res = deletion_insertion(model, x, maps, target, baseline=baseline, erosion=erosion, labels=labels,
                                  batch_size=batch_size)
         per_method[name] = (res, seconds)
-    best = {"deletion_auc": min(per_method, key=lambda n: float(per_method[n][0]["deletion_auc"].mean())),
-            "insertion_auc": max(per_method, key=lambda n: float(per_method[n][0]["insertion_auc"].mean()))}
+    p_best = {}
+    for col, rule in (("deletion_auc", "min"), ("insertion_auc", "max")):
+        values = {n: r[col].double().cpu().numpy() for n, (r, _) in per_method.items()}
+        p_best[col] = (best_by_mean(values, rule), welch_best(values, rule, alpha)[1])
     rows = []
     for name, (res, seconds) in per_method.items():
         row = {"method": label(name), "key": name, "explain_s": seconds}
         for col in ("deletion_auc", "insertion_auc"):
             v = res[col].double().cpu()
-            ref = per_method[best[col]][0][col].double().cpu()
-            tied = name == best[col] or bool(ttest_ind(v.numpy(), ref.numpy(), equal_var=False).pvalue >= alpha)
+            top, p = p_best[col]
+            tied = name == top or bool(p.get(name, float("nan")) >= alpha)
             row.update({f"{col} mean": float(v.mean()), f"{col} std": float(v.std(correction=0)),
                         f"{col} tied_best": tied})
         if labels is not None:
@@ -67,3 +68,27 @@ def predicted_classes(model, x: torch.Tensor, batch_size=None) -> torch.Tensor:
     with model_scope(model):
         xm, rows = prepare_inference(model, x, batch_size)
         return resolve_targets(model, xm, None, rows)
+
+
+def best_by_mean(values: dict, rule: str) -> str:
+    """The key whose values have the lowest (``rule="min"``) or highest ("max") mean."""
+    means = {m: float(np.asarray(v, dtype=float).mean()) for m, v in values.items()}
+    return (min if rule == "min" else max)(means, key=means.get)
+
+
+def welch_best(values: dict[str, np.ndarray], rule: str, alpha: float = 0.05) -> tuple[str | None, dict]:
+    """The method whose mean is best under ``rule`` ("min" or "max") when a Welch t-test says it is better
+    than every other method (p < alpha), else None; and the p-value against each other method."""
+    from scipy.stats import ttest_ind
+
+    vals = {m: np.asarray(v, dtype=float) for m, v in values.items() if len(v) > 0}
+    if len(vals) < 2:
+        return None, {}
+    top = best_by_mean(vals, rule)
+    p = {}
+    for m, v in vals.items():
+        if m != top:
+            p[m] = float(ttest_ind(vals[top], v, equal_var=False).pvalue) if min(len(v), len(vals[top])) > 1 \
+                else float("nan")
+    better = all(np.isfinite(q) and q < alpha for q in p.values())
+    return (top if better else None), p

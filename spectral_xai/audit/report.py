@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..comparison import welch_best
 from ..methods import label
 from ..viz import _display, _matplotlib
 from .store import SHARD_DIR, atomic_write, read_shard_tensors, shard_path, shard_plan
@@ -89,25 +90,6 @@ def _class_name(classes, t) -> str:
     return f"class {int(t)}"
 
 
-def welch_best(values: dict[str, np.ndarray], rule: str, alpha: float = ALPHA) -> tuple[str | None, dict]:
-    """The method whose mean is best under ``rule`` ("min" or "max") when a Welch t-test says it is better
-    than every other method (p < alpha), else None; and the p-value against each other method."""
-    from scipy.stats import ttest_ind
-
-    vals = {m: np.asarray(v, dtype=float) for m, v in values.items() if len(v) > 0}
-    if len(vals) < 2:
-        return None, {}
-    means = {m: float(v.mean()) for m, v in vals.items()}
-    top = (min if rule == "min" else max)(means, key=means.get)
-    p = {}
-    for m, v in vals.items():
-        if m != top:
-            p[m] = float(ttest_ind(vals[top], v, equal_var=False).pvalue) if min(len(v), len(vals[top])) > 1 \
-                else float("nan")
-    better = all(np.isfinite(q) and q < alpha for q in p.values())
-    return (top if better else None), p
-
-
 METHOD_MEASURES = (("ef", "EF, rank-normalised map (ICCV25 recipe)", None),
                    ("ef_unranked", "EF, map as is (no rank normalisation)", None),
                    ("ef_mc_error", "Monte Carlo error of EF", None),
@@ -135,7 +117,7 @@ def _method_table(table, methods) -> str:
     best, notes = {}, []
     for k, title, rule in present:
         if rule:
-            best[k], p = welch_best({m: vals[m, k] for m in methods}, rule)
+            best[k], p = welch_best({m: vals[m, k] for m in methods}, rule, ALPHA)
             ps = ", ".join(f"{label(m)} {_fmt(q, 2)}" for m, q in p.items())
             notes.append(f"{title}: " + (f"{label(best[k])} is better than every other method (Welch p: {ps})"
                                          if best[k] else f"no method is better than all others at p < {ALPHA} "
