@@ -25,7 +25,8 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = Path(os.environ.get("SPECTRAL_XAI_VENV", ROOT / ".venv"))
+# A relative SPECTRAL_XAI_VENV is relative to the repository root (the tests run from tests/).
+VENV = (ROOT / os.environ.get("SPECTRAL_XAI_VENV", ".venv")).absolute()
 DEFAULT_TORCH = "torch==2.14.1"
 
 
