@@ -34,50 +34,136 @@ def rank_normalize(maps: torch.Tensor) -> torch.Tensor:
     return ops.rank_normalize(_check_maps(maps).detach())
 
 
-def radial_power_spectrum(maps: torch.Tensor, *, rank_normalize: bool = False) -> torch.Tensor:
-    """Ring means S_k of |FFT2(m)|² over centred integer radii k = 0..K−1.  (B, H, W) -> (B, K), float64
-    for float64 maps, else float32."""
-    maps = _check_maps(maps).detach()
-    if rank_normalize:
-        maps = ops.rank_normalize(maps)   # raises on NaN; ranks of ±Inf are finite
-    spec = ops.radial_power_spectrum(maps)
+def _check_pair(maps, b, arg: str = "b") -> torch.Tensor:
+    """b must be a second estimate of the same maps: same shape, floating, on the same device."""
+    _check_maps(b, arg)
+    if b.shape != maps.shape:
+        V.fail(arg, f"shape {tuple(b.shape)} differs from the first maps' {tuple(maps.shape)}")
+    if b.device != maps.device:
+        V.fail(arg, f"is on {b.device}, the first maps on {maps.device}")
+    return b.detach()
+
+
+def _pair_dtype(a: torch.Tensor, b: torch.Tensor | None) -> torch.dtype:
+    """float64 if every input is float64, else float32."""
+    return torch.float64 if a.dtype == torch.float64 and (b is None or b.dtype == torch.float64) \
+        else torch.float32
+
+
+def _finite(spec: torch.Tensor, arg: str = "maps") -> torch.Tensor:
     if not bool(torch.isfinite(spec).all()):
-        V.fail("maps", "contains NaN or Inf values (the power spectrum is not finite)")
+        V.fail(arg, "contains NaN or Inf values (the power spectrum is not finite)")
     return spec
 
 
-def expected_frequency(maps: torch.Tensor, *, rank_normalize: bool = True, reduction: str = "mean",
-                       exclude_dc: bool = False) -> torch.Tensor:
-    """EF = Σ_k ω_k S_k / Σ_k S_k with ω_k = k/(K−1), per map.  (B, H, W) -> (B,), computed in float64,
-    returned in the maps' precision (float64 for float64 maps, else float32).
+def radial_power_spectrum(maps: torch.Tensor, b: torch.Tensor | None = None, *,
+                          rank_normalize: bool = False) -> torch.Tensor:
+    """Ring means S_k of |FFT2(m)|² over centred integer radii k = 0..K−1.  (B, H, W) -> (B, K), float64
+    for float64 maps, else float32.
 
-    ``reduction="authors"`` also divides by K, as the ICCV25 code does (its tables print EF×1e5).
-    ``exclude_dc=True`` drops ring 0 before normalising (see the module note on rank normalisation).
+    With ``b``, a second estimate of the same maps whose noise is independent of ``maps``' (e.g. the
+    two halves of a sampled map, ``stats.halves``), the ring means of the cross spectrum
+    C = Re(FFT2(maps)·conj(FFT2(b))) instead (docs/methods.md §11): its expectation is the power
+    spectrum of the true mean map, without the plug-in's (noise power)/n bias.  A ring can be
+    negative at small n; it is kept as it is.  Computed by the same fused op, in float64, through
+    C = P((a + b)/2) − P((a − b)/2).  Ranks are not linear, so there is no cross spectrum of
+    rank-normalised maps: ``rank_normalize=True`` with ``b`` raises (``expected_frequency(a, b)``
+    gives the bias-reduced EF of the rank recipe).
     """
-    if reduction not in ("mean", "authors"):
-        V.fail("reduction", f"expected 'mean' or 'authors', got {reduction!r}")
-    spec = radial_power_spectrum(maps, rank_normalize=rank_normalize).to(torch.float64)
+    maps = _check_maps(maps).detach()
+    if b is not None:
+        b = _check_pair(maps, b)
+        if rank_normalize:
+            V.fail("rank_normalize", "a cross spectrum of rank-normalised maps has no unbiased form (ranks "
+                                     "are not linear); use expected_frequency(a, b, rank_normalize=True) "
+                                     "for the bias-reduced EF, or rank_normalize=False")
+        return cross_spectrum(maps, b).to(_pair_dtype(maps, b))
+    if rank_normalize:
+        maps = ops.rank_normalize(maps)   # raises on NaN; ranks of ±Inf are finite
+    return _finite(ops.radial_power_spectrum(maps))
+
+
+def cross_spectrum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Ring means of Re(FFT2(a)·conj(FFT2(b))), float64.  (B, H, W) twice -> (B, K).  Checked inputs."""
+    for m, arg in ((a, "maps"), (b, "b")):
+        if not bool(torch.isfinite(m).all()):
+            V.fail(arg, "contains NaN or Inf values (the cross spectrum is not finite)")
+    a64, b64 = a.to(torch.float64), b.to(torch.float64)
+    return ops.radial_power_spectrum((a64 + b64) * 0.5) - ops.radial_power_spectrum((a64 - b64) * 0.5)
+
+
+def _ef_of_spectrum(spec: torch.Tensor, reduction: str, exclude_dc: bool) -> torch.Tensor:
+    """EF = Σ_k ω_k S_k / Σ_k S_k, ω_k = k/(K−1), of ring means (B, K) -> (B,), float64."""
+    spec = spec.to(torch.float64)
     K = spec.shape[1]
     if K < 2:
         V.fail("maps", "needs at least 2 frequency rings (maps of at least 2 x 2 pixels)")
     omega = torch.arange(K, dtype=torch.float64, device=spec.device) / (K - 1)
     if exclude_dc:
         spec, omega = spec[:, 1:], omega[1:]
-    ef = (spec * omega).sum(dim=1) / spec.sum(dim=1).clamp_min(torch.finfo(torch.float64).tiny)
-    return (ef / K if reduction == "authors" else ef).to(output_dtype(maps))
+    total = spec.sum(dim=1)
+    # A cross spectrum's total power can be ≤ 0 when the map is all noise; its EF is then undefined.
+    tiny = torch.finfo(torch.float64).tiny
+    ef = (spec * omega).sum(dim=1) / torch.where(total.abs() < tiny, torch.full_like(total, tiny), total)
+    return ef / K if reduction == "authors" else ef
 
 
-def explanation_gap(reference_maps: torch.Tensor, method_maps: torch.Tensor, **ef_options) -> torch.Tensor:
+def expected_frequency(maps: torch.Tensor, b: torch.Tensor | None = None, *, rank_normalize: bool = True,
+                       reduction: str = "mean", exclude_dc: bool = False) -> torch.Tensor:
+    """EF = Σ_k ω_k S_k / Σ_k S_k with ω_k = k/(K−1), per map.  (B, H, W) -> (B,), computed in float64,
+    returned in the maps' precision (float64 for float64 maps, else float32).
+
+    ``reduction="authors"`` also divides by K, as the ICCV25 code does (its tables print EF×1e5).
+    ``exclude_dc=True`` drops ring 0 before normalising (see the module note on rank normalisation).
+
+    With ``b``, the two halves (a, b) of a sampled map (docs/methods.md §11; for an even sample count
+    the map is (a + b)/2): ``rank_normalize=False`` gives the EF of the cross spectrum (free of the
+    1/n noise bias of the plug-in EF); ``rank_normalize=True`` gives the *bias-reduced* EF of the rank
+    recipe, the first-order jackknife 2·EF((a + b)/2) − (EF(a) + EF(b))/2 (ranks have no unbiased form).
+    A cross-spectrum EF is undefined where the cross spectrum's total power is ≤ 0 (a map that is all
+    noise); it is then returned as computed and can lie outside [0, 1].
+    """
+    if reduction not in ("mean", "authors"):
+        V.fail("reduction", f"expected 'mean' or 'authors', got {reduction!r}")
+    maps = _check_maps(maps)
+    if b is None:
+        spec = radial_power_spectrum(maps, rank_normalize=rank_normalize)
+        return _ef_of_spectrum(spec, reduction, exclude_dc).to(output_dtype(maps))
+    b = _check_pair(maps, b)
+    dtype = _pair_dtype(maps, b)
+    if not rank_normalize:
+        return _ef_of_spectrum(cross_spectrum(maps, b), reduction, exclude_dc).to(dtype)
+    full = (maps.to(torch.float64) + b.to(torch.float64)) * 0.5
+
+    def ef(m):
+        return _ef_of_spectrum(radial_power_spectrum(m, rank_normalize=True), reduction, exclude_dc)
+
+    return (2.0 * ef(full) - 0.5 * (ef(maps) + ef(b))).to(dtype)
+
+
+def explanation_gap(reference_maps: torch.Tensor, method_maps: torch.Tensor, *,
+                    reference_b: torch.Tensor | None = None, method_b: torch.Tensor | None = None,
+                    **ef_options) -> torch.Tensor:
     """ΔEF = |EF(method) − EF(reference)| per image (reference: usually VanillaGrad).  -> (B,), float64 if
-    both maps are float64, else float32."""
+    all maps are float64, else float32.
+
+    ``method_b`` / ``reference_b``: the second half of a sampled map (``method_maps`` is then its first
+    half), so that its EF is the cross-spectrum (or, ranked, bias-reduced) EF of ``expected_frequency(a,
+    b)``.  A deterministic map (VanillaGrad) needs none.
+    """
     _check_maps(reference_maps, "reference_maps")
     _check_maps(method_maps, "method_maps")
     if reference_maps.shape != method_maps.shape:
         V.fail("method_maps", f"shape {tuple(method_maps.shape)} differs from reference_maps "
                               f"{tuple(reference_maps.shape)}")
-    gap = expected_frequency(method_maps, **ef_options).double() - expected_frequency(reference_maps, **ef_options)
-    both64 = method_maps.dtype == reference_maps.dtype == torch.float64
-    return gap.abs().to(torch.float64 if both64 else torch.float32)
+    if method_b is not None:
+        _check_pair(method_maps, method_b, "method_b")
+    if reference_b is not None:
+        _check_pair(reference_maps, reference_b, "reference_b")
+    gap = expected_frequency(method_maps, method_b, **ef_options).double() \
+        - expected_frequency(reference_maps, reference_b, **ef_options)
+    dtypes = {m.dtype for m in (reference_maps, method_maps, reference_b, method_b) if m is not None}
+    return gap.abs().to(torch.float64 if dtypes == {torch.float64} else torch.float32)
 
 
 def exact_gap(model, x, *, surrogate="smoothgrad", sigma: float | None = None, n_samples: int = 64, target=None,
