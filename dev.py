@@ -13,12 +13,17 @@ Environment: SPECTRAL_XAI_TORCH (default "torch==2.14.1"; e.g. "torch==2.13.0" f
 CPU-only build; "oldest" for the oldest supported release, the lower bound in pyproject.toml, which
 CI tests in a second venv), SPECTRAL_XAI_CUDA (AUTO/ON/OFF), SPECTRAL_XAI_CUDA_ARCHS (default "90"),
 SPECTRAL_XAI_VENV (default .venv), SPECTRAL_XAI_WHEELS (gpu-check: folder of wheels to install).
+
+On a machine without an NVIDIA driver, AUTO builds the CPU kernels only (compiling CUDA kernels that cannot
+run there took most of a first build), and torch comes from PyTorch's CPU-only index when that index answers
+(no 3 GB of NVIDIA libraries); SPECTRAL_XAI_CUDA=ON compiles the CUDA kernels anyway (CI does).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -44,6 +49,46 @@ if TORCH == "oldest":
 REQUIREMENTS = ROOT / "requirements" / "dev.txt"
 
 
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def nvidia_driver() -> bool:
+    """An NVIDIA kernel driver is loaded (Linux), or nvidia-smi is on PATH."""
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+
+
+def cuda_mode() -> str:
+    """SPECTRAL_XAI_CUDA as the build gets it: ON/OFF as given; AUTO becomes OFF without an NVIDIA driver."""
+    mode = os.environ.get("SPECTRAL_XAI_CUDA", "AUTO").upper()
+    if mode not in ("AUTO", "ON", "OFF"):
+        raise SystemExit(f"dev.py: SPECTRAL_XAI_CUDA must be AUTO, ON or OFF, got {mode!r}")
+    return "OFF" if mode == "AUTO" and not nvidia_driver() else mode
+
+
+def answers(url: str, timeout: float = 3.0) -> bool:
+    """Whether an HTTP(S) index answers within `timeout` seconds (it is not reachable from every machine)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return True
+    except Exception:   # noqa: BLE001 - any failure means: use PyPI's wheel
+        return False
+
+
+def torch_index_args() -> list[str]:
+    """pip arguments for torch: PyTorch's CPU-only index when no CUDA build is wanted and it answers (its
+    X.Y.Z+cpu wheel satisfies torch==X.Y.Z and wins over PyPI's), else none (PyPI's CUDA wheel)."""
+    if cuda_mode() != "OFF":
+        return []
+    if answers(CPU_TORCH_INDEX + "/torch/"):
+        print(f"dev.py: no NVIDIA driver: CPU-only torch from {CPU_TORCH_INDEX}", flush=True)
+        return ["--extra-index-url", CPU_TORCH_INDEX]
+    print(f"dev.py: no NVIDIA driver, but {CPU_TORCH_INDEX} does not answer: torch from PyPI (with its CUDA "
+          "libraries; only the CPU kernels are built)", flush=True)
+    return []
+
+
 def run(*cmd, cwd=ROOT) -> None:
     print("+", " ".join(str(c) for c in cmd), flush=True)
     subprocess.run([str(c) for c in cmd], cwd=cwd, check=True)
@@ -62,7 +107,7 @@ def ensure_venv() -> None:
     key = hashlib.sha256((REQUIREMENTS.read_text() + TORCH).encode()).hexdigest()
     if stamp.exists() and stamp.read_text() == key:
         return
-    run(python(), "-m", "pip", "install", "-r", REQUIREMENTS, TORCH)
+    run(python(), "-m", "pip", "install", *torch_index_args(), "-r", REQUIREMENTS, TORCH)
     stamp.write_text(key)
 
 
@@ -77,6 +122,11 @@ def build_dir() -> str:
 def build() -> None:
     """Build and install the extension against the venv's torch (no build isolation)."""
     ensure_venv()
+    mode = cuda_mode()
+    if mode == "OFF" and os.environ.get("SPECTRAL_XAI_CUDA", "AUTO").upper() == "AUTO":
+        print("dev.py: no NVIDIA driver: building the CPU kernels only (SPECTRAL_XAI_CUDA=ON to compile the "
+              "CUDA kernels too)", flush=True)
+    os.environ["SPECTRAL_XAI_CUDA"] = mode
     run(python(), "-m", "pip", "install", "--no-build-isolation", "--no-deps",
         f"--config-settings=build-dir={build_dir()}", ROOT)
     run(python(), "-I", "-m", "spectral_xai", "info")
