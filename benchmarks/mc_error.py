@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 import spectral_xai as sx
+from spectral_xai.atomic_io import write_json
 
 from .bench_samples_to_accuracy import passes_for
 
@@ -159,11 +160,13 @@ def replicas(s: Setting, squared: bool, ns, seeds) -> dict:
     """For every budget n: maps and se² (R, B, H, W) float64 of R = len(seeds) runs, ef {estimator: (R, B)}."""
     out = {}
     for n in ns:
+        t0 = time.perf_counter()
         runs = [sampled(s, squared, n, seed) for seed in seeds]
         efs = [ef_estimates(r.map, *r.halves) for r in runs]
         out[n] = {"maps": torch.stack([r.map.double() for r in runs]),
                   "se2": torch.stack([r.stderr.double() ** 2 for r in runs]),
                   "ef": {k: torch.stack([e[k] for e in efs]) for k in ESTIMATORS}}
+        print(f"    n={n}: {time.perf_counter() - t0:.0f} s", flush=True)
     return out
 
 
@@ -235,6 +238,7 @@ def measure_setting(s: Setting, ns, seeds, ref_samples: int, ref_runs: int, ref_
         vg = sx.vanilla_grad(s.model, s.x, s.target, squared=squared, output=s.output)
         vg_ef = {r: sx.expected_frequency(vg, rank_normalize=r).double() for r in (False, True)}
         truth = long_run(s, squared, ref_samples, ref_runs, ref_seed)
+        print(f"    long run: {time.perf_counter() - t0:.0f} s", flush=True)
         reps = replicas(s, squared, ns, seeds)
         out["methods"][method] = {
             "truth": {"n_samples": ref_samples, "runs": ref_runs,
@@ -290,7 +294,8 @@ def cost(device: torch.device, quick: bool, repeats: int) -> list[dict]:
         r = out[-1]
         print(f"  cost {st['name']}: plain/floor {r['ratio']['plain']:.3f} stats/floor {r['ratio']['stats']:.3f} "
               f"(stats−plain)/floor {100 * r['stats_minus_plain_over_floor']:+.2f} %, profiled fused ops "
-              f"{100 * r['library_ops_over_floor']['plain']:.2f} % → {100 * r['library_ops_over_floor']['stats']:.2f} %",
+              f"{100 * r['library_ops_over_floor']['plain']:.2f} % → "
+              f"{100 * r['library_ops_over_floor']['stats']:.2f} %",
               flush=True)
     return out
 
@@ -303,15 +308,15 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke mode: a random CNN, tiny budgets (seconds)")
     p.add_argument("--models", nargs="+", default=["efficientnet", "fashion"], choices=["efficientnet", "fashion"])
     p.add_argument("--size", type=int, default=64, help="EfficientNet input size (px)")
-    p.add_argument("--images", type=int, default=4, help="EfficientNet images (scikit-image photos, at most 4)")
+    p.add_argument("--images", type=int, default=2, help="EfficientNet images (scikit-image photos, at most 4)")
     p.add_argument("--fashion-images", type=int, default=16)
     p.add_argument("--fashion-root", default=None, help="Fashion-MNIST IDX folder (default: zoo.fashion_mnist's)")
     p.add_argument("--sigma", type=float, default=0.15, help="additive noise std")
     p.add_argument("--ns", type=int, nargs="+", default=[8, 16, 32, 64, 128, 256], help="budgets (even)")
     p.add_argument("--seeds", type=int, default=4, help="independent runs per budget (seeds 0..seeds−1)")
     p.add_argument("--fashion-seeds", type=int, default=8)
-    p.add_argument("--ref-samples", type=int, default=2048, help="samples of the long run (the truth)")
-    p.add_argument("--fashion-ref-samples", type=int, default=8192)
+    p.add_argument("--ref-samples", type=int, default=1024, help="samples of the long run (the truth)")
+    p.add_argument("--fashion-ref-samples", type=int, default=4096)
     p.add_argument("--ref-runs", type=int, default=4, help="independent sub-runs of the long run")
     p.add_argument("--repeats", type=int, default=7, help="timing repeats of the cost part")
     p.add_argument("--no-cost", action="store_true", help="skip part 3")
@@ -322,24 +327,25 @@ def parse(argv=None) -> argparse.Namespace:
     if any(n < 2 or n % 2 for n in args.ns):
         p.error(f"argument --ns: budgets must be even and >= 2, got {args.ns}")
     if args.quick:
-        args.ns, args.seeds, args.ref_samples, args.ref_runs, args.repeats = [8, 16], 2, 128, 2, 1
+        args.ns, args.seeds, args.ref_samples, args.ref_runs, args.repeats = [4, 8], 2, 64, 2, 1
     return args
 
 
-def study(args: argparse.Namespace) -> dict:
-    """Parts 1–3 of ``args``: {"settings": [...], "skipped": {...}, "cost": [...]}."""
+def study(args: argparse.Namespace, save=None) -> dict:
+    """Parts 1–3 of ``args``: {"settings": [...], "skipped": {...}, "cost": [...]}; ``save(partial)`` is
+    called after each model (a long run keeps what it has measured)."""
     torch.manual_seed(0)
     results, skipped = [], {}
     if args.quick:
         plans = [(lambda: random_cnn_setting(2, args.sigma), args.seeds, args.ref_samples)]
     else:
         plans = []
-        if "efficientnet" in args.models:
-            plans.append((lambda: efficientnet_setting(args.size, args.images, args.sigma), args.seeds,
-                          args.ref_samples))
         if "fashion" in args.models:
             plans.append((lambda: fashion_setting(args.fashion_images, args.sigma, args.fashion_root),
                           args.fashion_seeds, args.fashion_ref_samples))
+        if "efficientnet" in args.models:
+            plans.append((lambda: efficientnet_setting(args.size, args.images, args.sigma), args.seeds,
+                          args.ref_samples))
     for make, seeds, ref in plans:
         try:
             s = make()
@@ -348,6 +354,8 @@ def study(args: argparse.Namespace) -> dict:
             print(f"  skipped: {err}", flush=True)
             continue
         results.append(measure_setting(s, args.ns, range(seeds), ref, args.ref_runs))
+        if save is not None:
+            save({"settings": results, "skipped": skipped, "partial": True})
     out = {"settings": results, "skipped": skipped, "tolerance": TOLERANCE}
     if not args.no_cost:
         out["cost"] = cost(torch.device(args.device), args.quick, args.repeats)
@@ -388,6 +396,31 @@ def _lower_bound(base: dict, these: dict, nmax: int) -> str:
     return f"≥ {nmax / p:.1f}× (baseline > {nmax})" if p and base["passes_interpolated"] is None else "–"
 
 
+# issue 13's prototype (EfficientNet-Lite0, 2 photos, 64 px, σ 0.15 additive): relative EF error, %, per
+# (map, estimator, n); the text and the Targets give two figures for some cells (two prototype runs)
+PROTOTYPE = {("sg2", "plug-in"): {8: "+58", 16: "+38", 32: "+21", 64: "+12 / 9.4"},
+             ("sg", "plug-in"): {8: "68", 16: "58", 32: "43", 64: "27"},
+             ("sg2", "rank plug-in"): {8: "41", 16: "32", 32: "22", 64: "15"},
+             ("sg2", "cross"): {8: "18", 16: "13", 64: "6.7"},
+             ("sg", "cross"): {16: "8 / 5.3", 32: "5"},
+             ("sg2", "rank bias-reduced"): {64: "8.5"}}
+
+
+def prototype_rows(settings: list[dict]) -> list[list]:
+    """This run's EfficientNet-Lite0 figures beside the issue's prototype ones."""
+    rows = []
+    for s in settings:
+        if s["setting"] != "efficientnet-lite0":
+            continue
+        for (method, est), cells in PROTOTYPE.items():
+            a = s["methods"][method]["accuracy"][est]["ef"]
+            for n, fig in cells.items():
+                if n in a["mean_abs_rel_error"]:
+                    rows.append([method, est, n, fig, f"{_pct(a['mean_abs_rel_error'][n])} ± {_pct(a['se'][n])}",
+                                 _pct(a["mean_signed_rel_error"][n])])
+    return rows
+
+
 def tables(report: dict) -> tuple[dict, list[dict]]:
     """The main table (EF within 5 %) and the further ones (ΔEF, calibration, truth, cost)."""
     settings = report["settings"]
@@ -407,6 +440,13 @@ def tables(report: dict) -> tuple[dict, list[dict]]:
     extra.append({"title": "Calibration of stderr (target: variance ratio 0.85–1.15, ±2 se coverage 90–97 %)",
                   "columns": ["model", "map", "n", "seeds", "reported / observed variance (± se over images)",
                               "±2 se coverage of the long run"], "rows": cal_rows})
+    proto = prototype_rows(settings)
+    if proto:
+        extra.append({"title": "EfficientNet-Lite0: issue 13's prototype figures beside this run (EF, %)",
+                      "columns": ["map", "estimator", "n", "issue 13 prototype", "this run: |rel err| ± se",
+                                  "this run: signed"], "rows": proto,
+                      "note": "The prototype's truth, image count and seeds are not recorded in the issue; where it "
+                              "gives two figures for a cell (text / Targets) both are shown."})
     truth_rows = []
     for s in settings:
         for method, m in s["methods"].items():
@@ -468,9 +508,12 @@ def main(argv=None) -> int:
     report = new_report(recorded_command(argv, "python -m benchmarks.mc_error"),
                         "quick" if args.quick else "default", device, args.machine or machine_name(device))
     t0 = time.perf_counter()
-    report["cases"]["mc_error"] = run_case("mc_error", lambda: case_result(study(args)))
+    partial = Path(args.out) / f"{report['stem']}.partial.json"
+    report["cases"]["mc_error"] = run_case(
+        "mc_error", lambda: case_result(study(args, lambda p: write_json(p, partial))))
     report["wall_s"] = time.perf_counter() - t0
     write_report(report, Path(args.out))
+    partial.unlink(missing_ok=True)
     return 1 if "error" in report["cases"]["mc_error"] else 0
 
 
