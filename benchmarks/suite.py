@@ -50,6 +50,12 @@ def cell(v) -> str:
     return str(v).replace("|", "\\|")
 
 
+def table_lines(tab: dict) -> list[str]:
+    """A markdown table of {"columns": [...], "rows": [[...], ...]}, then an empty line."""
+    lines = ["| " + " | ".join(cell(c) for c in tab["columns"]) + " |", "|" + "---|" * len(tab["columns"])]
+    return lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in tab["rows"]] + [""]
+
+
 def markdown(report: dict) -> str:
     env = report["environment"]
     lines = [f"# spectral_xai benchmarks — {report['machine']} ({report['mode']})", "",
@@ -66,20 +72,20 @@ def markdown(report: dict) -> str:
         if "error" in res:
             lines += ["**failed:**", "", "```", res["error"].strip(), "```", ""]
             continue
-        tab = res["table"]
-        lines.append("| " + " | ".join(cell(c) for c in tab["columns"]) + " |")
-        lines.append("|" + "---|" * len(tab["columns"]))
-        lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in tab["rows"]]
-        lines.append("")
+        lines += table_lines(res["table"])
         if res.get("note"):
             lines += [res["note"], ""]
+        for extra in res.get("tables", []):   # a case's further tables: {"title", "columns", "rows"[, "note"]}
+            lines += [f"### {extra['title']}", "", *table_lines(extra)]
+            if extra.get("note"):
+                lines += [extra["note"], ""]
         lo, hi = res["load_avg_1min"]
         lines += [f"({res['wall_s']:.0f} s; 1-min load average {lo:.1f} at the start, {hi:.1f} at the end, "
                   f"on {env['cpus']} CPUs)", ""]
     return "\n".join(lines)
 
 
-def recorded_command(argv: list[str]) -> str:
+def recorded_command(argv: list[str], program: str = "python -m benchmarks") -> str:
     """The command line for the report, without ``--out`` (where a report is written says nothing about its
     figures, and a local path would name the machine)."""
     kept, skip = [], False
@@ -90,38 +96,52 @@ def recorded_command(argv: list[str]) -> str:
             skip = True
         elif not a.startswith("--out="):
             kept.append(a)
-    return " ".join(["python -m benchmarks", *kept])
+    return " ".join([program, *kept])
+
+
+def new_report(command: str, mode: str, device: torch.device, machine: str) -> dict:
+    """The report's header (its cases are added to ``report["cases"]``)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return {"suite": "spectral_xai benchmarks", "created_utc": now.isoformat(timespec="seconds"),
+            "stem": f"{now.strftime('%Y%m%dT%H%M%SZ')}-{machine}", "command": command, "mode": mode,
+            "device": str(device), "machine": machine, "environment": environment_info(device), "cases": {}}
+
+
+def run_case(name: str, fn) -> dict:
+    """``fn()``'s result with its wall time and the machine's load, or the traceback if it raised."""
+    print(f"[{name}]", flush=True)
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    try:
+        res = fn()
+    except Exception:  # record it and go on with the other cases
+        traceback.print_exc()
+        res = {"error": traceback.format_exc()}
+    res["wall_s"] = time.perf_counter() - t0
+    res["load_avg_1min"] = [load, os.getloadavg()[0]]  # other processes on the machine: noise
+    return res
+
+
+def write_report(report: dict, out: Path) -> tuple[Path, Path]:
+    """``<out>/<stem>.json`` and its markdown summary ``<stem>.md``."""
+    out = Path(out)
+    path = write_json(report, out / f"{report['stem']}.json")
+    md = out / f"{report['stem']}.md"
+    md.write_text(markdown(report))
+    print(f"wrote {path} and {md}")
+    return path, md
 
 
 def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     device = torch.device(args.device)
-    machine = args.machine or machine_name(device)
-    now = dt.datetime.now(dt.timezone.utc)
-    stem = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{machine}"
-    report = {"suite": "spectral_xai benchmarks", "created_utc": now.isoformat(timespec="seconds"),
-              "command": recorded_command(sys.argv[1:] if argv is None else argv),
-              "mode": "quick" if args.quick else "default", "device": str(device), "machine": machine,
-              "environment": environment_info(device), "cases": {}}
+    report = new_report(recorded_command(argv), "quick" if args.quick else "default", device,
+                        args.machine or machine_name(device))
     t_all = time.perf_counter()
-    failed = []
     for name in args.cases:
-        print(f"[{name}]", flush=True)
-        load = os.getloadavg()[0]
-        t0 = time.perf_counter()
-        try:
-            res = importlib.import_module(f"benchmarks.{name}").run(device, args.quick)
-        except Exception:  # record it and go on with the other cases
-            traceback.print_exc()
-            res = {"error": traceback.format_exc()}
-            failed.append(name)
-        res["wall_s"] = time.perf_counter() - t0
-        res["load_avg_1min"] = [load, os.getloadavg()[0]]  # other processes on the machine: noise
-        report["cases"][name] = res
+        report["cases"][name] = run_case(
+            name, lambda: importlib.import_module(f"benchmarks.{name}").run(device, args.quick))
     report["wall_s"] = time.perf_counter() - t_all
-    out = Path(args.out)
-    path = write_json(report, out / f"{stem}.json")
-    md = out / f"{stem}.md"
-    md.write_text(markdown(report))
-    print(f"wrote {path} and {md}")
-    return 1 if failed else 0
+    write_report(report, Path(args.out))
+    return 1 if any("error" in res for res in report["cases"].values()) else 0
