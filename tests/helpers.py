@@ -129,6 +129,17 @@ def small_cnn(channels=3, classes=5, size=12, seed=0, width=6, dropout=True) -> 
         nn.Linear(8 * (size // 2) ** 2, classes))
 
 
+def tiny_hf_vit(size: int = 16, classes: int = 4, seed: int = 0) -> nn.Module:
+    """A transformers ViTForImageClassification from a small ViTConfig, random weights (offline), eval mode:
+    (B, 3, size, size) -> ImageClassifierOutput with (B, classes) logits; 2 layers of GELUActivation."""
+    import transformers
+
+    cfg = transformers.ViTConfig(image_size=size, patch_size=4, num_channels=3, hidden_size=16, num_hidden_layers=2,
+                                 num_attention_heads=2, intermediate_size=32, num_labels=classes, hidden_act="gelu")
+    torch.manual_seed(seed)
+    return transformers.ViTForImageClassification(cfg).eval()
+
+
 def batch_log(model: nn.Module, of=lambda x: x.shape[0]) -> list:
     """The list that a forward hook on `model` fills with of(input) at every call (default: the batch rows)."""
     log = []

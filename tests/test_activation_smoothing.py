@@ -16,6 +16,8 @@ from torch.nn import functional as F
 import spectral_xai as sx
 from spectral_xai.activation_smoothing import GaussianActivation
 
+from helpers import tiny_hf_vit
+
 SELU_A, SELU_L = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
@@ -199,10 +201,14 @@ def test_half_precision_inputs_are_smoothed_in_float32():
 
 def test_transformers_activation_classes_are_recognised():
     acts = pytest.importorskip("transformers.activations")
-    classes = [acts.GELUActivation, acts.NewGELUActivation, acts.FastGELUActivation, acts.QuickGELUActivation]
-    model = nn.Sequential(*[m for c in classes for m in (nn.Linear(5, 5), c())])
+    classes = [acts.GELUActivation, acts.NewGELUActivation, acts.FastGELUActivation, acts.QuickGELUActivation,
+               acts.SiLUActivation, acts.MishActivation, acts.AccurateGELUActivation, acts.LaplaceActivation,
+               acts.ReLUSquaredActivation, acts.SqrtSoftplusActivation]
+    model = nn.Sequential(*[m for c in classes for m in (nn.Linear(5, 5), c())], nn.Linear(5, 5),
+                          acts.ClippedGELUActivation(-1.0, 2.0))
     smooth = sx.smooth_activations(model, 1.5, kind="gaussian")
-    assert [r[1] for r in smooth.smooth_activations_report.replaced] == [c.__name__ for c in classes]
+    assert [r[1] for r in smooth.smooth_activations_report.replaced] == \
+        [c.__name__ for c in classes] + ["ClippedGELUActivation"]
     _check_against_monte_carlo(model, smooth, 1.5)
 
 
@@ -213,6 +219,84 @@ def test_timm_activation_classes_are_recognised():
     smooth = sx.smooth_activations(model, 1.5, kind="gaussian")
     assert len(smooth.smooth_activations_report.replaced) == len(classes)
     _check_against_monte_carlo(model, smooth, 1.5)
+
+
+def test_timm_own_activation_classes_are_recognised():
+    """timm's own modules (what get_act_layer returns on an older torch or under timm's exportable /
+    scriptable configuration, and act_layer="gelu" everywhere), memory-efficient variants included."""
+    pytest.importorskip("timm")
+    from timm.layers import activations as ta, activations_me as tm
+    classes = [ta.Swish, ta.Mish, ta.Sigmoid, ta.Tanh, ta.HardSwish, ta.HardSigmoid, ta.HardMish, ta.PReLU, ta.GELU,
+               ta.GELUTanh, ta.QuickGELU, tm.SwishMe, tm.MishMe, tm.HardSigmoidMe, tm.HardSwishMe, tm.HardMishMe]
+    model = nn.Sequential(*[m for c in classes for m in (nn.Linear(5, 5), c())])
+    smooth = sx.smooth_activations(model, 1.5, kind="gaussian")
+    assert [r[1] for r in smooth.smooth_activations_report.replaced] == [c.__name__ for c in classes]
+    assert smooth.smooth_activations_report.left == ()
+    _check_against_monte_carlo(model, smooth, 1.5)
+
+
+class _HermiteReference(nn.Module):
+    """E[a(x + Z/√β)] by numpy's Gauss–Hermite rule of order 64, in float64 (not the library's rule)."""
+
+    def __init__(self, act: nn.Module, beta: float):
+        super().__init__()
+        self.act, self.s = act, 1 / math.sqrt(beta)
+        self.u, self.w = np.polynomial.hermite.hermgauss(64)
+
+    def forward(self, x):
+        return sum(float(w) / math.sqrt(math.pi) * self.act(x + float(u) * math.sqrt(2) * self.s)
+                   for u, w in zip(self.u, self.w))
+
+
+def _timm_vit():
+    from timm.models.vision_transformer import VisionTransformer
+    torch.manual_seed(0)
+    return VisionTransformer(img_size=16, patch_size=4, embed_dim=16, depth=2, num_heads=2, mlp_ratio=2,
+                             num_classes=3, act_layer="gelu")
+
+
+def _timm_efficientnet():
+    import timm
+    torch.manual_seed(0)
+    return timm.create_model("efficientnet_b0", pretrained=False, num_classes=3)
+
+
+# model builder, its package, the classes smooth_activations must replace (and how many of each)
+REAL_MODELS = {
+    "transformers ViTForImageClassification": (tiny_hf_vit, "transformers", {"GELUActivation": 2}),
+    "timm VisionTransformer(act_layer='gelu')": (_timm_vit, "timm", {"GELU": 2}),
+    "timm efficientnet_b0": (_timm_efficientnet, "timm", {"SiLU": 49, "Sigmoid": 16}),
+}
+
+
+@pytest.mark.parametrize("name", list(REAL_MODELS))
+def test_real_transformers_and_timm_models_are_smoothed(name):
+    """Every activation of a real architecture (random weights) is replaced, nothing is left or warned about,
+    the original is untouched, and the smoothed logits equal those of the model with each activation replaced
+    by an independent float64 Gauss–Hermite smoothing of order 64."""
+    build, package, expected = REAL_MODELS[name]
+    pytest.importorskip(package)
+    model, beta = build().eval(), 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        smooth = sx.smooth_activations(model, beta, kind="gaussian")
+    report = smooth.smooth_activations_report
+    counts = {}
+    for _, cls, _ in report.replaced:
+        counts[cls] = counts.get(cls, 0) + 1
+    assert counts == expected and report.left == ()
+    reference = copy.deepcopy(model).double()
+    for path, cls, _ in report.replaced:
+        parent, _, leaf = path.rpartition(".")
+        assert type(model.get_submodule(path)).__name__ == cls       # the original keeps its activation
+        holder = reference.get_submodule(parent) if parent else reference
+        setattr(holder, leaf, _HermiteReference(getattr(holder, leaf), beta))
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got, want = smooth.double()(x), reference(x)
+    got, want = getattr(got, "logits", got), getattr(want, "logits", want)
+    assert got.shape == (2, want.shape[1]) and torch.isfinite(got).all()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def _check_against_monte_carlo(model, smooth, beta):

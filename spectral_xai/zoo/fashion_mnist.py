@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._validation import fail
+
 DEBIAN_ROOT = "/usr/share/datasets/fashion-mnist"
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
            "Ankle boot")
@@ -53,14 +55,31 @@ def fashion_mnist(split: str = "test", root: str | os.PathLike | None = None, li
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
-def fashion_cnn(beta: float | None = None, channels=(16, 32), hidden: int = 64, classes: int = 10) -> nn.Sequential:
-    """ICCV25's small CNN for 28x28 inputs; activation ReLU (beta=None) or SoftPlus_beta."""
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+
+
+def fashion_cnn(beta: float | None = None, channels=(16, 32), hidden: int = 64, classes: int = 10,
+                activation: str = "relu") -> nn.Sequential:
+    """ICCV25's small CNN for (B, 1, 28, 28) inputs -> (B, classes) logits.
+
+    ``activation="relu"``: ReLU (beta=None) or SoftPlus_beta (ICCV25, docs/methods.md §8).
+    ``activation="gelu"`` / ``"silu"``: nn.GELU / nn.SiLU (beta=None) or their Gaussian smoothing
+    a_beta(x) = E[a(x + Z/sqrt(beta))] (``smooth_activations(..., kind="gaussian")``, §12)."""
+    if activation not in ACTIVATIONS:
+        fail("activation", f"expected one of {tuple(ACTIVATIONS)}, got {activation!r}")
+
     def act():
-        return nn.ReLU() if beta is None else nn.Softplus(beta=float(beta))
+        if beta is not None and activation == "relu":
+            return nn.Softplus(beta=float(beta))
+        return ACTIVATIONS[activation]()
 
     layers, c_in, size = [], 1, 28
     for c in channels:
         layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), act(), nn.MaxPool2d(2)]
         c_in, size = c, size // 2
     layers += [nn.Flatten(), nn.Linear(c_in * size * size, hidden), act(), nn.Linear(hidden, classes)]
-    return nn.Sequential(*layers)
+    model = nn.Sequential(*layers)
+    if beta is None or activation == "relu":
+        return model
+    from ..activation_smoothing import smooth_activations
+    return smooth_activations(model, float(beta), kind="gaussian")

@@ -17,11 +17,13 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> floa
 
 
 def train_to_cap(beta, xtr, ytr, xcheck, ycheck, *, cap: float = 0.85, check_every: int = 100,
-                 max_epochs: int = 5, batch: int = 128, lr: float = 3e-4, seed: int = 0):
-    """Train ``fashion_cnn(beta)`` with Adam until the first check (every ``check_every`` steps, on
-    xcheck/ycheck) whose accuracy exceeds ``cap`` (ICCV25's protocol).  Returns (model in eval mode, info)."""
+                 max_epochs: int = 5, batch: int = 128, lr: float = 3e-4, seed: int = 0,
+                 activation: str = "relu"):
+    """Train ``fashion_cnn(beta, activation=activation)`` with Adam until the first check (every
+    ``check_every`` steps, on xcheck/ycheck) whose accuracy exceeds ``cap`` (ICCV25's protocol).
+    Returns (model in eval mode, info)."""
     torch.manual_seed(seed)
-    model = fashion_cnn(beta)
+    model = fashion_cnn(beta, activation=activation)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     step, acc = 0, 0.0
     gen = torch.Generator().manual_seed(seed)

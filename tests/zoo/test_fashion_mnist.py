@@ -37,3 +37,30 @@ def test_fashion_cnn_shapes_and_activations():
     assert sum(isinstance(m, nn.ReLU) for m in relu.modules()) == 3
     assert sum(isinstance(m, nn.Softplus) for m in soft.modules()) == 3
     assert all(m.bias is None for m in relu.modules() if isinstance(m, nn.Conv2d))
+
+
+def _gelu_smoothed_by_quadrature(y: torch.Tensor, beta: float, nodes: int = 80) -> torch.Tensor:
+    """E[GELU(y + Z/√β)] by numpy's Gauss–Hermite rule of order ``nodes``, in float64."""
+    u, w = np.polynomial.hermite.hermgauss(nodes)
+    y = y.double()
+    return sum(float(wk) / np.sqrt(np.pi) * nn.functional.gelu(y + float(uk) * np.sqrt(2 / beta))
+               for uk, wk in zip(u, w))
+
+
+def test_fashion_cnn_gelu_and_its_gaussian_smoothing():
+    torch.manual_seed(0)
+    plain = fashion_cnn(activation="gelu")
+    torch.manual_seed(0)
+    smooth = fashion_cnn(0.5, activation="gelu")
+    assert sum(type(m) is nn.GELU for m in plain.modules()) == 3
+    assert [r[1:] for r in smooth.smooth_activations_report.replaced] == [("GELU", "closed form")] * 3
+    assert sum(isinstance(m, nn.SiLU) for m in fashion_cnn(activation="silu").modules()) == 3
+    for a, b in zip(plain.state_dict().values(), smooth.state_dict().values()):   # the same initialisation
+        torch.testing.assert_close(a, b)
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    y = x.double()
+    for layer in plain.double():   # the plain network with each GELU replaced by its quadrature smoothing
+        y = _gelu_smoothed_by_quadrature(y, 0.5) if isinstance(layer, nn.GELU) else layer(y)
+    torch.testing.assert_close(smooth.double()(x.double()), y, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="'activation'"):
+        fashion_cnn(activation="tanh")
