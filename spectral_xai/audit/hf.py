@@ -55,12 +55,13 @@ def load_hf(path: str, split: str | None = None, cache_dir: str | None = None):
 
 
 def choose_split(obj, split: str | None, where: str):
-    """A DatasetDict's ``split`` (default: "train", or its only split); a Dataset as it is (``split`` must
-    then agree with its own split, when it records one)."""
+    """A DatasetDict's ``split`` (default: "train", or its only split); a Dataset as it is (a ``split`` given
+    must then be the one it records)."""
     if hasattr(obj, "column_names") and not isinstance(obj.column_names, dict):
         own = getattr(obj, "split", None)
-        if split is not None and own is not None and str(own) != split:
-            _fail("split", f"{where} holds the {str(own)!r} split, not {split!r}")
+        if split is not None and (own is None or str(own) != split):
+            held = f"the {str(own)!r} split" if own is not None else "one dataset without splits"
+            _fail("split", f"{where} holds {held}, not {split!r}; drop --split")
         return obj
     names = list(obj)
     if split is None:

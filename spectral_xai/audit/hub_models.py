@@ -108,8 +108,11 @@ def load_timm(spec: str, weights: str | None) -> nn.Module:
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        _fail("weights", f"{weights!r} does not fit timm's {name}: {str(err).splitlines()[0]} "
-                         f"({str(err).count(chr(10))} lines of mismatches; are these weights of another model?)")
+        lines = [ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()]
+        shown = "; ".join(ln if len(ln) <= 160 else ln[:157] + "..." for ln in lines[:2])
+        more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+        _fail("weights", f"{weights!r} does not fit timm's {name}: {shown}{more}; are these the weights of "
+                         "another architecture?")
     return model
 
 
