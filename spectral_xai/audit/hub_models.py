@@ -36,18 +36,26 @@ def _hf_dir(spec: str) -> Path:
     return path
 
 
-def load_hf_model(spec: str) -> nn.Module:
-    """The image classifier saved in directory ``spec`` (float32; its outputs carry ``.logits``)."""
+def load_hf_model(spec: str, quiet: bool = False) -> nn.Module:
+    """The image classifier saved in directory ``spec`` (float32; its outputs carry ``.logits``); ``quiet``:
+    without transformers' progress bar."""
     path = _hf_dir(spec)
     try:
         from transformers import AutoModelForImageClassification
+        from transformers.utils import logging as hf_logging
     except ImportError:
         _fail("model", "a Hugging Face model directory needs the 'transformers' package (pip install transformers)")
+    bar = hf_logging.is_progress_bar_enabled()
+    if quiet:
+        hf_logging.disable_progress_bar()
     try:
         model = AutoModelForImageClassification.from_pretrained(str(path), local_files_only=True,
                                                                 dtype=torch.float32)
     except (OSError, ValueError, KeyError) as err:
         _fail("model", f"cannot load the Hugging Face model in {spec!r} as an image classifier: {err}")
+    finally:
+        if quiet and bar:
+            hf_logging.enable_progress_bar()
     return model
 
 

@@ -199,7 +199,7 @@ def _load(cfg: AuditConfig, device: torch.device) -> nn.Module:
     elif kind == "timm":
         model = hub_models.load_timm(spec, cfg.weights)
     elif kind == "hf_dir":
-        model = hub_models.load_hf_model(spec)
+        model = hub_models.load_hf_model(spec, quiet=cfg.quiet)
     elif kind == "factory":
         model = _factory(spec)()
         if not isinstance(model, nn.Module):
