@@ -62,6 +62,9 @@ EXAMPLES = """examples:
   spectral-xai audit photos/ --out run1 --size 224 --methods vg,sg2,sl2 --samples 16
   spectral-xai audit pets/ --out run2 --labels folders --target label   # folders named like ImageNet classes
   spectral-xai audit data/ --model mynet.py:build --weights w.pt --normalize imagenet --out run3
+  spectral-xai audit hf:saved_ds/ --split test --model hf_checkpoint/ --out run4   # save_to_disk + save_pretrained
+  spectral-xai audit hf:parquet_dir/ --image-column img --label-column fine_label --model timm:resnet18 \
+      --weights resnet18.pth --out run5                     # timm architecture, your weights (never downloaded)
   spectral-xai audit --out run1 --resume                    # continue with the run's own options
   spectral-xai audit --config run.toml                      # the same options from a TOML file
   torchrun --nproc_per_node=8 -m spectral_xai audit photos/ --out run1
@@ -76,16 +79,29 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
                     "shards/*.safetensors (maps), metrics.parquet (one row per image) and report.html. "
                     "Resumable (--resume), and under torchrun every process takes a share of the shards.",
         epilog=EXAMPLES, formatter_class=_HelpFormatter, argument_default=S)
-    p.add_argument("data", nargs="?", help="image folder (recursive), 'skimage' or 'fashion-mnist[:train]'")
+    p.add_argument("data", nargs="?", help="image folder (recursive), 'skimage', 'fashion-mnist[:train]' or "
+                   "'hf:PATH' (a Hugging Face dataset saved with save_to_disk, or a folder of parquet files or "
+                   "of images, read with the 'datasets' package)")
     p.add_argument("--out", "-o", help="run directory")
     p.add_argument("--config", help="TOML file with the same options (an [audit] table or top-level keys)")
+    g = p.add_argument_group("Hugging Face datasets (hf:PATH)")
+    g.add_argument("--split", help="the split of a DatasetDict (default: 'train', or its only split)")
+    g.add_argument("--image-column", dest="image_column", help="the image column (default: image, img or "
+                                                               "pixel_values, else the first Image column)")
+    g.add_argument("--label-column", dest="label_column", help="the label column, class indices of the model; "
+                   "a ClassLabel's names fill label_name (default: label, labels or fine_label, if present)")
     g = p.add_argument_group("model and preprocessing")
-    g.add_argument("--model", help="'efficientnet-lite0', 'package.module:factory', 'file.py:factory' or a "
-                                  "torch.export .pt2 or TorchScript file")
-    g.add_argument("--weights", help="a state dict to load into the model (torch.load, weights_only)")
-    g.add_argument("--size", type=int, help="square input size in pixels")
+    g.add_argument("--model", help="'efficientnet-lite0', 'package.module:factory', 'file.py:factory', a "
+                                  "torch.export .pt2 or TorchScript file, a local Hugging Face model directory "
+                                  "(save_pretrained; its id2label names the classes) or 'timm:NAME' with --weights")
+    g.add_argument("--weights", help="a state dict to load into the model (torch.load, weights_only); with "
+                                    "timm:NAME its classifier gives the number of classes")
+    g.add_argument("--size", type=int, help="square input size in pixels (default: the model's declared size - "
+                                           "a Hugging Face preprocessor_config.json or config.json, timm's "
+                                           "pretrained_cfg - else 224)")
     g.add_argument("--normalize", choices=list(NORMALIZATIONS), help="normalisation put in front of the model; "
-                                                                    "maps are always w.r.t. the image in [0, 1]")
+                   "'auto': the one a Hugging Face directory's preprocessor_config.json or timm's "
+                   "pretrained_cfg declares, else none; maps are always w.r.t. the image in [0, 1]")
     g.add_argument("--mean", type=_floats, help="per-channel mean (instead of --normalize)")
     g.add_argument("--std", type=_floats, help="per-channel std (instead of --normalize)")
     g.add_argument("--grayscale", action="store_true", help="feed one channel instead of RGB")

@@ -18,7 +18,8 @@ from ..options import OUTPUTS, PRIORS, SIGMA_GRID
 
 BUILTIN_DATASETS = ("skimage", "fashion-mnist")
 MEASURES = ("ef", "gap", "sigma_opt", "inconsistency", "deletion", "insertion")
-NORMALIZATIONS = {"none": None, "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
+NORMALIZATIONS = {"none": None, "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+                  "auto": None}   # auto: the model's declared normalisation (audit/model.py with_model_defaults)
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 MAP_DTYPES = ("float16", "bfloat16", "float32")
 LABEL_SOURCES = ("none", "folders")
@@ -45,8 +46,8 @@ class AuditConfig:
     out: str = "audit_out"
     model: str = "efficientnet-lite0"
     weights: str | None = None
-    size: int = 224
-    normalize: str = "none"
+    size: int | None = None         # None: the model's declared input size, else 224 (with_model_defaults)
+    normalize: str = "auto"
     mean: list[float] | None = None
     std: list[float] | None = None
     grayscale: bool = False
@@ -82,6 +83,9 @@ class AuditConfig:
     quiet: bool = False
     report: bool = True
     config: str | None = None
+    split: str | None = None               # hf:PATH: the DatasetDict's split (default "train" or the only one)
+    image_column: str | None = None        # hf:PATH: default image, img or pixel_values
+    label_column: str | None = None        # hf:PATH: default label, labels or fine_label
 
     def validate(self) -> "AuditConfig":
         """Check every field; raise ValueError naming the field.  Returns self."""
@@ -98,6 +102,8 @@ class AuditConfig:
             fail("measures", f"unknown {bad}; expected some of {list(MEASURES)}")
         for name in ("size", "samples", "ig_steps", "rise_masks", "shard_size", "erosion"):
             v = getattr(self, name)
+            if name == "size" and v is None:
+                continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 fail(name, f"expected a positive integer, got {v!r}")
         if self.erosion % 2 == 0:
@@ -135,7 +141,7 @@ class AuditConfig:
             fail("mean" if self.mean is None else "std", "give both --mean and --std, or neither")
         if self.mean is None:
             return
-        if self.normalize != "none":
+        if self.normalize not in ("none", "auto"):
             fail("normalize", "--mean/--std replace a normalisation preset; use one of them")
         channels = 1 if self.grayscale else 3
         what = "1 value (--grayscale)" if channels == 1 else "3 values (R,G,B)"
@@ -189,6 +195,8 @@ def _data_identity(data: str) -> str:
     sizes), so a moved or copied dataset still resumes."""
     if data in BUILTIN_DATASETS or data.startswith("fashion-mnist:"):
         return data
+    if data.startswith(("hf:", "python:")):          # identified by the dataset fingerprint and item digests
+        return data.split(":", 1)[0]
     return "folder"
 
 

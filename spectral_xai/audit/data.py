@@ -122,8 +122,7 @@ class AuditDataset(torch.utils.data.Dataset):
 
         with Image.open(self.root / self.names[i]) as im:
             im.load()
-            im = im.convert("L" if self.channels == 1 else "RGB")
-            return to_square(np.asarray(im), self.size, self.channels)
+            return square_image(im, self.size, self.channels)
 
     def __getitem__(self, i: int):
         label = -1 if self.labels is None or self.labels[i] is None else int(self.labels[i])   # -1: none
@@ -136,13 +135,22 @@ class AuditDataset(torch.utils.data.Dataset):
         return i, img, label, error
 
 
+def square_image(im, size: int, channels: int) -> torch.Tensor:
+    """A PIL image -> (channels, size, size) float32 in [0, 1]: converted to L or RGB, then :func:`to_square`
+    (the folder path's decoding, also used for the images of a user's dataset)."""
+    return to_square(np.asarray(im.convert("L" if channels == 1 else "RGB")), size, channels)
+
+
 def _class_key(name: str) -> str:
     return " ".join(name.replace("_", " ").replace("-", " ").lower().split())
 
 
 def collate(items):
-    """A list of items -> (indices (b,), images (b, C, S, S), labels (b,), errors list[str])."""
+    """A list of items -> (indices (b,), images (b, C, S, S), labels (b,), errors list[str], digests): digests
+    is the list of the items' content digests (a user's dataset, :mod:`.items`), or None for folder and
+    built-in items, which carry none."""
     idx = torch.tensor([it[0] for it in items], dtype=torch.int64)
     imgs = torch.stack([it[1] for it in items])
     labels = torch.tensor([it[2] for it in items], dtype=torch.int64)
-    return idx, imgs, labels, [it[3] for it in items]
+    digests = [it[4] for it in items] if len(items[0]) > 4 else None
+    return idx, imgs, labels, [it[3] for it in items], digests

@@ -1,9 +1,12 @@
 """Loading the audited model: the built-in EfficientNet-Lite0, ``module:factory`` (a dotted module or a
-``.py`` file), a ``torch.export`` program (``.pt2``) or a TorchScript file; optional ``--weights`` (a state
-dict) and input normalisation, so the explained input is always the image in [0, 1]."""
+``.py`` file), a ``torch.export`` program (``.pt2``), a TorchScript file, a local Hugging Face model
+directory or ``timm:NAME`` (:mod:`.hub_models`), or a model object given to ``run_audit``; optional
+``--weights`` (a state dict) and input normalisation, so the explained input is always the image in [0, 1]."""
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -12,7 +15,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..models import check_logits, model_scope
+from . import hub_models
 from .config import NORMALIZATIONS, AuditConfig
+
+DEFAULT_SIZE = 224          # the input size when neither --size nor the model gives one
+PYTHON = "python:"          # cfg.model of a run whose model object was given to run_audit
 
 
 class Normalize(nn.Module):
@@ -85,22 +93,92 @@ def seeded_rng(seed: int, device: torch.device):
         yield
 
 
+def model_kind(spec: str) -> str:
+    """What ``--model spec`` names: "builtin", "python" (a run of a model object), "timm", "factory",
+    "hf_dir" (a directory), "pt2", "script" (another file) or "missing"."""
+    if spec == "efficientnet-lite0":
+        return "builtin"
+    if spec.startswith(PYTHON):
+        return "python"
+    if spec.startswith(hub_models.TIMM):
+        return "timm"
+    if _is_factory(spec):
+        return "factory"
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return "hf_dir"
+    if path.is_file():
+        return "pt2" if spec.endswith(".pt2") else "script"
+    return "missing"
+
+
+def with_model_defaults(cfg: AuditConfig, model: nn.Module | None = None) -> AuditConfig:
+    """``cfg`` with ``size`` None and ``normalize`` "auto" made concrete: the input size and normalisation
+    that the model declares (a Hugging Face directory's preprocessor config, timm's pretrained_cfg; a model
+    object: only its declared input size, never a normalisation), else 224 px and none.  Values the user
+    set are kept.  Idempotent."""
+    if model is not None:
+        declared = {"size": hub_models.object_input_size(model)}
+    else:
+        kind = model_kind(cfg.model)
+        with _blame("model", f"cannot read the preprocessing of {cfg.model!r}"):
+            declared = hub_models.declared_preprocessing(cfg.model, kind) if kind in ("timm", "hf_dir") else {}
+    changes: dict = {}
+    if cfg.size is None:
+        changes["size"] = declared.get("size") or DEFAULT_SIZE
+    if cfg.normalize == "auto":
+        changes["normalize"] = "none"
+        if cfg.mean is None and declared.get("mean") is not None:
+            channels = 1 if cfg.grayscale else 3
+            if len(declared["mean"]) != channels:
+                raise ValueError(f"spectral_xai audit: option 'normalize': {cfg.model!r} declares a normalisation "
+                                 f"of {len(declared['mean'])} channel(s), the images have {channels}; give "
+                                 "--mean/--std, or --normalize none")
+            changes.update(mean=declared["mean"], std=declared["std"])
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def _normalized(cfg: AuditConfig, model: nn.Module) -> nn.Module:
+    """``model`` behind the normalisation of ``cfg`` (--mean/--std or a preset), or ``model`` itself."""
+    stats = (cfg.mean, cfg.std) if cfg.mean is not None else NORMALIZATIONS[cfg.normalize]
+    return nn.Sequential(Normalize(*stats), model) if stats is not None else model
+
+
+@contextlib.contextmanager
+def given_model(cfg: AuditConfig, model: nn.Module, device: torch.device):
+    """A model object given to ``run_audit``, ready for the audit: in eval mode with frozen parameters for the
+    block (its modes restored after it), on ``device`` in ``cfg.dtype`` (a copy when it is elsewhere, so the
+    object itself never moves), behind a normalisation only when ``cfg`` asks for one."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"spectral_xai audit: argument 'model': expected a torch.nn.Module, got "
+                        f"{type(model).__name__} (wrap a function in a module: the audit fingerprints its "
+                        "state_dict)")
+    if cfg.weights is not None:
+        raise ValueError("spectral_xai audit: option 'weights': a model object is audited as given; load the "
+                         "weights into it first, or drop weights")
+    dtype = getattr(torch, cfg.dtype)
+    tensors = list(model.parameters()) + list(model.buffers())
+    moved = any(t.device != device or (t.is_floating_point() and t.dtype != dtype) for t in tensors)
+    with model_scope(model):
+        ready = copy.deepcopy(model).to(device=device, dtype=dtype) if moved else model
+        with model_scope(ready):
+            yield _normalized(cfg, ready).to(device=device, dtype=dtype)
+
+
 def load_model(cfg: AuditConfig, device: torch.device) -> nn.Module:
     """The model of ``cfg`` in eval mode on ``device`` in ``cfg.dtype``: (B, C, S, S) in [0, 1] -> (B, K).
     It is built under torch's RNG seeded with ``cfg.seed`` (restored afterwards), so a factory that
     initialises weights at random builds the same model in every run and every process."""
+    cfg = with_model_defaults(cfg)
     with _blame("model", f"cannot load {cfg.model!r}"), seeded_rng(cfg.seed, device):
         model = _load(cfg, device)
-    if cfg.weights is not None:
+    if cfg.weights is not None and model_kind(cfg.model) != "timm":       # timm's are loaded with the model
         with _blame("weights", f"cannot load {cfg.weights!r} into the model"):
             state = torch.load(cfg.weights, map_location="cpu", weights_only=True)
             if isinstance(state, dict) and "state_dict" in state:
                 state = state["state_dict"]
             model.load_state_dict(state)
-    stats = (cfg.mean, cfg.std) if cfg.mean is not None else NORMALIZATIONS[cfg.normalize]
-    if stats is not None:
-        model = nn.Sequential(Normalize(*stats), model)
-    return model.to(device=device, dtype=getattr(torch, cfg.dtype)).eval()
+    return _normalized(cfg, model).to(device=device, dtype=getattr(torch, cfg.dtype)).eval()
 
 
 def _is_factory(spec: str) -> bool:
@@ -109,29 +187,41 @@ def _is_factory(spec: str) -> bool:
 
 def _load(cfg: AuditConfig, device: torch.device) -> nn.Module:
     spec = cfg.model
-    if spec == "efficientnet-lite0":
+    kind = model_kind(spec)
+    if kind == "builtin":
         from ..zoo import efficientnet_lite0
 
         model = efficientnet_lite0()
-    elif _is_factory(spec):
+    elif kind == "python":
+        raise ValueError(f"spectral_xai audit: option 'model': this run was started from Python with a model "
+                         f"object ({spec[len(PYTHON):]}); resume it from Python: run_audit(cfg, dataset=..., "
+                         "model=...)")
+    elif kind == "timm":
+        model = hub_models.load_timm(spec, cfg.weights)
+    elif kind == "hf_dir":
+        model = hub_models.load_hf_model(spec, quiet=cfg.quiet)
+    elif kind == "factory":
         model = _factory(spec)()
         if not isinstance(model, nn.Module):
             raise ValueError(f"spectral_xai audit: option 'model': {spec!r} returned {type(model).__name__}, "
                              "not an nn.Module")
-    elif Path(spec).is_file() and spec.endswith(".pt2"):
+    elif kind == "pt2":
         if cfg.dtype != "float32" or cfg.weights is not None:
             raise ValueError("spectral_xai audit: option 'model': an exported .pt2 program runs as exported "
                              "(float32, its own weights); drop --dtype/--weights")
         model = ExportedModel(torch.export.load(spec).module(), device)
-    elif Path(spec).is_file():
+    elif kind == "script":
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)       # torch.jit is deprecated, still supported
             model = torch.jit.load(spec, map_location="cpu")
+    elif any(c in spec for c in "/\\") or spec.startswith((".", "~")):
+        raise ValueError(f"spectral_xai audit: option 'model': no such file or directory {spec!r}")
     else:
         raise ValueError(f"spectral_xai audit: option 'model': expected 'efficientnet-lite0', 'module:factory', "
-                         f"'file.py:factory', a torch.export .pt2 file or a TorchScript file, got {spec!r}")
+                         f"'file.py:factory', a torch.export .pt2 file, a TorchScript file, a Hugging Face model "
+                         f"directory or 'timm:NAME', got {spec!r}")
     return model
 
 
@@ -151,10 +241,11 @@ def _hash_tensor(h, t: torch.Tensor) -> None:
         h.update(memoryview(part.numpy()))
 
 
-def model_fingerprint(cfg: AuditConfig, model: nn.Module) -> str:
+def model_fingerprint(cfg: AuditConfig | None, model: nn.Module) -> str:
     """sha256 hex digest of the loaded model: its class name, then every state_dict entry in name order
     (name, dtype, shape, bytes); for a .pt2 or TorchScript file also the file's bytes (the program).  Equal
-    digests: the same weights in the same architecture class; any changed weight changes it."""
+    digests: the same weights in the same architecture class; any changed weight changes it.  ``cfg`` None:
+    a model object (no file)."""
     h = hashlib.sha256()
     h.update(f"{type(model).__qualname__}/{type(_inner(model)).__qualname__}\n".encode())
     state = model.state_dict()
@@ -166,7 +257,7 @@ def model_fingerprint(cfg: AuditConfig, model: nn.Module) -> str:
             continue
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
         _hash_tensor(h, t if t.layout == torch.strided else t.to_dense())
-    if cfg.model != "efficientnet-lite0" and not _is_factory(cfg.model):       # a .pt2 / TorchScript file
+    if cfg is not None and model_kind(cfg.model) in ("pt2", "script"):       # a .pt2 / TorchScript file
         with open(cfg.model, "rb") as f:
             for block in iter(lambda: f.read(_CHUNK), b""):
                 h.update(block)
@@ -175,7 +266,8 @@ def model_fingerprint(cfg: AuditConfig, model: nn.Module) -> str:
 
 def model_classes(cfg: AuditConfig, model: nn.Module, dataset) -> list[str] | None:
     """The model's class names in output order, where known: ImageNet's for the built-in EfficientNet, a
-    ``classes`` list on the model (its last module when normalised), or a labelled built-in's classes."""
+    ``classes`` list on the model (its last module when normalised), a Hugging Face model's ``id2label``
+    (not its LABEL_k placeholders), or the classes of a labelled built-in or a user's dataset (ClassLabel)."""
     if cfg.model == "efficientnet-lite0":
         from ..zoo import imagenet_classes
 
@@ -184,6 +276,9 @@ def model_classes(cfg: AuditConfig, model: nn.Module, dataset) -> list[str] | No
     names = getattr(inner, "classes", None)
     if isinstance(names, (list, tuple)) and names and all(isinstance(c, str) for c in names):
         return list(names)
+    names = hub_models.hf_class_names(inner)
+    if names is not None:
+        return names
     return list(dataset.classes) if dataset.root is None and dataset.classes else None
 
 
@@ -204,6 +299,8 @@ def check_model(cfg: AuditConfig, model: nn.Module, x: torch.Tensor) -> int:
                          f"the images have {c}" + (f"; {fix}" if fix else ""))
     with _blame("model", f"the model fails on one image of the data, shape {tuple(x.shape)}"), torch.no_grad():
         out = model(x)
+    with contextlib.suppress(TypeError, ValueError):
+        out = check_logits(out, 1)          # a Hugging Face output object or a {"logits": ...} dict
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1 or out.shape[1] < 2 \
             or not out.is_floating_point():
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

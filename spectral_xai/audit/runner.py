@@ -1,9 +1,12 @@
 """The audit: plan the shards, check or write the manifest, stream the pending shards of this rank through a
 DataLoader into the engine, write every finished shard atomically, then (rank 0) merge the table and write
-the report.  ``run_audit(AuditConfig(...))`` is the whole job; the CLI only builds the config."""
+the report.  ``run_audit(AuditConfig(...))`` is the whole job; the CLI only builds the config.
+``run_audit(cfg, dataset=..., model=...)`` audits a user's dataset and model objects instead of cfg.data and
+cfg.model (:mod:`.items`, :mod:`.hf`, :func:`.model.given_model`)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +21,8 @@ from . import distributed
 from .compute import audit_batch, failed_row
 from .config import AuditConfig
 from .data import AuditDataset, collate
-from .store import finished_shards, merge_table, remove_stale_temporaries, shard_plan, write_shard
+from .store import (finished_shards, merge_table, read_shard_rows, remove_stale_temporaries, shard_path,
+                    shard_plan, write_shard)
 
 
 class RunDirError(ValueError):
@@ -33,13 +37,25 @@ def _manifest(cfg: AuditConfig, dataset: AuditDataset, classes, plan, world: int
         "format": "spectral_xai.audit/1", "spectral_xai": __version__, "key": cfg.key(),
         "key_fields": cfg.key_fields(), "config": cfg.to_dict(),
         "dataset": {"source": dataset.source, "n_images": len(dataset), "fingerprint": dataset.fingerprint(),
-                    "label_classes": dataset.classes, "label_map": dataset.label_map},
+                    "label_classes": dataset.classes, "label_map": dataset.label_map,
+                    "dataset_id": getattr(dataset, "dataset_id", None), "content_check": _content_check(dataset)},
         "model": {"spec": cfg.model, "weights": cfg.weights, "fingerprint": fingerprint},
         "output_classes": classes,
         "shards": {"size": cfg.shard_size, "count": len(plan)},
         "world_size": world, "environment": environment_info(device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _content_check(dataset) -> str:
+    """How the run's dataset content is identified (the manifest's dataset.content_check)."""
+    if dataset.root is not None:
+        return "file names, sizes and labels"
+    if getattr(dataset, "checks_items", False):
+        return "per-item sha256 digests, stored in each shard and checked on resume"
+    if getattr(dataset, "dataset_id", None) is not None:
+        return "the dataset_id given"
+    return "the built-in's content"
 
 
 def check_run_dir(cfg: AuditConfig, manifest: dict) -> str | None:
@@ -127,27 +143,83 @@ def _log(cfg: AuditConfig, ranks: distributed.Ranks, msg: str) -> None:
         print(msg, flush=True)
 
 
-def run_audit(cfg: AuditConfig) -> dict:
+def run_audit(cfg: AuditConfig, dataset=None, model=None, *, dataset_id: str | None = None) -> dict:
     """Run (or resume) the audit of ``cfg``; returns a summary dict (rank 0: with the merged ``table`` as a
-    pandas DataFrame, read back from metrics.parquet)."""
+    pandas DataFrame, read back from metrics.parquet).
+
+    ``dataset``: any map-style dataset whose items are an image, ``(image, label)`` or a dict with
+    "image"/"img"/"pixel_values" and "label" (PIL images, (H, W[, C]) uint8 arrays or (C, H, W) float tensors
+    in [0, 1]; cropped and resized as a folder's files), or a ``datasets.Dataset``; it replaces cfg.data.
+    Its items are hashed as they stream and a resume re-checks the finished shards' items, unless
+    ``dataset_id`` (a string naming this exact data) is given.  Labels are class indices of the model.
+    ``model``: an ``nn.Module`` (outputs may be Hugging Face objects with ``.logits``); it replaces cfg.model,
+    runs without a normalisation unless cfg sets normalize/mean/std, and is left as it was (modes restored;
+    a copy is moved when it is not on the audit's device and dtype)."""
     cfg.validate()
+    if dataset_id is not None and dataset is None:
+        raise ValueError("spectral_xai audit: argument 'dataset_id': names a dataset given with dataset=")
+    if dataset is not None:
+        cfg = dataclasses.replace(cfg, data=f"python:{type(dataset).__qualname__}")
+    if model is not None:
+        cfg = dataclasses.replace(cfg, model=f"python:{type(model).__qualname__}")
+    from .model import with_model_defaults
+
+    cfg = with_model_defaults(cfg, model).validate()
     ranks = distributed.init(cfg.resolved_device_type())
     try:
-        return _run(cfg, ranks)
+        with contextlib.ExitStack() as stack:
+            if model is not None:
+                from .model import given_model
+
+                model = stack.enter_context(given_model(cfg, model, _device(cfg, ranks)))
+            return _run(cfg, ranks, dataset, model, dataset_id)
     finally:
         distributed.finish(ranks)
 
 
-def _prepare(cfg: AuditConfig, ranks: distributed.Ranks, device: torch.device):
+def open_dataset(cfg: AuditConfig, dataset=None, dataset_id: str | None = None):
+    """The audit's dataset: ``dataset`` (a user's object), ``hf:PATH``, or a folder or built-in
+    (:class:`AuditDataset`)."""
+    channels = 1 if cfg.grayscale else 3
+    from . import hf
+
+    if dataset is not None and hf.is_hf_dataset(dataset):
+        ds = hf.choose_split(dataset, cfg.split, "the dataset given")
+        return hf.hf_items(ds, cfg.size, channels, limit=cfg.limit, source=cfg.data, option="dataset",
+                           image_column=cfg.image_column, label_column=cfg.label_column, dataset_id=dataset_id)
+    if dataset is not None:
+        from .items import ItemDataset
+
+        return ItemDataset(dataset, cfg.size, channels, limit=cfg.limit, source=cfg.data, option="dataset",
+                           image_key=cfg.image_column, label_key=cfg.label_column, dataset_id=dataset_id)
+    if cfg.data.startswith(hf.PREFIX):
+        ds = hf.load_hf(cfg.data[len(hf.PREFIX):], cfg.split)
+        return hf.hf_items(ds, cfg.size, channels, limit=cfg.limit, source=cfg.data, option="data",
+                           image_column=cfg.image_column, label_column=cfg.label_column)
+    if cfg.data.startswith("python:"):
+        raise ValueError(f"spectral_xai audit: option 'data': this run was started from Python with a dataset "
+                         f"object ({cfg.data[len('python:'):]}); resume it from Python: run_audit(cfg, "
+                         "dataset=..., model=...)")
+    return AuditDataset(cfg.data, cfg.size, channels, cfg.labels, cfg.limit)
+
+
+def _prepare(cfg: AuditConfig, ranks: distributed.Ranks, device: torch.device, given_dataset=None,
+             given_model=None, dataset_id=None):
     """Everything that can fail before a file is written: the data, the model, one image through the model,
-    the channels, the labels, the target, and (torchrun) that every rank built the same model.  Returns
-    (dataset, model, output class names, the model's fingerprint)."""
+    the channels, the labels, the target, and (torchrun) that every rank built the same model and sees a
+    dataset of the same fingerprint.  Returns (dataset, model, output class names, the model's fingerprint)."""
     from .model import check_model, load_model, model_classes, model_fingerprint
 
-    dataset = AuditDataset(cfg.data, cfg.size, 1 if cfg.grayscale else 3, cfg.labels, cfg.limit)
-    model = load_model(cfg, device)
-    fingerprint = _same_model_everywhere(ranks, model_fingerprint(cfg, model), device)
-    x = dataset[0][1].unsqueeze(0).to(device=device, dtype=getattr(torch, cfg.dtype))
+    dataset = open_dataset(cfg, given_dataset, dataset_id)
+    model = load_model(cfg, device) if given_model is None else given_model
+    fingerprint = _same_model_everywhere(
+        ranks, model_fingerprint(cfg if given_model is None else None, model), device)
+    _same_data_everywhere(ranks, dataset.fingerprint(), device)
+    first = dataset[0]
+    if first[3] and getattr(dataset, "option", None):                  # a user's dataset: refuse early
+        raise ValueError(f"spectral_xai audit: argument '{dataset.option}': its first item cannot be audited: "
+                         f"{first[3]}")
+    x = first[1].unsqueeze(0).to(device=device, dtype=getattr(torch, cfg.dtype))
     n_outputs = check_model(cfg, model, x)
     classes = model_classes(cfg, model, dataset)
     if classes is not None and len(classes) != n_outputs:
@@ -160,8 +232,9 @@ def _prepare(cfg: AuditConfig, ranks: distributed.Ranks, device: torch.device):
     if cfg.target == "label":
         if not dataset.has_labels():
             raise ValueError("spectral_xai audit: option 'target': 'label' needs labels: --labels folders with "
-                             "class folders, or a labelled built-in (fashion-mnist)")
-        top = max(lab for lab in dataset.labels if lab is not None)
+                             "class folders, a labelled built-in (fashion-mnist), or a dataset with labels "
+                             "((image, label) items, a label column)")
+        top = max((lab for lab in dataset.labels if lab is not None), default=-1) if dataset.labels else -1
         if top >= n_outputs:
             raise ValueError(f"spectral_xai audit: option 'target': the labels go up to {top} but the model has "
                              f"{n_outputs} outputs")
@@ -181,9 +254,53 @@ def _same_model_everywhere(ranks: distributed.Ranks, fingerprint: str, device: t
     return fingerprint
 
 
-def _run(cfg: AuditConfig, ranks: distributed.Ranks) -> dict:
+def _same_data_everywhere(ranks: distributed.Ranks, fingerprint: str, device: torch.device) -> None:
+    """A ValueError (on every rank) when the ranks' datasets have different fingerprints."""
+    digests = distributed.gather_digest(ranks, fingerprint, device)
+    odd = [k for k, d in enumerate(digests) if d != digests[0]]
+    if odd:
+        raise ValueError(f"spectral_xai audit: option 'data': the processes see different datasets (ranks {odd} "
+                         "differ from rank 0: another length, folder or preprocessing); every rank must read "
+                         "the same data")
+
+
+def _check_items(cfg: AuditConfig, dataset, run_dir: Path, spans) -> str | None:
+    """For a dataset checked item by item: None when every item of the finished shards ``spans`` has the
+    digest its shard recorded, else the reason (naming the first changed item)."""
+    todo = []
+    for span in sorted(spans):
+        recorded = read_shard_rows(shard_path(run_dir, span))[1].get("digests")
+        if recorded is not None:
+            todo += [(i, span, d) for i, d in zip(range(*span), recorded)]
+    if not todo:
+        return None
+    loader = torch.utils.data.DataLoader(_Digests(dataset), batch_size=None, sampler=[i for i, _, _ in todo],
+                                         num_workers=cfg.num_workers or 0)
+    for (i, span, want), got in zip(todo, loader):
+        if got != want:
+            return (f"refusing to resume into {run_dir}: the dataset differs from the one it was started on: item "
+                    f"{i} ({dataset.names[i]!r}, in {shard_path(run_dir, span).name}) has changed (content digest "
+                    f"{want} -> {got}); pass the same data, or choose another --out")
+    return None
+
+
+class _Digests(torch.utils.data.Dataset):
+    """A dataset's item digests, without decoding or resizing the images (the resume check)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> str:
+        return self.dataset.digest(i)
+
+
+def _run(cfg: AuditConfig, ranks: distributed.Ranks, given_dataset=None, given_model=None,
+         dataset_id=None) -> dict:
     device = _device(cfg, ranks)
-    dataset, model, classes, fingerprint = _prepare(cfg, ranks, device)
+    dataset, model, classes, fingerprint = _prepare(cfg, ranks, device, given_dataset, given_model, dataset_id)
     plan = shard_plan(len(dataset), cfg.shard_size)
     run_dir = Path(cfg.out)
     problem = None
@@ -198,6 +315,11 @@ def _run(cfg: AuditConfig, ranks: distributed.Ranks) -> dict:
         raise RunDirError(f"spectral_xai audit: {problem}")
     done = finished_shards(run_dir, plan)
     mine = [span for k, span in enumerate(plan) if k % ranks.world == ranks.rank]
+    if getattr(dataset, "checks_items", False) and done:
+        problems = distributed.gather(ranks, _check_items(cfg, dataset, run_dir, [s for s in mine if s in done]))
+        problem = next((p for p in problems if p), None)
+        if problem:
+            raise RunDirError(f"spectral_xai audit: {problem}")
     pending = [span for span in mine if span not in done]
     n_pending = sum(b - a for a, b in pending)
     _log(cfg, ranks, f"audit: {len(dataset)} images in {len(plan)} shards, {len(done)} already done; "
@@ -257,7 +379,7 @@ def _process(cfg, ranks, device, model, dataset, run_dir, pending, n_pending) ->
     bar = _Progress(n_pending, len(pending), cfg, ranks)
     with contextlib.closing(bar), ThreadPoolExecutor(1, thread_name_prefix="shard-writer") as io:
         pending_writes: list = []
-        for span, (idx, imgs, labels, errors) in zip(pending, loader):
+        for span, (idx, imgs, labels, errors, digests) in zip(pending, loader):
             tc = time.perf_counter()
             rows, tensors = _shard(cfg, model, device, dtype, dataset, idx, imgs, labels, errors, batch_size)
             if device.type == "cuda":
@@ -265,8 +387,10 @@ def _process(cfg, ranks, device, model, dataset, run_dir, pending, n_pending) ->
             stats["compute_seconds"] += time.perf_counter() - tc
             while len(pending_writes) >= 2:
                 pending_writes.pop(0).result()
-            pending_writes.append(io.submit(write_shard, run_dir, span, tensors, rows,
-                                            {"key": cfg.key(), "span": list(span)}))
+            meta = {"key": cfg.key(), "span": list(span)}
+            if digests is not None:
+                meta["digests"] = digests                       # a user's items: checked on resume
+            pending_writes.append(io.submit(write_shard, run_dir, span, tensors, rows, meta))
             stats["images"] += len(rows)
             stats["shards"] += 1
             bar.update(len(rows))

@@ -27,11 +27,13 @@ SHARD_DIR = "shards"
 # "description") for the report and for readers of the table.
 COLUMNS: dict[str, tuple[str, str]] = {
     "index": ("int64", "position of the image in the dataset's order (0-based); keys its noise"),
-    "name": ("string", "the image's path relative to the data folder, or the built-in item's name"),
+    "name": ("string", "the image's path relative to the data folder, or the built-in item's name, or (a "
+                       "Python or Hugging Face dataset) the item's position as text"),
     "status": ("string", "'ok', or 'failed' when the file could not be read (its measures are NaN)"),
     "error": ("string", "why the image failed; empty when ok"),
     "label": ("int64", "the image's class as an index of the model's outputs (--labels folders: the folder "
-                       "matched to a class name or index; or a labelled built-in); null when none"),
+                       "matched to a class name or index; a labelled built-in; a user's or Hugging Face "
+                       "dataset's label); null when none"),
     "label_name": ("string", "the model's class name of label; null when unknown"),
     "target": ("int64", "the explained class index: the clean prediction (--target pred) or the label; null "
                         "for failed images"),
