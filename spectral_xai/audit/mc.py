@@ -89,3 +89,54 @@ def ef_columns(method: str, am: AuditMap, measures, vg: torch.Tensor | None) -> 
         out["gap"] = out["gap_plugin"] if halves is None else explanation_gap(vg.float(), halves[0],
                                                                                 method_b=halves[1])
     return {f"{method}_{k}": v for k, v in out.items()}
+
+
+def run_kinds(config: dict, methods) -> dict[str, str]:
+    """{method: kind} of a run from its recorded configuration (manifest.json's ``config``)."""
+    cap = config.get("max_samples") or config["samples"]
+    return {m: mc_kind(m, cap) for m in methods if m in METHODS}
+
+
+def rms(v) -> float:
+    """Root mean square of per-image Monte Carlo errors (finite values; NaN if none): the typical error,
+    averaging the variances that each image's one-degree-of-freedom estimate gives unbiasedly."""
+    import numpy as np
+
+    v = np.asarray(v, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(np.sqrt(np.mean(v * v))) if v.size else math.nan
+
+
+BIAS_KEYS = ("ef", "ef_unranked", "gap")     # the corrected columns that have a "<key>_plugin" twin
+
+
+def plugin_bias(table, methods, kinds: dict[str, str]) -> dict[str, dict[str, dict]]:
+    """How far the plug-in values were from the corrected ones, per method with halves and per key of
+    :data:`BIAS_KEYS` present: {method: {key: {n, plugin, corrected (means over the images), diff, diff_se
+    (mean and standard error of the paired per-image difference plug-in − corrected), rel (diff / |corrected
+    mean|), mc (rms per-image Monte Carlo error of the corrected value, NaN for gap)}}}.  ``table``: a pandas
+    DataFrame of metrics.parquet (failed images are skipped)."""
+    import numpy as np
+
+    ok = table[table["status"] == "ok"] if "status" in table else table
+    out: dict[str, dict[str, dict]] = {}
+    for m in methods:
+        if kinds.get(m) != "halves":
+            continue
+        for key in BIAS_KEYS:
+            c, p = f"{m}_{key}", f"{m}_{key}_plugin"
+            if c not in ok or p not in ok:
+                continue
+            both = ok[[c, p]].astype(float).dropna()
+            if both.empty:
+                continue
+            corr, plug = both[c].to_numpy(), both[p].to_numpy()
+            d = plug - corr
+            mean_c = float(corr.mean())
+            err = f"{m}_{key}_mc_error"
+            out.setdefault(m, {})[key] = {
+                "n": len(d), "plugin": float(plug.mean()), "corrected": mean_c, "diff": float(d.mean()),
+                "diff_se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else math.nan,
+                "rel": float(d.mean()) / abs(mean_c) if mean_c != 0 else math.nan,
+                "mc": rms(ok[err]) if err in ok else math.nan}
+    return out
