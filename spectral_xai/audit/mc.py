@@ -24,14 +24,10 @@ from ..spectrum import expected_frequency, explanation_gap
 
 HALVES = ("sg", "sg2", "sl2", "sg2opt")       # the maps the audit gets with halves and standard errors
 KINDS = ("halves", "deterministic", "not estimated")
-# kind -> how it estimates (<m>_ef, <m>_ef_unranked, their Monte Carlo error), in words (data dictionary, report)
-ESTIMATORS = {
-    "halves": ("bias-reduced rank EF 2·EF((A+B)/2) − (EF(A)+EF(B))/2 of the halves",
-               "cross-spectrum EF of the halves, Re(FFT(A)·conj FFT(B))", "half-split |EF(A) − EF(B)|/2"),
-    "deterministic": ("plug-in (the map is deterministic: exact)", "plug-in (exact)", "0 (no sampling)"),
-    "not estimated": ("plug-in (sampled, no halves: not corrected)", "plug-in (not corrected)",
-                      "not estimated"),
-}
+# kind -> how its EF columns are estimated, in words (the report's method table)
+ESTIMATORS = {"halves": "bias-reduced rank EF and cross-spectrum EF from the halves",
+              "deterministic": "plug-in (deterministic map: exact, MC error 0)",
+              "not estimated": "plug-in (sampled, no halves: not corrected, MC error not estimated)"}
 
 
 def mc_kind(method: str, sample_cap: int) -> str:

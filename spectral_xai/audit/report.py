@@ -3,10 +3,12 @@ panels, PNG for the plots, at most the page's width) built from manifest.json, m
 and the shards.  ``spectral-xai report RUN_DIR`` rebuilds it.
 
 Sections: run summary and every session (first run and resumes); per-method means ± standard error (EF of
-the rank-normalised map and of the map as is, ΔEF, deletion/insertion AUC, samples; bold only where a Welch
-t-test says a method beats every other); per-image panels (file name, class and probability; image, SL²,
-ArgLens shown as 1/(AL+1) with a σ scale, other maps, each with a colourbar); EF histograms on common bins
-per recipe; σ* distribution; inconsistency vs predictive entropy (ECCV24 Fig. 11); mean deletion/insertion
+the rank-normalised map and of the map as is, each with its per-image Monte Carlo error, ΔEF,
+deletion/insertion AUC, the map's relative Monte Carlo error, samples; each method's EF estimator in words;
+bold only where a Welch t-test says a method beats every other); per-image panels (file name, class and
+probability; image, SL², ArgLens shown as 1/(AL+1) with a σ scale, other maps, each with a colourbar); EF
+histograms on common bins per recipe (corrected EF, the plug-in EF as an outline, mean ± se); how much the
+plug-in EF was off (per method with halves); σ* distribution; inconsistency vs predictive entropy (ECCV24 Fig. 11); mean deletion/insertion
 curves; failed images; the first rows of the table under grouped headers (with the clean top-5); the data
 dictionary of the table's columns.
 """
@@ -24,7 +26,7 @@ import torch
 from ..comparison import welch_best
 from ..methods import label
 from ..viz import _display, _matplotlib
-from .mc import plugin_bias, rms, run_kinds
+from .mc import ESTIMATORS, plugin_bias, rms, run_kinds
 from .store import SHARD_DIR, atomic_write, read_shard_tensors, shard_path, shard_plan
 
 FIGURES = ("panels", "ef-histograms", "sigma-opt", "inconsistency-entropy", "deletion-insertion")
@@ -97,9 +99,6 @@ METHOD_MEASURES = (("ef", "EF, rank-normalised map (ICCV25 recipe)", None),
                    ("insertion", "insertion AUC ↑", "max"),
                    ("rel_error", "relative MC error of the map", None), ("samples", "samples / image", None))
 MC_ERROR_OF = {"ef": "ef_mc_error", "ef_unranked": "ef_unranked_mc_error"}   # EF column -> its per-image error
-KIND_NOTE = {"halves": "bias-reduced rank EF and cross-spectrum EF from the halves",
-             "deterministic": "plug-in (deterministic map: exact, MC error 0)",
-             "not estimated": "plug-in (sampled, no halves: not corrected, MC error not estimated)"}
 
 
 def _mc_line(err: np.ndarray | None) -> str:
@@ -152,7 +151,7 @@ def _method_table(table, methods, kinds: dict[str, str] | None = None) -> str:
     head = est_head + "".join(f"<th>{html.escape(t)}</th>" for _, t, _ in present)
     body = "".join(
         f'<tr><td class="l">{html.escape(label(m))}</td>'
-        + (f"<td class='l wrap est'>{html.escape(KIND_NOTE[kinds[m]])}</td>" if kinds else "")
+        + (f"<td class='l wrap est'>{html.escape(ESTIMATORS[kinds[m]])}</td>" if kinds else "")
         + "".join(_method_cell(vals[m, k], best.get(k) == m, k == "samples", errs.get((m, k)))
                   for k, _, _ in present) + "</tr>" for m in methods)
     return (f'<div class="scroll"><table id="method-table"><tr><th class="l">method</th>{head}</tr>{body}</table>'
