@@ -114,6 +114,11 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--measures", type=_names, help=f"comma-separated: {' '.join(MEASURES)}")
     g.add_argument("--sigmas", type=_floats, help="SpectralLens σ grid, 'start:stop:count' or a list")
     g.add_argument("--samples", type=int, help="samples per σ (SpectralLens) and for SG/SG²")
+    g.add_argument("--target-error", type=float, dest="target_error",
+                   help="stop each image's SG/SG²/SL² once its relative Monte Carlo error ||se||/||map|| is <= E "
+                        "(0 < E < 1), checked every 8 samples from 8 on; <m>_samples then records the samples used")
+    g.add_argument("--max-samples", type=int, dest="max_samples",
+                   help="cap per image (per σ) with --target-error (default: --samples)")
     g.add_argument("--prior", choices=PRIORS, help="SpectralLens prior over σ")
     g.add_argument("--noise-scale", type=float, dest="noise_scale", help="SpectralLens noise scale s")
     g.add_argument("--sg-sigma", type=float, dest="sg_sigma", help="SG/SG² additive std")

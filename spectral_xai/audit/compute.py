@@ -15,18 +15,18 @@ from ..methods import LENS_METHODS, METHODS, explain
 from ..metrics import deletion_insertion, inconsistency
 from ..models import clean_logits
 from ..noise_level import sigma_star
-from ..spectrum import expected_frequency, explanation_gap
 from .config import AuditConfig
+from .mc import AuditMap, ef_columns, mc_kind
+from .store import METHOD_COLUMNS
 
 PER_IMAGE = ("index", "name", "status", "error", "label", "target", "confidence", "entropy", "sigma_opt",
              "inconsistency", "top5_classes", "top5_probs")
-PER_METHOD = ("ef", "ef_unranked", "gap", "deletion", "insertion", "samples")
 TOP_K = 5
 
 
 def columns(cfg: AuditConfig) -> list[str]:
     """The table's columns, in order: per image, then ``<method>_<measure>`` per method."""
-    return list(PER_IMAGE) + [f"{m}_{k}" for m in cfg.methods for k in PER_METHOD]
+    return list(PER_IMAGE) + [f"{m}_{k}" for m in cfg.methods for k in METHOD_COLUMNS]
 
 
 def _nan_row(cfg: AuditConfig, index: int, name: str, label: int) -> dict:
@@ -46,7 +46,7 @@ def _method_options(cfg: AuditConfig, method: str, ids: torch.Tensor, batch_size
     if spec.seeded:
         opts.update(seed=cfg.seed, image_ids=ids)
     if spec.passes == "samples":
-        opts.update(sigma=cfg.sg_sigma, n_samples=cfg.samples)
+        opts.update(sigma=cfg.sg_sigma, n_samples=cfg.samples, **_stopping(cfg))
     elif spec.passes == "ig_steps":
         opts.update(n_steps=cfg.ig_steps)
     elif spec.passes == "rise_masks":
@@ -67,18 +67,17 @@ def audit_batch(model, x: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor,
     rows = [_nan_row(cfg, int(i), n, int(lab)) for i, n, lab in zip(ids.tolist(), names, labels.tolist())]
     target, columns_of, top = _clean_prediction(model, x, labels, cfg, batch_size)
     ids_dev = ids.to(x.device)
-    maps, samples, per_image = _lens_maps(model, x, target, ids_dev, cfg, batch_size)
+    maps, per_image = _lens_maps(model, x, target, ids_dev, cfg, batch_size)
     for m in cfg.methods:
         if m not in LENS_METHODS:
-            opts, nominal = _method_options(cfg, m, ids_dev, batch_size)
-            maps[m] = explain(m, model, x, target, **opts)
-            samples[m] = torch.full((x.shape[0],), nominal, dtype=torch.float64)
-    vg = maps.get("vg")
+            maps[m] = _method_map(model, x, target, ids_dev, cfg, m, batch_size)
+    vg = maps["vg"].map if "vg" in maps else None
     if "gap" in cfg.measures and vg is None:
         vg = explain("vg", model, x, target, **_method_options(cfg, "vg", ids_dev, batch_size)[0])
     tensors = _measures(model, x, target, maps, vg, cfg, batch_size, columns_of)
-    for m in maps:
-        columns_of[f"{m}_samples"] = samples[m]
+    for m, am in maps.items():
+        columns_of[f"{m}_rel_error"] = am.rel_error
+        columns_of[f"{m}_samples"] = am.samples
     columns_of.update(per_image)
     for k, v in columns_of.items():
         for row, val in zip(rows, v.detach().double().cpu().tolist()):
@@ -86,6 +85,25 @@ def audit_batch(model, x: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor,
     for row, t, k, p in zip(rows, target.tolist(), top.indices.tolist(), top.values.tolist()):
         row.update(target=int(t), top5_classes=k, top5_probs=p)
     return rows, tensors
+
+
+def _stopping(cfg: AuditConfig) -> dict:
+    """The target-error stopping options of the sampled maps (none without --target-error)."""
+    if cfg.target_error is None:
+        return {}
+    return {"target_error": cfg.target_error, "max_samples": cfg.max_samples}
+
+
+def _method_map(model, x, target, ids_dev, cfg: AuditConfig, method: str, batch_size) -> AuditMap:
+    """The map of a gradient or perturbation ``method`` with its Monte Carlo statistics (halves and
+    relative error from the same passes for SG / SG², see :mod:`.mc`)."""
+    opts, nominal = _method_options(cfg, method, ids_dev, batch_size)
+    kind = mc_kind(method, cfg.sample_cap())
+    if kind == "halves":
+        st = explain(method, model, x, target, return_stats=True, **opts)
+        return AuditMap(st.map, st.halves, st.rel_error.double(), st.n_samples.double(), kind)
+    mp = explain(method, model, x, target, **opts)
+    return AuditMap.without_halves(mp, torch.full((x.shape[0],), nominal, dtype=torch.float64), kind)
 
 
 def _clean_prediction(model, x, labels, cfg: AuditConfig, batch_size) -> tuple[torch.Tensor, dict, tuple]:
@@ -105,41 +123,50 @@ def _clean_prediction(model, x, labels, cfg: AuditConfig, batch_size) -> tuple[t
     return target, {"confidence": conf, "entropy": entropy}, top
 
 
-def _lens_maps(model, x, target, ids_dev, cfg: AuditConfig, batch_size) -> tuple[dict, dict, dict]:
-    """SL², ArgLens, SG²_opt, σ* and inconsistency from one SpectralLens call (if the run needs one):
-    (maps {m: (b, S, S)}, samples {m: (b,)}, per-image columns)."""
-    maps, samples, per_image = {}, {}, {}
+def _lens_maps(model, x, target, ids_dev, cfg: AuditConfig, batch_size) -> tuple[dict[str, AuditMap], dict]:
+    """SL², ArgLens, SG²_opt (with their Monte Carlo statistics, see :mod:`.mc`), σ* and inconsistency from
+    one SpectralLens call (if the run needs one): ({m: AuditMap}, per-image columns)."""
+    maps, per_image = {}, {}
     if not cfg.needs_lens():
-        return maps, samples, per_image
+        return maps, per_image
+    stats = mc_kind("sl2", cfg.sample_cap()) == "halves"
     sig = torch.tensor(cfg.sigmas, dtype=torch.float64)
     res = spectral_lens(model, x, sig, target, n_samples=cfg.samples, prior=cfg.prior,
                         noise_scale=cfg.noise_scale, output=cfg.output, seed=cfg.seed, image_ids=ids_dev,
-                        batch_size=batch_size, return_per_sigma=True, fast=cfg.fast())
+                        batch_size=batch_size, return_per_sigma=True, fast=cfg.fast(), return_stats=stats,
+                        **_stopping(cfg))
     per_sigma = res.per_sigma.double()
     star = sigma_star(per_sigma, res.sigmas, cfg.noise_scale)
-    lens_maps = {"sl2": res.sl2, "al": res.arglens, "sg2opt": star.maps}
+    used = res.n_samples.sum(dim=1).double()
+    if stats:
+        at = (torch.arange(x.shape[0], device=star.index.device), star.index)
+        lens_maps = {"sl2": AuditMap(res.sl2, res.halves, res.rel_error.double(), used, "halves"),
+                     "sg2opt": AuditMap(star.maps, tuple(h[at] for h in res.per_sigma_halves),
+                                        res.per_sigma_rel_error[at].double(), used, "halves")}
+    else:
+        lens_maps = {m: AuditMap.without_halves(mp, used, "not estimated")
+                     for m, mp in (("sl2", res.sl2), ("sg2opt", star.maps))}
+    lens_maps["al"] = AuditMap.without_halves(res.arglens, used, "not estimated")
     for m in LENS_METHODS:
         if m in cfg.methods:
-            maps[m], samples[m] = lens_maps[m], res.n_samples.sum(dim=1).double()
+            maps[m] = lens_maps[m]
     if "sigma_opt" in cfg.measures:
         per_image["sigma_opt"] = star.sigma
     if "inconsistency" in cfg.measures:
         per_image["inconsistency"] = inconsistency(per_sigma)
-    return maps, samples, per_image
+    return maps, per_image
 
 
-def _measures(model, x, target, maps: dict, vg, cfg: AuditConfig, batch_size, columns_of: dict) -> dict:
-    """EF (of the rank-normalised map and of the map itself), ΔEF and deletion/insertion AUCs of every map
-    into ``columns_of``; returns the tensors to keep (curves, maps)."""
+def _measures(model, x, target, maps: dict[str, AuditMap], vg, cfg: AuditConfig, batch_size,
+              columns_of: dict) -> dict:
+    """EF (of the rank-normalised map and of the map itself; corrected and plug-in, with their Monte Carlo
+    error, see :func:`.mc.ef_columns`), ΔEF and deletion/insertion AUCs of every map into ``columns_of``;
+    returns the tensors to keep (curves, maps)."""
     tensors: dict[str, torch.Tensor] = {}
     fractions = torch.linspace(0, 1, cfg.fractions, dtype=torch.float64)
-    for m, mp in maps.items():
-        mp = mp.detach()
-        if "ef" in cfg.measures:
-            columns_of[f"{m}_ef"] = expected_frequency(mp.float())
-            columns_of[f"{m}_ef_unranked"] = expected_frequency(mp.float(), rank_normalize=False)
-        if "gap" in cfg.measures:
-            columns_of[f"{m}_gap"] = explanation_gap(vg.float(), mp.float())
+    for m, am in maps.items():
+        mp = am.map.detach()
+        columns_of.update(ef_columns(m, am, cfg.measures, vg))
         if METHODS[m].ranks_pixels and ("deletion" in cfg.measures or "insertion" in cfg.measures):
             di = deletion_insertion(model, x, mp, target, fractions=fractions, erosion=cfg.erosion,
                                     baseline=cfg.deletion_baseline, batch_size=batch_size)

@@ -31,6 +31,7 @@ CHOICES = {  # option -> its allowed values (the CLI's choices come from here to
     "deletion_baseline": DELETION_BASELINES, "dtype": DTYPES, "autocast": (None, *AUTOCAST_DTYPES),
     "compile": (None, *COMPILE_MODES), "maps_dtype": MAP_DTYPES,
 }
+TARGET_ERROR_MIN_SAMPLES = 8   # samples per image (per noisy σ) before --target-error may stop it
 RUNTIME_FIELDS = ("out", "resume", "batch_size", "num_workers", "quiet", "report", "config")
 
 
@@ -57,6 +58,8 @@ class AuditConfig:
     measures: list[str] = field(default_factory=lambda: list(MEASURES))
     sigmas: list[float] = field(default_factory=_default_sigmas)
     samples: int = 16
+    target_error: float | None = None
+    max_samples: int | None = None
     prior: str = "uniform"
     noise_scale: float = 0.3
     sg_sigma: float = 0.15
@@ -110,6 +113,7 @@ class AuditConfig:
             fail("erosion", "expected an odd window size")
         if not isinstance(self.fractions, int) or self.fractions < 2:
             fail("fractions", f"expected an integer >= 2, got {self.fractions!r}")
+        self._check_target_error(fail)
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             fail("limit", f"expected a positive integer, got {self.limit!r}")
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
@@ -135,6 +139,28 @@ class AuditConfig:
         if not isinstance(self.panels, int) or self.panels < 0:
             fail("panels", f"expected a non-negative integer, got {self.panels!r}")
         return self
+
+    def _check_target_error(self, fail) -> None:
+        """--target-error E in (0, 1); its cap (--max-samples, else --samples) >= the minimum samples."""
+        te = self.target_error
+        if te is not None and (isinstance(te, bool) or not isinstance(te, (int, float)) or not 0 < te < 1):
+            fail("target_error", f"expected a relative Monte Carlo error 0 < E < 1 (e.g. 0.1), got {te!r}")
+        if self.max_samples is None:
+            if te is not None and self.samples < TARGET_ERROR_MIN_SAMPLES:
+                fail("samples", f"with --target-error the cap (--samples, or --max-samples) must be >= "
+                                f"{TARGET_ERROR_MIN_SAMPLES}, the samples drawn before the first check; got "
+                                f"{self.samples}")
+            return
+        if te is None:
+            fail("max_samples", "is the cap of --target-error; give --target-error too (else use --samples)")
+        ms = self.max_samples
+        if isinstance(ms, bool) or not isinstance(ms, int) or ms < TARGET_ERROR_MIN_SAMPLES:
+            fail("max_samples", f"expected an integer >= {TARGET_ERROR_MIN_SAMPLES} (the samples drawn before "
+                                f"the first check), got {ms!r}")
+
+    def sample_cap(self) -> int:
+        """The most samples one image (per σ) may take: --max-samples with --target-error, else --samples."""
+        return self.max_samples if self.max_samples is not None else self.samples
 
     def _check_mean_std(self, fail) -> None:
         if (self.mean is None) != (self.std is None):

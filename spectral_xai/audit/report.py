@@ -3,10 +3,12 @@ panels, PNG for the plots, at most the page's width) built from manifest.json, m
 and the shards.  ``spectral-xai report RUN_DIR`` rebuilds it.
 
 Sections: run summary and every session (first run and resumes); per-method means ± standard error (EF of
-the rank-normalised map and of the map as is, ΔEF, deletion/insertion AUC, samples; bold only where a Welch
-t-test says a method beats every other); per-image panels (file name, class and probability; image, SL²,
-ArgLens shown as 1/(AL+1) with a σ scale, other maps, each with a colourbar); EF histograms on common bins
-per recipe; σ* distribution; inconsistency vs predictive entropy (ECCV24 Fig. 11); mean deletion/insertion
+the rank-normalised map and of the map as is, each with its per-image Monte Carlo error, ΔEF,
+deletion/insertion AUC, the map's relative Monte Carlo error, samples; each method's EF estimator in words;
+bold only where a Welch t-test says a method beats every other); per-image panels (file name, class and
+probability; image, SL², ArgLens shown as 1/(AL+1) with a σ scale, other maps, each with a colourbar); EF
+histograms on common bins per recipe (corrected EF, the plug-in EF as an outline, mean ± se); how much the
+plug-in EF was off (per method with halves); σ* distribution; inconsistency vs predictive entropy (ECCV24 Fig. 11); mean deletion/insertion
 curves; failed images; the first rows of the table under grouped headers (with the clean top-5); the data
 dictionary of the table's columns.
 """
@@ -24,6 +26,7 @@ import torch
 from ..comparison import welch_best
 from ..methods import label
 from ..viz import _display, _matplotlib
+from .mc import ESTIMATORS, plugin_bias, rms, run_kinds
 from .store import SHARD_DIR, atomic_write, read_shard_tensors, shard_path, shard_plan
 
 FIGURES = ("panels", "ef-histograms", "sigma-opt", "inconsistency-entropy", "deletion-insertion")
@@ -92,13 +95,27 @@ def _class_name(classes, t) -> str:
 
 METHOD_MEASURES = (("ef", "EF, rank-normalised map (ICCV25 recipe)", None),
                    ("ef_unranked", "EF, map as is (no rank normalisation)", None),
-                   ("ef_mc_error", "Monte Carlo error of EF", None),
                    ("gap", "ΔEF vs VG (rank-normalised)", None), ("deletion", "deletion AUC ↓", "min"),
-                   ("insertion", "insertion AUC ↑", "max"), ("samples", "samples / image", None))
+                   ("insertion", "insertion AUC ↑", "max"),
+                   ("rel_error", "relative MC error of the map", None), ("samples", "samples / image", None))
+MC_ERROR_OF = {"ef": "ef_mc_error", "ef_unranked": "ef_unranked_mc_error"}   # EF column -> its per-image error
 
 
-def _method_cell(v: np.ndarray, bold: bool, count: bool) -> str:
-    """mean ± standard error (sd) of one method's values; a count shows its mean only."""
+def _mc_line(err: np.ndarray | None) -> str:
+    """The per-image Monte Carlo error line of an EF cell: rms over the images, 0, or not estimated."""
+    if err is None:
+        return ""
+    finite = err[np.isfinite(err)]
+    if finite.size == 0:
+        return "<br><span class='note mc'>MC error not estimated</span>"
+    if not finite.any():
+        return "<br><span class='note mc'>MC error 0 (exact)</span>"
+    return f"<br><span class='note mc'>MC error {_fmt(rms(finite), 2)} per image</span>"
+
+
+def _method_cell(v: np.ndarray, bold: bool, count: bool, err: np.ndarray | None = None) -> str:
+    """mean ± standard error (sd) of one method's values; a count shows its mean only; ``err``: the per-image
+    Monte Carlo errors of the values (shown as their rms)."""
     if len(v) == 0:
         return "<td>–</td>"
     txt = _fmt(float(v.mean()))
@@ -106,14 +123,22 @@ def _method_cell(v: np.ndarray, bold: bool, count: bool) -> str:
         sd = float(v.std(ddof=1))
         txt += f" ± {_fmt(sd / np.sqrt(len(v)), 2)}<br><span class='note'>sd {_fmt(sd, 2)}</span>"
     cls = ' class="best"' if bold else ""
-    return f"<td{cls}>{txt}</td>"
+    return f"<td{cls}>{txt}{_mc_line(err)}</td>"
 
 
-def _method_table(table, methods) -> str:
+def _method_table(table, methods, kinds: dict[str, str] | None = None) -> str:
+    """Per-method means ± standard error across images (EF cells with their per-image Monte Carlo error),
+    each method's EF estimator, and which method is better (Welch).  ``kinds``: {method: kind of
+    :mod:`.mc`} (none: the estimator column is left out)."""
     present = [(k, t, b) for k, t, b in METHOD_MEASURES if any(f"{m}_{k}" in table for m in methods)]
     ok = table[table["status"] == "ok"]
-    vals = {(m, k): ok[f"{m}_{k}"].dropna().to_numpy(dtype=float) if f"{m}_{k}" in ok else np.empty(0)
-            for m in methods for k, _, _ in present}
+
+    def col(m, k):
+        return ok[f"{m}_{k}"].dropna().to_numpy(dtype=float) if f"{m}_{k}" in ok else np.empty(0)
+
+    vals = {(m, k): col(m, k) for m in methods for k, _, _ in present}
+    errs = {(m, k): ok[f"{m}_{e}"].to_numpy(dtype=float) for m in methods for k, e in MC_ERROR_OF.items()
+            if f"{m}_{e}" in ok}
     best, notes = {}, []
     for k, title, rule in present:
         if rule:
@@ -122,22 +147,76 @@ def _method_table(table, methods) -> str:
             notes.append(f"{title}: " + (f"{label(best[k])} is better than every other method (Welch p: {ps})"
                                          if best[k] else f"no method is better than all others at p < {ALPHA} "
                                          f"(Welch p of the best mean against: {ps or 'nothing to compare'})"))
-    head = "".join(f"<th>{html.escape(t)}</th>" for _, t, _ in present)
-    body = "".join(f'<tr><td class="l">{html.escape(label(m))}</td>' + "".join(
-        _method_cell(vals[m, k], best.get(k) == m, k == "samples") for k, _, _ in present) + "</tr>"
-        for m in methods)
-    mc = "" if any(k == "ef_mc_error" for k, _, _ in present) else (
-        " Monte Carlo error of EF: not estimated yet (a <code>&lt;method&gt;_ef_mc_error</code> column of the "
-        "table will be shown here once the audit measures it).")
+    est_head = "<th class='l'>EF estimator</th>" if kinds else ""
+    head = est_head + "".join(f"<th>{html.escape(t)}</th>" for _, t, _ in present)
+    body = "".join(
+        f'<tr><td class="l">{html.escape(label(m))}</td>'
+        + (f"<td class='l wrap est'>{html.escape(ESTIMATORS[kinds[m]])}</td>" if kinds else "")
+        + "".join(_method_cell(vals[m, k], best.get(k) == m, k == "samples", errs.get((m, k)))
+                  for k, _, _ in present) + "</tr>" for m in methods)
     return (f'<div class="scroll"><table id="method-table"><tr><th class="l">method</th>{head}</tr>{body}</table>'
             "</div>"
-            f'<p class="note">Mean ± standard error over {len(ok)} images (standard deviation below it). '
+            f'<p class="note">Mean ± standard error over {len(ok)} images (standard deviation below it): the '
+            "error bar of the dataset mean, which contains the images' own Monte Carlo noise. "
             "EF (ICCV25): the power-weighted mean spatial frequency of the map, 0 = lowest, 1 = highest; the paper "
             "ranks the map's pixels first, which puts most power in the DC ring and compresses the differences "
             "between methods; the unranked EF of the map itself separates them better. ΔEF = |EF(method) − "
-            f"EF(VanillaGrad)|, the explanation-gap proxy. AUCs over the actual removed fraction (ECCV24 §5).{mc}"
-            f"</p><p class='note'>Bold: better than every other method by a Welch t-test at p &lt; {ALPHA}. "
+            f"EF(VanillaGrad)|, the explanation-gap proxy. AUCs over the actual removed fraction (ECCV24 §5).</p>"
+            f"<p class='note' id='ef-estimators'>{_estimator_words()}</p>"
+            f"<p class='note'>Bold: better than every other method by a Welch t-test at p &lt; {ALPHA}. "
             + html.escape("; ".join(notes)) + ".</p>")
+
+
+def _estimator_words() -> str:
+    """Which estimator each EF column uses, in words (docs/methods.md §11)."""
+    return html.escape(
+        "Estimators (docs/methods.md §11). Maps sampled with halves A, B (the even and odd samples: SG, SG², "
+        "SL², SG²_opt at each image's σ*): EF column = bias-reduced rank EF 2·EF((A+B)/2) − (EF(A)+EF(B))/2 "
+        "(the first-order jackknife, whose 1/n noise bias cancels); EF unranked column = cross-spectrum EF "
+        "from Re(FFT(A)·conj FFT(B)), free of the plug-in's (noise power)/n bias; ΔEF from the bias-reduced "
+        "EF. Deterministic maps (VG, IG, occlusion, …): plug-in EF, which is exact. ArgLens and RISE "
+        "(sampled, no halves): plug-in EF, not corrected. The plug-in EFs of every map are in the table as "
+        "<m>_ef_plugin, <m>_ef_unranked_plugin and <m>_gap_plugin. MC error: the per-image Monte Carlo "
+        "error of the EF, half-split estimate |EF(A) − EF(B)|/2 (<m>_ef_mc_error), shown as the root mean "
+        "square over the images (each image's estimate has one degree of freedom; its square is unbiased "
+        "for the variance). Relative MC error of the map: ||se||₂/||map||₂ from the samples' variance.")
+
+
+def _plugin_bias(table, methods, kinds) -> str:
+    """The section "How much the plug-in EF was off": per method with halves, the plug-in and corrected
+    means of EF, unranked EF and ΔEF, their paired difference ± se and its size relative to the corrected
+    mean and to the per-image Monte Carlo error."""
+    bias = plugin_bias(table, methods, kinds)
+    others = [m for m in methods if kinds.get(m) != "halves"]
+    rest = ("" if not others else " Maps without halves: " + "; ".join(
+        f"{label(m)}: {'exact, no correction' if kinds.get(m) == 'deterministic' else 'not corrected'}"
+        for m in others) + ".")
+    if not bias:
+        why = ("no map of this run has halves (one sample per σ, or no sampled method with statistics: SG, "
+               "SG², SL², SG²_opt)")
+        return f"<p class='note' id='plugin-bias-none'>Not measured: {html.escape(why)}.{html.escape(rest)}</p>"
+    names = {"ef": "EF (rank)", "ef_unranked": "EF unranked", "gap": "ΔEF"}
+    head = ("<tr><th class='l'>method</th><th class='l'>measure</th><th>plug-in mean</th><th>corrected mean</th>"
+            "<th>plug-in − corrected ± se</th><th>relative to the corrected mean</th>"
+            "<th>in per-image MC errors</th></tr>")
+    rows = []
+    for m, per in bias.items():
+        for k, b in per.items():
+            units = b["diff"] / b["mc"] if np.isfinite(b["mc"]) and b["mc"] > 0 else None
+            rows.append(f"<tr><td class='l'>{html.escape(label(m))}</td><td class='l'>{names[k]}</td>"
+                        f"<td>{_fmt(b['plugin'])}</td><td>{_fmt(b['corrected'])}</td>"
+                        f"<td>{_fmt(b['diff'], 3)} ± {_fmt(b['diff_se'], 2)}</td>"
+                        f"<td>{_pct(b['rel'])}</td><td>{_fmt(units, 3)}</td></tr>")
+    return (f"<table id='plugin-bias'>{head}{''.join(rows)}</table><p class='note'>Means over the images with "
+            "both values; the difference is paired per image (its standard error across images). The plug-in "
+            "EF of a sampled map is biased by the map's Monte Carlo noise (noise adds power at every frequency, "
+            "most visibly at high frequencies), so it overstates how grainy a map is, and more so with fewer "
+            "samples; the corrected estimators remove the 1/n part of that bias. A difference of many "
+            "per-image MC errors is a bias that averaging images does not remove." + html.escape(rest) + "</p>")
+
+
+def _pct(v) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{100 * v:+.3g} %"
 
 
 def _panel_data(run_dir, manifest, methods, plan) -> tuple[dict, dict]:
@@ -211,50 +290,82 @@ def _panels(run_dir, manifest, table, methods, plan) -> str:
                          "titles": [axes[r, 0].get_title() for r in range(len(ids))]})
 
 
-EF_RECIPES = (("ef", "EF, rank-normalised (ICCV25)"), ("ef_unranked", "EF, map as is"))
+EF_RECIPES = (("ef", "EF, ranked (ICCV25)"), ("ef_unranked", "EF, map as is"))
 
 
-def histogram_data(values: dict[str, np.ndarray], n_bins: int | None = None) -> dict:
-    """Common bin edges over all methods' values and each method's integer counts in them."""
-    allv = np.concatenate([v for v in values.values()])
-    n_bins = n_bins or min(30, max(8, len(allv) // (2 * max(1, len(values)))))
+def histogram_data(values: dict[str, np.ndarray], n_bins: int | None = None, extra=()) -> dict:
+    """Common bin edges over all methods' values (and the arrays of ``extra``, drawn on the same bins) and
+    each method's integer counts in them."""
+    allv = np.concatenate([v for v in values.values()] + [np.asarray(e, dtype=float) for e in extra])
+    n_bins = n_bins or min(30, max(8, sum(len(v) for v in values.values()) // (2 * max(1, len(values)))))
     edges = np.histogram_bin_edges(allv, bins=n_bins)
     return {"edges": edges.tolist(), "counts": {m: np.histogram(v, bins=edges)[0].astype(int).tolist()
                                                 for m, v in values.items()}}
 
 
-def _ef_histograms(table, methods, manifest) -> str:
+def _column(table, name) -> np.ndarray:
+    return table[name].dropna().to_numpy(dtype=float) if name in table else np.empty(0)
+
+
+def _ef_histograms(table, methods, manifest, kinds: dict[str, str] | None = None) -> str:
+    """One row per EF recipe, one histogram per method on the row's common bins: the corrected EF (bars),
+    the plug-in EF of maps with halves (outline), the dataset mean ± standard error (line and band) and the
+    rms per-image Monte Carlo error in the title."""
     from matplotlib.ticker import MaxNLocator
 
-    recipes = [(k, t, {m: table[f"{m}_{k}"].dropna().to_numpy(dtype=float) for m in methods
-                       if f"{m}_{k}" in table and table[f"{m}_{k}"].notna().any()}) for k, t in EF_RECIPES]
+    kinds = kinds or {}
+    ok = table[table["status"] == "ok"] if "status" in table else table
+    recipes = [(k, t, {m: _column(ok, f"{m}_{k}") for m in methods if _column(ok, f"{m}_{k}").size})
+               for k, t in EF_RECIPES]
     recipes = [r for r in recipes if r[2]]
     if not recipes:
         return _missing("ef-histograms", _why_missing(manifest, "ef"))
     plt = _matplotlib()
     ncols = max(len(v) for _, _, v in recipes)
     w = min(2.8, PAGE_WIDTH_IN / ncols)
-    fig, axes = plt.subplots(len(recipes), ncols, figsize=(w * ncols, 2.5 * len(recipes)), squeeze=False)
+    fig, axes = plt.subplots(len(recipes), ncols, figsize=(w * ncols, 2.9 * len(recipes)), squeeze=False)
     data = {}
     for row, (k, title, vals) in zip(axes, recipes):
-        d = data[k] = histogram_data(vals)
+        plugin = {m: _column(ok, f"{m}_{k}_plugin") for m in vals if kinds.get(m) == "halves"}
+        plugin = {m: v for m, v in plugin.items() if v.size}
+        d = data[k] = histogram_data(vals, extra=plugin.values())
         edges = np.asarray(d["edges"])
-        top = max(max(c) for c in d["counts"].values())
+        d["plugin_counts"] = {m: np.histogram(v, bins=edges)[0].astype(int).tolist() for m, v in plugin.items()}
+        d["mean"], d["se"], d["mc_error"] = {}, {}, {}
+        top = max(max(c) for c in list(d["counts"].values()) + list(d["plugin_counts"].values()))
         for ax, m in zip(row, vals):
+            v = vals[m]
+            mean = float(v.mean())
+            se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+            mc = rms(ok[f"{m}_{k}_mc_error"]) if f"{m}_{k}_mc_error" in ok else float("nan")
+            d["mean"][m], d["se"][m], d["mc_error"][m] = mean, se, mc
             ax.bar(edges[:-1], d["counts"][m], width=np.diff(edges), align="edge", color="#4c72b0",
-                   edgecolor="white", linewidth=0.6)
+                   edgecolor="white", linewidth=0.6, label="corrected" if m in plugin else None)
+            if m in plugin:
+                ax.stairs(d["plugin_counts"][m], edges, color="#c44e52", linewidth=1.2, label="plug-in")
+                if m == next(iter(plugin)):
+                    ax.legend(fontsize=6, loc="upper left", frameon=False)
+            if np.isfinite(se):
+                ax.axvspan(mean - se, mean + se, color="#222222", alpha=0.15, linewidth=0)
+            ax.axvline(mean, color="#222222", linewidth=1)
             ax.set_xlim(edges[0], edges[-1])
             ax.set_ylim(0, top + 0.5)
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_title(f"{label(m)}: mean {_fmt(float(vals[m].mean()))}", fontsize=8)
-            ax.set_xlabel(title, fontsize=8)
-            ax.set_ylabel("images", fontsize=8)
+            err = f"MC error {mc:.2g}/image" if np.isfinite(mc) else (
+                "MC error 0 (exact)" if kinds.get(m) == "deterministic" else "MC error not estimated")
+            ax.set_title(f"{label(m)}\n{mean:.3g} ± {se:.2g}\n{err}", fontsize=7)
+            ax.set_xlabel(title, fontsize=7)
+            ax.set_ylabel("images", fontsize=7)
             ax.tick_params(labelsize=7)
             ax.locator_params(axis="x", nbins=4)
         for ax in row[len(vals):]:
             ax.axis("off")
     return _figure("ef-histograms", fig, "Expected Frequency per image: one row per recipe, one histogram per "
-                                         "method on the row's common bins and x range.", data=data)
+                                         "method on the row's common bins and x range. Bars: the corrected EF "
+                                         "(bias-reduced rank EF / cross-spectrum EF where the map has halves, "
+                                         "else the plug-in); red outline: the plug-in EF of the same maps; line "
+                                         "and grey band: the mean over images ± its standard error; title: mean "
+                                         "± se and the rms per-image Monte Carlo error.", data=data)
 
 
 def _sigma_hist(table, manifest) -> str:
@@ -325,8 +436,10 @@ def _kv(d: dict) -> str:
 ROW_GROUPS = (("image", ("index", "name", "status", "label", "label_name")),
               ("prediction", ("target", "target_name", "confidence", "entropy", "top5")),
               ("SpectralLens grid", ("sigma_opt", "inconsistency")))
-SHORT = {"ef": "EF", "ef_unranked": "EF unranked", "ef_mc_error": "EF MC error", "gap": "ΔEF", "deletion": "del AUC",
-         "insertion": "ins AUC", "samples": "samples"}
+SHORT = {"ef": "EF", "ef_mc_error": "EF MC err", "ef_plugin": "EF plug-in", "ef_unranked": "EF unranked",
+         "ef_unranked_mc_error": "EF unr. MC err", "ef_unranked_plugin": "EF unr. plug-in", "gap": "ΔEF",
+         "gap_plugin": "ΔEF plug-in", "deletion": "del AUC", "insertion": "ins AUC", "rel_error": "rel MC err",
+         "samples": "samples"}
 
 
 def _row_groups(columns, methods) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -467,6 +580,7 @@ def build_report(run_dir: str | Path) -> Path:
     manifest, table, sessions = _read_run(run_dir)
     cfg, source = manifest["config"], manifest["dataset"]["source"]
     methods, classes = cfg["methods"], manifest.get("output_classes")
+    kinds = run_kinds(cfg, methods)
     plan = shard_plan(manifest["dataset"]["n_images"], cfg["shard_size"])
     dictionary = _dictionary(run_dir / "metrics.parquet", list(table.columns))
     ok = int((table["status"] == "ok").sum())
@@ -477,9 +591,10 @@ def build_report(run_dir: str | Path) -> Path:
         f"<h1>Explanation audit: {html.escape(cfg['model'])} on {html.escape(source)}</h1><p class='sub'>"
         f"run {html.escape(run_dir.name)} · {ok} images · spectral_xai</p>",
         "<h2>Run</h2>", _kv(_summary(manifest, table, run_dir)), "<h3>Sessions</h3>", _sessions_table(sessions),
-        "<h2>Methods</h2>", _method_table(table, methods),
+        "<h2>Methods</h2>", _method_table(table, methods, kinds),
         "<h2>Per-image maps</h2>", _panels(run_dir, manifest, table, methods, plan),
-        "<h2>Expected Frequency</h2>", _ef_histograms(table, methods, manifest),
+        "<h2>Expected Frequency</h2>", _ef_histograms(table, methods, manifest, kinds),
+        "<h3 id='plugin-bias-title'>How much the plug-in EF was off</h3>", _plugin_bias(table, methods, kinds),
         "<h2>Optimal noise level</h2>", _sigma_hist(table, manifest),
         "<h2>Inconsistency and predictive entropy</h2>", _inconsistency(table, manifest),
         "<h2>Deletion and insertion</h2>", _curves(run_dir, manifest, methods, plan),

@@ -45,21 +45,61 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "top5_classes": ("list<int64>", "the model's 5 most probable classes on the clean image, most probable "
                                     "first (fewer when the model has fewer outputs); null for failed images"),
     "top5_probs": ("list<float64>", "their softmax probabilities, in the same order"),
-    "<method>_ef": ("float64", "Expected Frequency of the method's rank-normalised map (ICCV25): 0 = all "
-                               "power at the lowest spatial frequency, 1 = at the highest"),
+    "<method>_ef": ("float64", "Expected Frequency of the method's rank-normalised map (ICCV25 recipe): 0 = all "
+                               "power at the lowest spatial frequency, 1 = at the highest. Sampled maps with "
+                               "halves A, B (sg, sg2, sl2, sg2opt): the bias-reduced estimate 2·EF((A+B)/2) − "
+                               "(EF(A)+EF(B))/2 (first-order jackknife: the plug-in's 1/n noise bias cancels, "
+                               "higher orders remain; for odd n, (A+B)/2 weighs the halves equally); "
+                               "deterministic maps (vg, vg2, ig, ig2, xig, xig2, occlusion): the plug-in EF, "
+                               "exact for them; al, rise and any map of a run with one sample per σ: the "
+                               "plug-in EF, not corrected"),
     "<method>_ef_unranked": ("float64", "Expected Frequency of the method's map as it is (no rank "
                                         "normalisation): better conditioned for comparing methods, since rank "
-                                        "normalisation puts most power in the DC ring"),
-    "<method>_gap": ("float64", "ΔEF = |EF(method) − EF(VanillaGrad)|, the explanation-gap proxy; 0 for vg"),
+                                        "normalisation puts most power in the DC ring. Maps with halves: the "
+                                        "EF of the cross spectrum Re(FFT(A)·conj FFT(B)), free of the "
+                                        "plug-in's (noise power)/n bias (undefined, and kept as computed, when "
+                                        "a map is all noise); other maps: the plug-in EF"),
+    "<method>_ef_mc_error": ("float64", "Monte Carlo standard error of <method>_ef per image, the half-split "
+                                        "estimate |EF(A) − EF(B)|/2 of the rank-normalised halves (Var EF(m) ≈ "
+                                        "Var EF(A)/2; to first order the bias-reduced EF has the plug-in's "
+                                        "variance). One degree of freedom per image: its square is unbiased "
+                                        "for the variance, so average squares over images. 0 for "
+                                        "deterministic maps; NaN where not estimated (al, rise, one sample)"),
+    "<method>_ef_unranked_mc_error": ("float64", "Monte Carlo standard error of <method>_ef_unranked per "
+                                                 "image, |EF(A) − EF(B)|/2 of the halves as they are (as "
+                                                 "<method>_ef_mc_error)"),
+    "<method>_ef_plugin": ("float64", "plug-in EF of the rank-normalised map, EF(rank(m)) (biased by the "
+                                      "map's Monte Carlo noise); equals <method>_ef for maps without halves"),
+    "<method>_ef_unranked_plugin": ("float64", "plug-in EF of the map as it is, from |FFT(m)|²; equals "
+                                               "<method>_ef_unranked for maps without halves"),
+    "<method>_gap": ("float64", "ΔEF = |EF(method) − EF(VanillaGrad)|, the explanation-gap proxy, with "
+                                "<method>_ef's estimator (rank-normalised; bias-reduced where the map has "
+                                "halves; VanillaGrad is deterministic); 0 for vg"),
+    "<method>_gap_plugin": ("float64", "ΔEF from the plug-in EFs; equals <method>_gap for maps without halves"),
     "<method>_deletion": ("float64", "deletion AUC of the target probability over the removed fraction, most "
                                      "relevant pixels first (lower is better); not for al (a scale map)"),
     "<method>_insertion": ("float64", "insertion AUC of the target probability over the inserted fraction "
                                       "(higher is better); not for al"),
+    "<method>_rel_error": ("float64", "relative Monte Carlo error ||se||₂/||m||₂ of the map, se the per-pixel "
+                                      "standard errors from the samples' variance (docs/methods.md §11): sg, "
+                                      "sg2; sl2 (of the prior-weighted mean over σ); sg2opt (of G_σ* at the "
+                                      "image's σ*, which is chosen from the same samples: that choice is not "
+                                      "in the error). 0 for deterministic maps (vg, vg2, ig, ig2, xig, xig2, "
+                                      "occlusion: no sampling, exact). NaN where not estimated: al (an argmax "
+                                      "over σ has no standard error), rise (its masks are drawn without "
+                                      "statistics), and every map of a run with one sample per σ"),
     "<method>_samples": ("int64", "model passes per image behind the map (SpectralLens methods: all σ of the "
-                                  "grid); null for occlusion"),
+                                  "grid); with --target-error the samples the image used before its stop; null "
+                                  "for occlusion"),
 }
 DATA_DICTIONARY: dict[str, str] = {k: d for k, (_, d) in COLUMNS.items()}
 OPTIONAL_IMAGE_COLUMNS = ("sigma_opt", "inconsistency")            # present when the measure is requested
+# The per-method columns "<method>_<key>" in table order, each with the measure that brings it (None: always).
+METHOD_COLUMNS: dict[str, str | None] = {
+    "ef": "ef", "ef_unranked": "ef", "ef_mc_error": "ef", "ef_unranked_mc_error": "ef", "ef_plugin": "ef",
+    "ef_unranked_plugin": "ef", "gap": "gap", "gap_plugin": "gap", "deletion": "deletion",
+    "insertion": "insertion", "rel_error": None, "samples": None,
+}
 
 
 def shard_plan(n_images: int, shard_size: int) -> list[tuple[int, int]]:
@@ -119,10 +159,10 @@ def table_columns(methods: list[str], measures: list[str]) -> list[str]:
     cols = [c for c in COLUMNS if not c.startswith("<")
             and (c not in OPTIONAL_IMAGE_COLUMNS or c in measures)]
     for m in methods:
-        for key in ("ef", "ef_unranked", "gap", "deletion", "insertion", "samples"):
-            measure = "ef" if key == "ef_unranked" else key
-            if key == "samples" or (measure in measures and not (not METHODS[m].ranks_pixels and key in ("deletion",
-                                                                                                "insertion"))):
+        for key, measure in METHOD_COLUMNS.items():
+            if measure in ("deletion", "insertion") and not METHODS[m].ranks_pixels:
+                continue
+            if measure is None or measure in measures:
                 cols.append(f"{m}_{key}")
     return cols
 

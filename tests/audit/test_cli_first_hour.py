@@ -243,15 +243,18 @@ def test_metrics_parquet_types_and_data_dictionary(work):
                          "--fractions", 3, "--labels", "folders", "--quiet", "--no-report"))
     assert r.returncode == 0, r.stderr
     schema = pq.read_schema(out / "metrics.parquet")
+    ef = "ef ef_unranked ef_mc_error ef_unranked_mc_error ef_plugin ef_unranked_plugin"
+    gap = "gap gap_plugin"
     expected = ["index", "name", "status", "error", "label", "label_name", "target", "target_name", "confidence",
                 "entropy", "top5_classes", "top5_probs"] + [f"{m}_{k}" for m, ks in (
-                    ("vg", "ef ef_unranked gap deletion samples"), ("sg2", "ef ef_unranked gap deletion samples"),
-                    ("al", "ef ef_unranked gap samples"), ("occlusion", "ef ef_unranked gap deletion samples"))
+                    ("vg", f"{ef} {gap} deletion rel_error samples"), ("sg2", f"{ef} {gap} deletion rel_error samples"),
+                    ("al", f"{ef} {gap} rel_error samples"), ("occlusion", f"{ef} {gap} deletion rel_error samples"))
                     for k in ks.split()]
     assert schema.names == expected                           # no ArgLens AUC, no unrequested measure
     types = {f.name: str(f.type) for f in schema}
     assert types["label"] == types["target"] == types["vg_samples"] == types["index"] == "int64"
-    assert types["vg_ef"] == "double" and types["name"] == types["target_name"] == "string"
+    assert types["vg_ef"] == types["sg2_ef_mc_error"] == types["al_rel_error"] == "double"
+    assert types["name"] == types["target_name"] == "string"
     dictionary = json.loads(schema.metadata[b"spectral_xai.data_dictionary"])
     assert list(dictionary) == expected
     assert dictionary["sg2_gap"] == DATA_DICTIONARY["<method>_gap"] and "VanillaGrad" in dictionary["sg2_gap"]
@@ -264,6 +267,9 @@ def test_metrics_parquet_types_and_data_dictionary(work):
     # samples per image: VG one pass, SG² n = 3, ArgLens the grid (σ = 0 once, 2 × 3 noisy), occlusion none
     assert t["vg_samples"] == [1] * 6 and t["sg2_samples"] == [3] * 6 and t["al_samples"] == [7] * 6
     assert t["occlusion_samples"] == [None] * 6
+    # Monte Carlo error of the maps: exactly 0 for deterministic maps (occlusion too), NaN where not estimated
+    assert t["vg_rel_error"] == t["occlusion_rel_error"] == [0.0] * 6 and np.isnan(t["al_rel_error"]).all()
+    assert all(0 < v < np.inf for v in t["sg2_rel_error"])
 
 
 def test_the_source_tree_shadowing_the_build_is_explained(tmp_path):

@@ -22,11 +22,12 @@ def test_audit_maps_equal_direct_calls(tmp_path):
     x = torch.stack([ds[i][1] for i in range(2, 3)])
     model = efficientnet_lite0()
     target = model(x).argmax(1)
-    sg2 = sx.smooth_grad(model, x, 0.15, target, n_samples=2, image_ids=torch.tensor([2]))
+    st = sx.smooth_grad(model, x, 0.15, target, n_samples=2, image_ids=torch.tensor([2]), return_stats=True)
     t = read_shard_tensors(shard_path(tmp_path / "r", (2, 3)))
-    torch.testing.assert_close(t["maps/sg2"], sg2, rtol=1e-5, atol=1e-12)
-    ef = pd.read_parquet(tmp_path / "r" / "metrics.parquet")["sg2_ef"].iloc[2]
-    assert ef == pytest.approx(float(sx.expected_frequency(sg2)[0]), rel=1e-4)
+    torch.testing.assert_close(t["maps/sg2"], st.map, rtol=1e-5, atol=1e-12)
+    row = pd.read_parquet(tmp_path / "r" / "metrics.parquet").iloc[2]
+    assert row["sg2_ef_plugin"] == pytest.approx(float(sx.expected_frequency(st.map)[0]), rel=1e-4)
+    assert row["sg2_ef"] == pytest.approx(float(sx.expected_frequency(*st.halves)[0]), rel=1e-4)
 
 
 def test_fast_path_options_reach_the_engine(tmp_path):

@@ -21,6 +21,7 @@ from spectral_xai.spectrum import expected_frequency
 TESTS = Path(__file__).resolve().parents[1]
 CLASSES = ["alpha", "beta", "gamma", "delta", "epsilon"]
 METHODS = ["vg", "sg2", "sl2", "al"]
+HALVES = ["sg2", "sl2"]                        # the methods whose maps come with halves
 N_IMAGES = 4
 
 
@@ -107,25 +108,85 @@ def test_ef_histograms_share_bins_and_count_whole_images(run, page):
     assert set(fig) == {"ef", "ef_unranked"}
     for recipe, d in fig.items():
         values = {m: table[f"{m}_{recipe}"].dropna().to_numpy() for m in METHODS}
-        allv = np.concatenate(list(values.values()))
+        plugin = {m: table[f"{m}_{recipe}_plugin"].to_numpy() for m in HALVES}      # drawn on the same bins
+        allv = np.concatenate(list(values.values()) + list(plugin.values()))
         edges = np.asarray(d["edges"])
         assert edges[0] == pytest.approx(allv.min()) and edges[-1] == pytest.approx(allv.max())
-        assert set(d["counts"]) == set(METHODS)
+        assert set(d["counts"]) == set(METHODS) and set(d["plugin_counts"]) == set(HALVES)
         for m, counts in d["counts"].items():
             assert all(isinstance(c, int) for c in counts)
             assert counts == np.histogram(values[m], bins=edges)[0].tolist()
             assert sum(counts) == N_IMAGES
+        for m, counts in d["plugin_counts"].items():
+            assert counts == np.histogram(plugin[m], bins=edges)[0].tolist()
+        # error bars: the mean ± its standard error across images, and the rms per-image Monte Carlo error
+        for m in METHODS:
+            v = values[m]
+            assert d["mean"][m] == pytest.approx(v.mean()) and d["se"][m] == pytest.approx(v.std(ddof=1) / 2)
+        for m in HALVES:
+            err = table[f"{m}_{recipe}_mc_error"].to_numpy()
+            assert d["mc_error"][m] == pytest.approx(np.sqrt(np.mean(err**2))) and d["mc_error"][m] > 0
+        assert d["mc_error"]["vg"] == 0 and np.isnan(d["mc_error"]["al"])
 
 
-def test_unranked_ef_column_is_the_ef_of_the_stored_map(run, page):
+def test_plugin_ef_column_is_the_ef_of_the_stored_map(run, page):
     table = pd.read_parquet(run / "metrics.parquet")
     maps = read_shard_tensors(shard_path(run, (0, 2)))
     for m in METHODS:
         want = expected_frequency(maps[f"maps/{m}"], rank_normalize=False)
-        assert np.allclose(table[f"{m}_ef_unranked"].to_numpy()[:2], want.numpy(), rtol=1e-6)
+        assert np.allclose(table[f"{m}_ef_unranked_plugin"].to_numpy()[:2], want.numpy(), rtol=1e-6)
         assert not np.allclose(table[f"{m}_ef_unranked"], table[f"{m}_ef"])
+        corrected_is_plugin = np.array_equal(table[f"{m}_ef_unranked"], table[f"{m}_ef_unranked_plugin"])
+        assert corrected_is_plugin == (m not in HALVES)        # vg: exact; al: no halves, not corrected
     head = [c[2] for c in page.tables["method-table"][0]]
     assert any("rank-normalised" in h for h in head) and any("no rank normalisation" in h for h in head)
+
+
+def test_report_names_each_ef_estimator_and_shows_mc_errors(run, page):
+    table = pd.read_parquet(run / "metrics.parquet")
+    head, *rows = page.tables["method-table"]
+    heads = [c[2] for c in head]
+    est = heads.index("EF estimator")
+    ef = heads.index("EF, rank-normalised map (ICCV25 recipe)")
+    by_method = {r[0][2]: r for r in rows}
+    assert by_method["SG²"][est][2] == by_method["SL²"][est][2] == \
+        "bias-reduced rank EF and cross-spectrum EF from the halves"
+    assert by_method["VG"][est][2].startswith("plug-in (deterministic map: exact")
+    assert by_method["ArgLens"][est][2].startswith("plug-in (sampled, no halves: not corrected")
+    for m, name in (("sg2", "SG²"), ("sl2", "SL²")):
+        v, err = table[f"{m}_ef"].to_numpy(), table[f"{m}_ef_mc_error"].to_numpy()
+        mean, se, mc = by_method[name][ef][2].split("\n")
+        shown_mean, shown_se = (float(t) for t in mean.split(" ± "))
+        assert shown_mean == pytest.approx(v.mean(), rel=1e-3)
+        assert shown_se == pytest.approx(v.std(ddof=1) / 2, rel=0.01)           # se across 4 images
+        assert mc.startswith("MC error ") and float(mc.split()[2]) == pytest.approx(np.sqrt(np.mean(err**2)),
+                                                                                    rel=0.01)
+    assert by_method["VG"][ef][2].endswith("MC error 0 (exact)")
+    assert by_method["ArgLens"][ef][2].endswith("MC error not estimated")
+    words = (run / "report.html").read_text(encoding="utf-8")
+    for phrase in ("bias-reduced rank EF 2·EF((A+B)/2) − (EF(A)+EF(B))/2", "cross-spectrum EF",
+                   "plug-in EF, which is exact", "half-split estimate |EF(A) − EF(B)|/2"):
+        assert phrase in words.replace("&#x27;", "'"), phrase
+    assert "not estimated yet" not in words
+
+
+def test_plugin_bias_section_equals_the_table(run, page):
+    table = pd.read_parquet(run / "metrics.parquet")
+    head, *rows = page.tables["plugin-bias"]
+    assert [c[2] for c in head][:4] == ["method", "measure", "plug-in mean", "corrected mean"]
+    shown = {(r[0][2], r[1][2]): r for r in rows}
+    assert {m for m, _ in shown} == {"SG²", "SL²"}                  # only the maps with halves
+    for m, name in (("sg2", "SG²"), ("sl2", "SL²")):
+        for key, measure in (("ef", "EF (rank)"), ("ef_unranked", "EF unranked"), ("gap", "ΔEF")):
+            r = shown[name, measure]
+            plug, corr = table[f"{m}_{key}_plugin"].to_numpy(), table[f"{m}_{key}"].to_numpy()
+            assert float(r[2][2]) == pytest.approx(plug.mean(), rel=1e-3)
+            assert float(r[3][2]) == pytest.approx(corr.mean(), rel=1e-3)
+            d = plug - corr
+            assert float(r[4][2].split(" ± ")[0]) == pytest.approx(d.mean(), rel=1e-2)
+            assert float(r[5][2].rstrip(" %")) == pytest.approx(100 * d.mean() / abs(corr.mean()), rel=1e-2)
+    # with two samples the unranked plug-in EF of SG² is biased upwards: noise adds high-frequency power
+    assert float(shown["SG²", "EF unranked"][4][2].split(" ± ")[0]) > 0
 
 
 def test_panels_are_a_page_wide_jpeg_with_a_colourbar_per_map(page):
