@@ -59,7 +59,9 @@ def test_noiseless_slots_are_sampled_once_and_exactly(cnn, images):
     est = sx.estimate(cnn, images, sigmas=[0.0, 0.2], mixing="convex", n_samples=6, powers=(1, 2), seed=2,
                       reduce_channels=False)
     vg = sx.vanilla_grad(cnn, images, reduce_channels=False).double()
-    torch.testing.assert_close(est.mean1[:, 0], vg, rtol=1e-6, atol=1e-12)
+    # float32 model: the noiseless slot's one sample runs in a batch with the noisy ones, VG alone, so the
+    # convolutions may round differently (seen: 1e-9 on values up to ~1e-3); equal to float32 precision
+    torch.testing.assert_close(est.mean1[:, 0], vg, rtol=1e-5, atol=1e-6 * float(vg.abs().max()))
     zero_scale = sx.estimate(cnn, images, sigmas=[0.3], mixing="additive", n_samples=6, noise_scale=0.0)
     assert zero_scale.n_samples.tolist() == [[1]] * 4
     _, used = sx.smooth_grad(cnn, images, 0.0, n_samples=16, tol=0.1, check_every=4, return_n_samples=True)
