@@ -13,6 +13,8 @@ SMALL = [
     (r"n_steps=32", "n_steps=2"),
     (r"n_masks=2000", "n_masks=8"),
     (r"^import spectral_xai as sx$", "import spectral_xai as sx; sx = _Small(sx)"),
+    (r'AuditConfig\(out="run", ', 'AuditConfig(out="run", methods=["vg", "sg2"], samples=2, fractions=3, quiet=True, '
+                                  'report=False, num_workers=0, '),
 ]
 DEFAULT_SAMPLED = ("spectral_lens", "optimal_sigma", "noise_cutoff")
 
@@ -43,7 +45,10 @@ def shrink(code: str) -> str:
 def test_readme_has_snippets_and_the_substitutions_apply():
     code = snippets()
     assert len(code) >= 4
-    assert "_Small(sx)" in shrink(code[0]) and "photos(32)" in shrink(code[0])   # small images, few samples
+    usage = next(c for c in code if "import spectral_xai as sx" in c)
+    assert "_Small(sx)" in shrink(usage) and "photos(32)" in shrink(usage)   # small images, few samples
+    own = next(c for c in code if "run_audit(AuditConfig(" in c)
+    assert "samples=2" in shrink(own)
 
 
 def _run(blocks: list[str]) -> dict:
@@ -56,15 +61,39 @@ def _run(blocks: list[str]) -> dict:
     return ns
 
 
-def test_readme_cpu_snippets_run():
+def _hub_files(root: Path) -> None:
+    """What the "own models and data" snippet loads: a tiny ViT directory ``vit_dir`` (32 px) and a saved
+    Hugging Face dataset ``saved_ds`` of three small photos with class labels, in ``root``."""
+    import datasets
+    import numpy as np
+    import transformers
+    from PIL import Image
+
+    cfg = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=32, num_labels=2)
+    torch.manual_seed(0)
+    transformers.ViTForImageClassification(cfg).save_pretrained(root / "vit_dir")
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (36, 40, 3), dtype=np.uint8)) for _ in range(3)]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    datasets.Dataset.from_dict({"image": images, "label": [0, 1, 0]}, features=features).save_to_disk(
+        str(root / "saved_ds"))
+
+
+def test_readme_cpu_snippets_run(tmp_path, monkeypatch):
+    _hub_files(tmp_path)
+    monkeypatch.chdir(tmp_path)            # the snippets' relative paths (vit_dir, saved_ds, run) live here
     ns = _run([c for c in snippets() if ".cuda()" not in c])
     assert ns["sg2"].shape == (2, 32, 32) and ns["xig"].shape == (2, 32, 32)
     assert ns["res"].sl2.shape == (2, 32, 32) and ns["sigma_star"].shape == (2,)
     assert ns["out"]["deletion_auc"].shape == (2,) and ns["rise_map"].shape == ns["occ_map"].shape == (2, 32, 32)
     assert torch.isfinite(ns["sg2"]).all() and 0 <= ns["cut"].scale <= 1.0
+    assert (tmp_path / "run" / "metrics.parquet").exists()      # the audit of the user's dataset and model
 
 
 @pytest.mark.cuda
-def test_readme_gpu_snippet_runs():
+def test_readme_gpu_snippet_runs(tmp_path, monkeypatch):
+    _hub_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
     ns = _run(snippets())
     assert ns["sg2"].is_cuda and ns["sg2"].shape == (2, 32, 32)
