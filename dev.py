@@ -112,11 +112,14 @@ def ensure_venv() -> None:
 
 
 def build_dir() -> str:
-    """CMake's build folder: one per torch spec, so a second venv never reuses another torch's cache."""
-    if TORCH == DEFAULT_TORCH:
-        return "build/{wheel_tag}"
-    tag = "".join(c if c.isalnum() or c in ".-" else "_" for c in TORCH)
-    return f"build/{tag}/{{wheel_tag}}"
+    """CMake's build folder: one per torch spec and CUDA setting, so a second venv never reuses another torch's
+    cache and switching between the CPU-only and the CUDA build (CI runs both) does not rebuild either."""
+    parts = ["build"]
+    if TORCH != DEFAULT_TORCH:
+        parts.append("".join(c if c.isalnum() or c in ".-" else "_" for c in TORCH))
+    if cuda_mode() == "ON":
+        parts.append("cuda")
+    return "/".join([*parts, "{wheel_tag}"])
 
 
 def build() -> None:

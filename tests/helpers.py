@@ -187,9 +187,11 @@ def write_idx(path, arr: np.ndarray, code: int = 0x08, compress: bool = False) -
 # the audit command line -------------------------------------------------------------------------------------------
 
 def audit_cli(*args, env=None, **kw) -> subprocess.CompletedProcess:
-    """`python -m spectral_xai *args` run from tests/ (the installed package), one thread, output captured."""
+    """`python -m spectral_xai *args` run from tests/ (the installed package), output captured, with this
+    process's intra-op thread count: CPU convolutions round differently with another thread count, so a CLI
+    table equals a Python-API table of this process bit for bit only with the same count."""
     cmd = [sys.executable, "-m", "spectral_xai", *map(str, args)]
-    e = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+    e = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()), **(env or {}))
     return subprocess.run(cmd, env=e, cwd=HERE, capture_output=True, text=True, **kw)
 
 

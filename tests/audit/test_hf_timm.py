@@ -112,8 +112,8 @@ def test_timm_name_with_weights_cli_equals_python_api(files, tmp_path):
     py = run_audit(AuditConfig(out=str(tmp_path / "py"), size=32, normalize="imagenet", **TINY),
                    dataset=datasets.load_from_disk(str(files["data"])), model=net)["table"]
     table = pd.read_parquet(cli / "metrics.parquet")
-    # Equal up to float32 summation order: the CLI runs one thread, this process may run more (convolutions).
-    pd.testing.assert_frame_equal(table, py, check_exact=False, rtol=1e-5, atol=1e-8)
+    # Bit for bit: audit_cli runs the CLI with this process's thread count (see test_thread_count_changes_rounding).
+    pd.testing.assert_frame_equal(table, py, check_exact=True)
     assert table["target"].tolist() == py["target"].tolist()
     man = json.loads((cli / "manifest.json").read_text())
     assert man["config"]["mean"] == [0.485, 0.456, 0.406]                      # timm's pretrained_cfg
