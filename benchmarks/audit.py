@@ -17,7 +17,7 @@ from spectral_xai.audit.compute import audit_batch
 from spectral_xai.audit.data import AuditDataset
 from spectral_xai.audit.model import load_model
 from spectral_xai.audit.store import shard_plan
-from spectral_xai.models import auto_batch_size
+from spectral_xai.model_calls import auto_batch_size
 
 
 def photo_folder(root: Path, n: int) -> Path:

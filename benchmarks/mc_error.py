@@ -122,7 +122,7 @@ def random_cnn_setting(images: int, sigma: float) -> Setting:
 # ------------------------------------------------------------------ estimates
 
 
-def sampled(s: Setting, squared: bool, n: int, seed: int) -> sx.stats.MapStats:
+def sampled(s: Setting, squared: bool, n: int, seed: int) -> sx.mc_stats.MapStats:
     """One ``smooth_grad(return_stats=True)`` run of n samples per image (image ids 0..B−1)."""
     return sx.smooth_grad(s.model, s.x, s.sigma, target=s.target, n_samples=n, squared=squared, seed=seed,
                           image_ids=list(range(s.x.shape[0])), batch_size=s.batch_size, output=s.output,

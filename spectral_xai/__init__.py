@@ -22,10 +22,10 @@ from .methods import METHODS, MethodSpec, explain, quantus_explain_func
 from .metrics import inconsistency, scale_rank_correlation
 from .noise_level import NoiseCutoff, OptimalSigma, cs_curves, noise_cutoff, optimal_sigma, sg2_opt, sigma_star
 from .options import ExecutionOptions, SamplingOptions
-from .perturbation import occlusion, rise
+from .perturbation_methods import occlusion, rise
 from .presets import PRESETS, preset
 from .activation_smoothing import GaussianActivation, SmoothReLU, SmoothingReport, smooth_activations
-from .stats import MapStats
+from .mc_stats import MapStats
 from .spectrum import (exact_gap, expected_frequency, explanation_gap, radial_power_spectrum, rank_normalize)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from .methods import explain, label
 from .metrics import deletion_insertion
-from .models import model_scope, prepare_inference, resolve_targets
+from .model_calls import model_scope, prepare_inference, resolve_targets
 
 TABLE1_METHODS = ("occlusion", "rise", "sg", "xig", "ig", "sg2", "xig2", "ig2", "sg2opt", "sl2")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .captum_adapters import CAPTUM_METHODS, captum_attribution
+from .captum_methods import CAPTUM_METHODS, captum_attribution
 from .comparison import predicted_classes
 from .gradients import integrated_grad, smooth_grad, vanilla_grad
 from .spectrum import expected_frequency

@@ -13,7 +13,7 @@ import torch
 from . import _validation as V
 from .engine import estimate
 from .options import ExecutionOptions, SamplingOptions, output_dtype
-from .stats import MapStats, combine_sigmas, relative_error, sigma_statistics
+from .mc_stats import MapStats, combine_sigmas, relative_error, sigma_statistics
 
 
 def finish_map(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -55,12 +55,12 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
     ``target_error`` (recommended over ``tol``): stop an image at the first check with n >= ``min_samples``
     where its relative Monte Carlo error ||se||_2 / ||map||_2 <= target_error (cap: ``max_samples``, default
     ``n_samples``); the noise keys do not change, so the map is a prefix of a longer run (docs/methods.md §11).
-    ``return_stats=True`` returns a :class:`~spectral_xai.stats.MapStats` (.map identical to the plain
+    ``return_stats=True`` returns a :class:`~spectral_xai.mc_stats.MapStats` (.map identical to the plain
     return value, .stderr, .halves, .n_samples, .rel_error) from the same passes; needs n_samples >= 2.
     ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
     ``sampling="lhs"``: Latin hypercube noise over the ``n_samples`` of each image (unbiased like ``"iid"``,
     lower variance where the map is dominated by per-element effects; no ``tol``), see
-    :mod:`spectral_xai.sampling`.
+    :mod:`spectral_xai.lhs`.
     """
     _check_one_sigma(sigma)
     x = V.check_images(x)

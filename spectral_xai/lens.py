@@ -13,7 +13,7 @@ from . import _validation as V
 from .engine import estimate
 from .options import LENS_ESTIMATORS, SIGMA_GRID, ExecutionOptions, SamplingOptions, output_dtype
 from .ops._philox import philox4x32_10
-from .stats import combine_sigmas, relative_error, sigma_statistics
+from .mc_stats import combine_sigmas, relative_error, sigma_statistics
 
 STRATIFY_STREAM = 0xFFFFFFFF  # sigma-index word reserved for the stratification uniforms
 NEYMAN_DEFENSIVE = 0.25       # share of the passes split evenly over σ whatever the pilot says
@@ -136,7 +136,7 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
     samples where the maps vary more), sd_σ guessed by the pilot's ||g²||₁ averaged over neighbouring σ,
     with 25 % of the passes split evenly (:func:`neyman_counts`); the maps average samples 1..n_σ, which
     are independent of the pilot, so every G_σ and SL² stay unbiased.  ArgLens and per-σ maps are available.
-    ``sampling="lhs"`` (grid, neyman): Latin hypercube noise per (image, σ), see :mod:`spectral_xai.sampling`.
+    ``sampling="lhs"`` (grid, neyman): Latin hypercube noise per (image, σ), see :mod:`spectral_xai.lhs`.
     ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
     ``return_stats=True`` (grid): the Monte Carlo error of SL² (and per σ) from the same passes, see
     :class:`SpectralLensResult`.  ``target_error`` (grid, recommended over ``tol``): each image samples all its

@@ -22,7 +22,7 @@ from . import _validation as V
 from .gradients import integrated_grad, smooth_grad, vanilla_grad
 from .lens import spectral_lens
 from .noise_level import sg2_opt
-from .perturbation import occlusion, rise
+from .perturbation_methods import occlusion, rise
 from .presets import preset
 
 DEFAULT_SG_SIGMA = 0.15                    # additive std on [0, 1] images (SmoothGrad's 10-20 % of the range)

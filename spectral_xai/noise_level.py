@@ -8,7 +8,7 @@ import torch
 
 from . import _validation as V
 from .engine import estimate, plan_rows
-from .models import batched_logits, check_model_device, model_scope, prepare_inference
+from .model_calls import batched_logits, check_model_device, model_scope, prepare_inference
 from .ops import perturb
 from .options import output_dtype, split_options
 

@@ -109,8 +109,8 @@ def test_auto_batch_size_follows_the_memory_budget(images):
     sizes_big = [c for c in calls[1:]]
     assert max(sizes_small) < max(sizes_big) and sum(sizes_small) == sum(sizes_big) == 32
     torch.testing.assert_close(small.mean2, big.mean2, rtol=1e-5, atol=1e-12)
-    assert sx.models.auto_batch_size(model, images, 10**12) == sx.models.MAX_AUTO_ROWS
-    assert sx.models.auto_batch_size(model, images, 1) == 1
+    assert sx.model_calls.auto_batch_size(model, images, 10**12) == sx.model_calls.MAX_AUTO_ROWS
+    assert sx.model_calls.auto_batch_size(model, images, 1) == 1
 
 
 def test_maps_do_not_depend_on_the_thread_count(cnn, images):

@@ -13,7 +13,7 @@ import torch
 from ..lens import spectral_lens
 from ..methods import LENS_METHODS, METHODS, explain
 from ..metrics import deletion_insertion, inconsistency
-from ..models import clean_logits
+from ..model_calls import clean_logits
 from ..noise_level import sigma_star
 from .config import AuditConfig
 from .mc import AuditMap, ef_columns, mc_kind

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..models import check_logits, model_scope
+from ..model_calls import check_logits, model_scope
 from . import hub_models
 from .config import NORMALIZATIONS, AuditConfig
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..models import auto_batch_size
+from ..model_calls import auto_batch_size
 from ..atomic_io import write_json
 from ..environment import environment_info
 from . import distributed

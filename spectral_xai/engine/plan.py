@@ -12,7 +12,7 @@ import torch
 
 from .. import _validation as V
 from ..options import ExecutionOptions, SamplingOptions
-from ..sampling import LatinHypercubeNoise
+from ..lhs import LatinHypercubeNoise
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import torch
 
 from .. import _validation as V
 from ..fastpath import check_fast, fast_scope
-from ..models import (auto_batch_size, check_logits, check_model_device, check_target_range, explained_output,
+from ..model_calls import (auto_batch_size, check_logits, check_model_device, check_target_range, explained_output,
                       model_dtype_and_format, model_scope, resolve_targets)
 from ..ops import accumulate_, perturb
-from ..stats import combine_sigmas, mean_variance, relative_error
+from ..mc_stats import combine_sigmas, mean_variance, relative_error
 from .plan import EnginePlan, plan_rows
 
 

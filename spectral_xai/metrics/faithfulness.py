@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _validation as V
-from ..models import batched_logits, check_model_device, model_scope, prepare_inference, resolve_targets
+from ..model_calls import batched_logits, check_model_device, model_scope, prepare_inference, resolve_targets
 
 DEFAULT_FRACTIONS = tuple(round(0.05 * i, 10) for i in range(21))
 

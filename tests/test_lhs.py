@@ -8,7 +8,7 @@ import torch
 
 import spectral_xai as sx
 from spectral_xai.engine import estimate
-from spectral_xai.sampling import lhs_design
+from spectral_xai.lhs import lhs_design
 
 from helpers import assert_unbiased, sg2_exact, sg_exact, sinusoid
 

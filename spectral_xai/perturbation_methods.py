@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _validation as V
-from .models import batched_logits, check_model_device, explained_output, model_scope, prepare_inference, resolve_targets
+from .model_calls import batched_logits, check_model_device, explained_output, model_scope, prepare_inference, resolve_targets
 from .ops._philox import philox4x32_10
 from .options import output_dtype
 

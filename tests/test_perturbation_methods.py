@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 import spectral_xai as sx
-from spectral_xai.perturbation import rise_masks
+from spectral_xai.perturbation_methods import rise_masks
 
 from helpers import BlockModel
 
