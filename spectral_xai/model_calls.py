@@ -4,6 +4,8 @@ forward-only path (deletion/insertion, RISE, occlusion, the noise cutoff, the au
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
@@ -15,24 +17,42 @@ DEFAULT_CPU_BUDGET = 2 * 1024**3
 MAX_AUTO_ROWS = 256
 
 
+_SCOPE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # nn.Module -> its RLock
+_SCOPE_LOCKS_GUARD = threading.Lock()
+
+
+def _scope_lock(model: nn.Module) -> threading.RLock:
+    with _SCOPE_LOCKS_GUARD:
+        lock = _SCOPE_LOCKS.get(model)
+        if lock is None:
+            lock = _SCOPE_LOCKS[model] = threading.RLock()
+        return lock
+
+
 @contextlib.contextmanager
 def model_scope(model):
-    """Evaluate ``model`` in eval mode with parameters frozen; restore both on exit."""
+    """Evaluate ``model`` in eval mode with parameters frozen; restore both on exit.
+
+    The scope holds a re-entrant lock of the model for its whole duration: calls from several threads on one
+    model (a web service, a thread pool) run one after the other instead of saving and restoring each other's
+    ``training`` / ``requires_grad`` flags half-way (which left parameters frozen and train-mode BatchNorm
+    updating its running statistics).  Calls on different models still run in parallel."""
     if not isinstance(model, nn.Module):
         yield
         return
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        for p, flag in flags:
-            p.requires_grad_(flag)
+    with _scope_lock(model):
+        modes = [(m, m.training) for m in model.modules()]
+        flags = [(p, p.requires_grad) for p in model.parameters()]
+        try:
+            model.eval()
+            for p, _ in flags:
+                p.requires_grad_(False)
+            yield
+        finally:
+            for m, mode in modes:
+                m.training = mode
+            for p, flag in flags:
+                p.requires_grad_(flag)
 
 
 def model_dtype_and_format(model, x: torch.Tensor) -> tuple[torch.dtype, torch.memory_format]:
