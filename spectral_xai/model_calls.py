@@ -4,10 +4,12 @@ forward-only path (deletion/insertion, RISE, occlusion, the noise cutoff, the au
 from __future__ import annotations
 
 import contextlib
+import numbers
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -73,6 +75,15 @@ def model_dtype_and_format(model, x: torch.Tensor) -> tuple[torch.dtype, torch.m
     return dtype, fmt
 
 
+def input_channels(model) -> int | None:
+    """The channels the model's first convolution expects (its ``in_channels``), or None if it has none."""
+    if isinstance(model, nn.Module):
+        for m in model.modules():
+            if isinstance(m, nn.modules.conv._ConvNd):
+                return m.in_channels
+    return None
+
+
 def check_model_device(model, x: torch.Tensor) -> None:
     """``model`` is an nn.Module on x's device, or a callable."""
     if isinstance(model, nn.Module):
@@ -82,6 +93,19 @@ def check_model_device(model, x: torch.Tensor) -> None:
             return
     elif not callable(model):
         V.fail("model", f"expected an nn.Module or a callable, got {type(model).__name__}", TypeError)
+
+
+def forward(model, x: torch.Tensor):
+    """``model(x)``; a RuntimeError of a model whose first convolution takes other channels than x has becomes a
+    ValueError naming x and both channel counts (instead of the convolution's shape message)."""
+    try:
+        return model(x)
+    except RuntimeError:
+        expected = input_channels(model)
+        if expected is not None and x.dim() >= 2 and x.shape[1] != expected:
+            V.fail("x", f"has {x.shape[1]} channels (shape {tuple(x.shape)}) but the model's first convolution "
+                        f"takes {expected}: convert the input (e.g. RGB for an RGB model) or drop channels")
+        raise
 
 
 def explained_output(logits: torch.Tensor, targets: torch.Tensor, output: str) -> torch.Tensor:
@@ -117,7 +141,7 @@ def batched_logits(model, n_rows: int, batch_size: int, inputs_of: Callable[[sli
     with torch.no_grad():
         for lo in range(0, n_rows, batch_size):
             s = slice(lo, min(lo + batch_size, n_rows))
-            logits = check_logits(model(inputs_of(s)), s.stop - s.start)
+            logits = check_logits(forward(model, inputs_of(s)), s.stop - s.start)
             finite.append(torch.isfinite(logits).all(dim=1))
             if targets is not None and lo == 0:
                 check_target_range(targets, logits.shape[1])
@@ -140,10 +164,12 @@ def resolve_targets(model, x: torch.Tensor, target, batch_size: int) -> torch.Te
     B = x.shape[0]
     if target is None:
         return clean_logits(model, x, batch_size).argmax(dim=1)
-    if isinstance(target, (bool, str, bytes, float)) or not isinstance(target, (int, torch.Tensor, Sequence)):
+    if isinstance(target, (bool, np.bool_, str, bytes, float)) or not isinstance(
+            target, (numbers.Integral, torch.Tensor, np.ndarray, Sequence)):
         V.fail("target", f"expected an int, a sequence of ints or an integer tensor, got {type(target).__name__}",
                TypeError)
-    if isinstance(target, int):
+    if isinstance(target, numbers.Integral):                    # int, numpy.int64, ...
+        target = int(target)
         t = torch.full((B,), target, dtype=torch.int64, device=x.device)
     else:
         try:
@@ -179,7 +205,7 @@ def _activation_bytes(model, x1: torch.Tensor) -> int:
     handles = [m.register_forward_hook(hook) for m in leaves]
     try:
         with torch.no_grad():
-            model(x1)
+            forward(model, x1)
     finally:
         for h in handles:
             h.remove()

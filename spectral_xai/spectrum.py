@@ -172,7 +172,7 @@ def exact_gap(model, x, *, surrogate="smoothgrad", sigma: float | None = None, n
 
     ``surrogate="smoothgrad"``: f̃ = f * N(0, σ²) (additive noise of std ``sigma``), whose gradient is
     SmoothGrad's mean map.  Two independent halves A, B of Monte Carlo samples (seeds ``seed`` and
-    ``seed + 1``) give the unbiased estimate <∇f − SG_A, ∇f − SG_B> (no 1/n variance inflation).
+    ``(seed + 1) mod 2^64``) give the unbiased estimate <∇f − SG_A, ∇f − SG_B> (no 1/n variance inflation).
     ``surrogate=<model>``: a model with the same inputs and classes, e.g. ``smooth_activations(model, β)``;
     the gap is then exact.  Both explain the target class of ``model``.  x (B, C, H, W) -> (B,).
     """
@@ -191,7 +191,7 @@ def exact_gap(model, x, *, surrogate="smoothgrad", sigma: float | None = None, n
         if sigma is None:
             V.fail("sigma", "the smoothgrad surrogate needs the noise std sigma")
         seed = V.check_seed(seed)
-        halves = [gradient_mean(model, sigma, SamplingOptions(n_samples=n_samples, seed=seed + k,
+        halves = [gradient_mean(model, sigma, SamplingOptions(n_samples=n_samples, seed=(seed + k) % 2**64,
                                                               image_ids=image_ids), targets)[0] for k in (0, 1)]
         gap = ((grad_f - halves[0]) * (grad_f - halves[1])).flatten(1).sum(1)
     else:

@@ -11,7 +11,7 @@ import torch
 from .. import _validation as V
 from ..fastpath import check_fast, fast_scope
 from ..model_calls import (auto_batch_size, check_logits, check_model_device, check_target_range, explained_output,
-                      model_dtype_and_format, model_scope, resolve_targets)
+                           forward, model_dtype_and_format, model_scope, resolve_targets)
 from ..ops import accumulate_, perturb
 from ..mc_stats import combine_sigmas, mean_variance, relative_error
 from .plan import EnginePlan, plan_rows
@@ -80,7 +80,7 @@ def _input_gradient(model_call, xt: torch.Tensor, targets: torch.Tensor, output:
     """d F(target) / d xt for a chunk of perturbed rows (xt requires grad); ``on_logits`` sees the checked
     logits (N, K).  -> g like xt."""
     with torch.enable_grad():
-        logits = check_logits(model_call(xt), xt.shape[0])
+        logits = check_logits(forward(model_call, xt), xt.shape[0])
         on_logits(logits)
         if not num_classes_checked:
             check_target_range(targets, logits.shape[1])

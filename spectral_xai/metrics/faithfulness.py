@@ -83,6 +83,7 @@ def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: 
     x = V.check_images(x)
     check_model_device(model, x)
     maps = _check_maps(maps, x)
+    labels = _check_labels(labels, x)
     if order not in ("morf", "lerf"):
         V.fail("order", f"expected 'morf' or 'lerf', got {order!r}")
     V.check_positive_int(erosion, "erosion")
@@ -104,9 +105,23 @@ def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: 
         out[f"{name}_curve"] = curves[name]
         out[f"{name}_auc"] = torch.trapezoid(curves[name], removed.to(curves[name].device), dim=1)
         if labels is not None:
-            lab = torch.as_tensor(labels, device=x.device).view(-1, 1)
-            out[f"{name}_accuracy"] = (hits[name] == lab).to(torch.float64)
+            out[f"{name}_accuracy"] = (hits[name] == labels.view(-1, 1)).to(torch.float64)
     return out
+
+
+def _check_labels(labels, x: torch.Tensor) -> torch.Tensor | None:
+    """None, or (B,) integer class labels -> (B,) int64 on x's device."""
+    if labels is None:
+        return None
+    try:
+        lab = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError):
+        V.fail("labels", f"expected (B,) integer classes, got {type(labels).__name__}", TypeError)
+    if lab.is_floating_point() or lab.is_complex() or lab.dtype == torch.bool:
+        V.fail("labels", f"expected integer classes, got {lab.dtype}", TypeError)
+    if lab.dim() != 1 or lab.numel() != x.shape[0]:
+        V.fail("labels", f"expected {x.shape[0]} labels (one per image of x), got shape {tuple(lab.shape)}")
+    return lab.to(device=x.device, dtype=torch.int64)
 
 
 def _check_maps(maps, x: torch.Tensor) -> torch.Tensor:
