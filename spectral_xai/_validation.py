@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
 
 import torch
@@ -116,3 +117,27 @@ def check_noise_scale(noise_scale, batch: int, device: torch.device) -> torch.Te
     if not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
         fail("noise_scale", "must be finite and >= 0")
     return s
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes that may still be allocated on ``device``: free GPU memory, or the host's MemAvailable (Linux;
+    elsewhere the free physical pages)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def check_memory(nbytes: int, arg: str, device: torch.device, what: str) -> None:
+    """Refuses, naming ``arg``, a request whose ``what`` needs more than the memory ``device`` has available,
+    before anything is allocated (instead of the allocator's error, or the machine swapping)."""
+    free = available_memory(device)
+    if nbytes > free:
+        fail(arg, f"{what} need about {nbytes / 2**30:.3g} GiB but only {free / 2**30:.3g} GiB is available on "
+                  f"{device.type}: use fewer, or fewer images per call")

@@ -116,6 +116,9 @@ def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared
                                "samples and has no Monte Carlo error (raise n_steps to reduce its error)")
     x = V.check_images(x)
     n_steps = V.check_positive_int(n_steps, "n_steps")
+    # the quadrature's nodes (numpy solves an n_steps x n_steps eigenproblem) and the per-node accumulators
+    V.check_memory(max(3 * 8 * n_steps**2, 2 * 8 * n_steps * x[:, :1 if reduce_channels else None].numel()),
+                   "n_steps", x.device, f"{n_steps} quadrature nodes")
     if baseline is None:
         baseline = torch.zeros_like(x)
     alphas, weights = gauss_legendre_01(n_steps)

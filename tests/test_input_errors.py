@@ -42,3 +42,15 @@ def test_exact_gap_accepts_the_largest_seed(cnn):
     x = torch.rand(1, 3, 8, 8)
     gap = sx.exact_gap(cnn, x, sigma=0.1, n_samples=2, seed=2**64 - 1)
     assert gap.shape == (1,) and bool(torch.isfinite(gap).all())
+
+
+def test_huge_sample_and_step_counts_are_refused_before_allocating(cnn):
+    x = torch.rand(2, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"argument 'n_samples'.*GiB.*available"):
+        sx.smooth_grad(cnn, x, 0.1, n_samples=10**9)
+    with pytest.raises(ValueError, match=r"argument 'n_samples'.*2\^32"):
+        sx.smooth_grad(cnn, x, 0.1, n_samples=10**12)
+    with pytest.raises(ValueError, match=r"argument 'n_steps'.*GiB.*available"):
+        sx.integrated_grad(cnn, x, n_steps=10**7)
+    with pytest.raises(ValueError, match=r"argument 'sigmas'.*accumulators"):
+        sx.spectral_lens(cnn, torch.rand(2, 3, 512, 512), sigmas=torch.linspace(0, 1, 200_000), n_samples=2)

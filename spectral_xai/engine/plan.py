@@ -144,7 +144,8 @@ def _slot_limits(sig, scales, mixing, sampling, slot_samples, per_sample_sigma: 
     limit = sampling.limit
     top = int(slot_samples.max()) if slot_samples is not None and slot_samples.numel() else limit
     if sampling.sample_offset + top > 2**32:
-        V.fail("sample_offset", f"offset + samples must stay <= 2^32, got {sampling.sample_offset} + {top}")
+        arg = "sample_offset" if sampling.sample_offset else "n_samples"
+        V.fail(arg, f"offset + samples must stay <= 2^32 (a Philox counter), got {sampling.sample_offset} + {top}")
     limits = torch.full((P,), limit, dtype=torch.int64) if slot_samples is None else slot_samples.reshape(-1).clone()
     noiseless = ~_noisy_slots(sig, scales, mixing, per_sample_sigma, B)
     limits[noiseless] = limits[noiseless].clamp(max=1)
@@ -178,6 +179,20 @@ def _check_stats_samples(stats: bool, limits: torch.Tensor, noisy: torch.Tensor)
                             f"needs two), got {int(limits[noisy].min())}")
 
 
+def _check_plan_memory(x: torch.Tensor, P: int, acc_c: int, per_round: int, powers, sampling: SamplingOptions,
+                       stats: bool) -> None:
+    """Refuses a plan whose float64 accumulators (P, C', spatial) or whose rows of one round (P · per_round
+    index triples) cannot fit in the memory of x's device, naming the argument that makes them large."""
+    tracks_var = stats or sampling.target_error is not None
+    maps = len(powers) * (1 + tracks_var + 2 * stats) + (sampling.tol is not None)
+    accumulators = maps * P * acc_c * x[0, 0].numel() * 8
+    rows = P * per_round * 3 * 8 * 2                      # the round's rows and their numpy construction
+    if rows > accumulators:
+        V.check_memory(rows, "n_samples", x.device, f"the sample indices of {P} (image, σ) slots x {per_round} samples")
+    else:
+        V.check_memory(accumulators, "sigmas", x.device, f"the float64 accumulators of {P} (image, σ) slots")
+
+
 def make_plan(x: torch.Tensor, *, sigmas, mixing: str, powers, target, output: str, noise_scale, baseline,
               reduce_channels: bool, sampling: SamplingOptions, execution: ExecutionOptions,
               sample_sigma=None, slot_samples=None, x_checked: bool = False, stats: bool = False,
@@ -201,6 +216,7 @@ def make_plan(x: torch.Tensor, *, sigmas, mixing: str, powers, target, output: s
     if stats:
         _check_stats_samples(stats, limits, _noisy_slots(sig, scales, mixing, sample_sigma is not None, B))
     per_round = sampling.check_every if sampling.adaptive else max(int(limits.max()), 1)
+    _check_plan_memory(x, limits.numel(), 1 if reduce_channels else C, per_round, powers, sampling, stats)
     lhs = (LatinHypercubeNoise(sampling.seed, ids, limits, s_slot, sampling.sample_offset)
            if sampling.noise_design == "lhs" and mixing != "damping" else None)
     return EnginePlan(x=x, sigmas=sig, mixing=mixing, powers=powers, target=target, output=output, scales=scales,
