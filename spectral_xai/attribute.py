@@ -44,15 +44,25 @@ class VanillaGradient(_Attribution):
 
 
 class SmoothGrad(_Attribution):
-    """E[g] under additive noise; ``sigma`` (or Captum's ``stdevs``), ``n_samples`` (``nt_samples``)."""
+    """E[g] under additive noise; ``sigma`` (or Captum's ``stdevs``), ``n_samples`` (``nt_samples``),
+    ``batch_size`` (``nt_samples_batch_size``); Captum's ``nt_type`` is accepted when it names this class's
+    estimator ("smoothgrad"; "smoothgrad_sq" for :class:`SmoothGradSquared`)."""
 
     squared = False
+    nt_type = "smoothgrad"
 
-    def _explain(self, x, target, sigma=None, stdevs=None, nt_samples=None, **kwargs):
+    def _explain(self, x, target, sigma=None, stdevs=None, nt_samples=None, nt_type=None,
+                 nt_samples_batch_size=None, **kwargs):
+        if nt_type is not None and nt_type != self.nt_type:
+            other = {"smoothgrad": "SmoothGrad", "smoothgrad_sq": "SmoothGradSquared"}.get(nt_type)
+            hint = f"use {other} for {nt_type!r}" if other else "'vargrad' is not offered"
+            V.fail("nt_type", f"{type(self).__name__} computes {self.nt_type!r}, got {nt_type!r} ({hint})")
         if sigma is None:
             sigma = CAPTUM_SG_STDEVS if stdevs is None else stdevs
         if nt_samples is not None:
             kwargs["n_samples"] = nt_samples
+        if nt_samples_batch_size is not None:
+            kwargs["batch_size"] = nt_samples_batch_size
         return smooth_grad(self.forward_func, x, sigma, target, squared=self.squared, **kwargs)
 
 
@@ -60,6 +70,7 @@ class SmoothGradSquared(SmoothGrad):
     """E[g²] under additive noise (Captum's NoiseTunnel(Saliency) with ``smoothgrad_sq``)."""
 
     squared = True
+    nt_type = "smoothgrad_sq"
 
 
 class IntegratedGradients(_Attribution):

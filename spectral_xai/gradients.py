@@ -16,10 +16,11 @@ from .options import ExecutionOptions, SamplingOptions, output_dtype
 from .mc_stats import MapStats, combine_sigmas, relative_error, sigma_statistics
 
 
-def finish_map(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(B, C', H, W) float64 -> (B, H, W) if C' == 1 else (B, C, H, W), in the output dtype of x."""
+def finish_map(m: torch.Tensor, x: torch.Tensor, reduce_channels: bool = True) -> torch.Tensor:
+    """(B, C', H, W) float64 -> (B, H, W) when channels were reduced (C' = 1), else (B, C, H, W) like x (also
+    for a one-channel x: attributions are input-shaped, as Captum's are), in the output dtype of x."""
     m = m.to(output_dtype(x))
-    return m[:, 0] if m.shape[1] == 1 else m
+    return m[:, 0] if reduce_channels else m
 
 
 def vanilla_grad(model, x, target=None, *, squared=False, output="log_softmax", reduce_channels=True,
@@ -31,7 +32,7 @@ def vanilla_grad(model, x, target=None, *, squared=False, output="log_softmax", 
     est = estimate(model, x, sigmas=0.0, mixing="additive", powers=(k,), target=target, output=output,
                    reduce_channels=reduce_channels, sampling=SamplingOptions(n_samples=1, image_ids=image_ids),
                    execution=ExecutionOptions(batch_size=batch_size, fast=fast))
-    return finish_map((est.mean2 if squared else est.mean1)[:, 0], x)
+    return finish_map((est.mean2 if squared else est.mean1)[:, 0], x, reduce_channels)
 
 
 def _check_one_sigma(sigma) -> None:
@@ -77,16 +78,17 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
                    noise_scale=noise_scale, reduce_channels=reduce_channels, sampling=samp,
                    execution=ExecutionOptions(batch_size=batch_size, fast=fast), x_checked=True,
                    stats=bool(return_stats))
-    m = finish_map((est.mean2 if squared else est.mean1)[:, 0], x)
+    m = finish_map((est.mean2 if squared else est.mean1)[:, 0], x, reduce_channels)
     if return_stats:
-        return _map_stats(est, k, m, x)
+        return _map_stats(est, k, m, x, reduce_channels)
     return (m, est.n_samples[:, 0]) if return_n_samples else m
 
 
-def _map_stats(est, k: int, m: torch.Tensor, x: torch.Tensor) -> MapStats:
+def _map_stats(est, k: int, m: torch.Tensor, x: torch.Tensor, reduce_channels: bool) -> MapStats:
     """MapStats of a one-σ estimate whose finished map is ``m``."""
     _, _, _, _, mean, var, a, b = sigma_statistics(est, k, torch.ones(1, dtype=torch.float64))
-    return MapStats(map=m, stderr=finish_map(var.sqrt(), x), halves=(finish_map(a, x), finish_map(b, x)),
+    r = reduce_channels
+    return MapStats(map=m, stderr=finish_map(var.sqrt(), x, r), halves=(finish_map(a, x, r), finish_map(b, x, r)),
                     n_samples=est.n_samples[:, 0], rel_error=relative_error(mean, var).to(output_dtype(x)),
                     half_counts=est.half_counts[:, 0])
 
@@ -135,4 +137,4 @@ def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared
         integral = integral * (diff * diff if squared else diff)
         if reduce_channels:
             integral = integral.sum(dim=1, keepdim=True)
-    return finish_map(integral, x)
+    return finish_map(integral, x, reduce_channels)
