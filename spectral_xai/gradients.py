@@ -12,7 +12,7 @@ import torch
 
 from . import _validation as V
 from .engine import estimate
-from .options import ExecutionOptions, SamplingOptions, output_dtype
+from .options import CHECK_EVERY, MIN_SAMPLES, ExecutionOptions, SamplingOptions, output_dtype
 from .mc_stats import MapStats, combine_sigmas, relative_error, sigma_statistics
 
 
@@ -41,9 +41,9 @@ def _check_one_sigma(sigma) -> None:
 
 def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mixing="additive",
                 noise_scale=1.0, relative=False, output="log_softmax", seed=0, image_ids=None,
-                batch_size=None, reduce_channels=True, tol=None, max_samples=None, check_every=8,
+                batch_size=None, reduce_channels=True, tol=None, max_samples=None, check_every=CHECK_EVERY,
                 return_n_samples=False, sampling="iid", fast=None, return_stats=False, target_error=None,
-                min_samples=8):
+                min_samples=MIN_SAMPLES):
     """SmoothGrad E[g] (``squared=False``) or SmoothGrad-Squared E[g²] (default).
 
     x (B, C, H, W) -> (B, H, W).  ``mixing="additive"``: x~ = x + sigma*noise_scale*eps (sigma is the

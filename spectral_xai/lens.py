@@ -11,7 +11,7 @@ import torch
 
 from . import _validation as V
 from .engine import estimate
-from .options import LENS_ESTIMATORS, SIGMA_GRID, ExecutionOptions, SamplingOptions, output_dtype
+from .options import CHECK_EVERY, LENS_ESTIMATORS, MIN_SAMPLES, PRIORS, SIGMA_GRID, ExecutionOptions, SamplingOptions, output_dtype
 from .ops._philox import philox4x32_10
 from .mc_stats import combine_sigmas, relative_error, sigma_statistics
 
@@ -65,7 +65,7 @@ def prior_weights(sigmas: torch.Tensor, prior="uniform", *, beta=(2.0, 2.0), pow
         elif prior == "power":
             w = s.clamp(min=0) ** float(power)
         else:
-            V.fail("prior", f"expected 'uniform', 'beta', 'power' or weights, got {prior!r}")
+            V.fail("prior", f"expected {', '.join(map(repr, PRIORS))} or weights, got {prior!r}")
     else:
         w = torch.as_tensor(prior, dtype=torch.float64).cpu().reshape(-1)
         if w.numel() != s.numel():
@@ -122,8 +122,8 @@ def neyman_counts(weights: torch.Tensor, sd: torch.Tensor, noisy: torch.Tensor, 
 
 def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="uniform", beta=(2.0, 2.0),
                   power=2.5, noise_scale=1.0, output="log_softmax", seed=0, image_ids=None, batch_size=None,
-                  return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=8,
-                  sampling="iid", fast=None, return_stats=False, target_error=None, min_samples=8):
+                  return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=CHECK_EVERY,
+                  sampling="iid", fast=None, return_stats=False, target_error=None, min_samples=MIN_SAMPLES):
     """SpectralLens SL² and ArgLens for a batch: x (B, C, H, W) -> :class:`SpectralLensResult`.
 
     ``sigmas`` defaults to linspace(0, 1, 11) (convex mixing needs 0 <= σ <= 1; the grid is sorted).

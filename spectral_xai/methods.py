@@ -22,10 +22,10 @@ from . import _validation as V
 from .gradients import integrated_grad, smooth_grad, vanilla_grad
 from .lens import spectral_lens
 from .noise_level import sg2_opt
+from .options import DEFAULT_SG_SIGMA
 from .perturbation_methods import occlusion, rise
 from .presets import preset
 
-DEFAULT_SG_SIGMA = 0.15                    # additive std on [0, 1] images (SmoothGrad's 10-20 % of the range)
 CAPTUM_CONVENTION = MappingProxyType({"output": "logit", "reduce_channels": False})
 CAPTUM_SG_STDEVS = 1.0                     # Captum's NoiseTunnel default ``stdevs``
 FAMILIES = ("gradient", "lens", "perturbation")

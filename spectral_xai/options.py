@@ -14,11 +14,26 @@ import torch
 from . import _validation as V
 
 OUTPUTS = ("log_softmax", "logit", "prob")          # the explained output F of the target class
-MIXINGS = ("additive", "convex", "damping")         # perturbation families (docs/methods.md §1)
+MIXING_MAX_SIGMA = {"additive": None, "convex": 1.0, "damping": 1.0}   # largest σ of each family (None: any)
+MIXINGS = tuple(MIXING_MAX_SIGMA)                   # perturbation families (docs/methods.md §1)
 PRIORS = ("uniform", "beta", "power")               # SpectralLens priors over σ (docs/methods.md §2)
 NOISE_DESIGNS = ("iid", "lhs")                      # how the noise of one (image, σ) is drawn
 LENS_ESTIMATORS = ("grid", "stratified", "neyman")  # SpectralLens estimators
 SIGMA_GRID = tuple(round(0.1 * i, 10) for i in range(11))   # σ ∈ {0, 0.1, …, 1}: the authors' grid
+
+# Defaults (docs/defaults.md says why they differ between front-ends)
+DEFAULT_SG_SIGMA = 0.15          # SmoothGrad's additive std on [0, 1] images (10-20 % of the range)
+LENS_NOISE_SCALE = 0.3           # the authors' ImageNet (ResNet-50) noise scale s of convex mixing
+CHECK_EVERY = 8                  # samples per round of adaptive stopping
+MIN_SAMPLES = 8                  # samples per image (per noisy σ) before target_error may stop it
+N_FRACTIONS = 21                 # deletion/insertion removal fractions 0, 0.05, …, 1
+DELETION_FRACTIONS = tuple(round(i / (N_FRACTIONS - 1), 10) for i in range(N_FRACTIONS))
+
+
+def one_of(names) -> str:
+    """``'a', 'b' or 'c'``: the names of an option list for an error message."""
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
 def sigma_grid() -> torch.Tensor:
@@ -48,11 +63,11 @@ class SamplingOptions:
     image_ids: object = None
     tol: float | None = None
     max_samples: int | None = None
-    check_every: int = 8
+    check_every: int = CHECK_EVERY
     noise_design: str = "iid"
     sample_offset: int = 0
     target_error: float | None = None
-    min_samples: int = 8
+    min_samples: int = MIN_SAMPLES
 
     def checked(self) -> "SamplingOptions":
         """Validate every field (errors name the argument); returns self."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 
 from . import _validation as V
-from .options import sigma_grid
+from .options import LENS_NOISE_SCALE, sigma_grid
 
 _SETTINGS = {
-    "imagenet-resnet50": {"noise_scale": 0.3},
+    "imagenet-resnet50": {"noise_scale": LENS_NOISE_SCALE},
     "imagenet-vit-b16": {"noise_scale": 0.5},
     "food101": {"noise_scale": 0.4},
 }
