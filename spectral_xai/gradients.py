@@ -12,7 +12,7 @@ import torch
 
 from . import _validation as V
 from .engine import estimate
-from .options import CHECK_EVERY, MIN_SAMPLES, ExecutionOptions, SamplingOptions, output_dtype
+from .options import CHECK_EVERY, MIN_SAMPLES, ExecutionOptions, SamplingOptions, accepts_options, output_dtype
 from .mc_stats import MapStats, combine_sigmas, relative_error, sigma_statistics
 
 
@@ -22,15 +22,16 @@ def finish_map(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return m[:, 0] if m.shape[1] == 1 else m
 
 
+@accepts_options
 def vanilla_grad(model, x, target=None, *, squared=False, output="log_softmax", reduce_channels=True,
-                 batch_size=None, image_ids=None, fast=None):
+                 batch_size=None, image_ids=None, fast=None, memory_budget=None):
     """VanillaGrad g (k=1) or g² (k=2) at the clean input.  x (B, C, H, W) -> (B, H, W).
 
     ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile)."""
     k = 2 if squared else 1
     est = estimate(model, x, sigmas=0.0, mixing="additive", powers=(k,), target=target, output=output,
                    reduce_channels=reduce_channels, sampling=SamplingOptions(n_samples=1, image_ids=image_ids),
-                   execution=ExecutionOptions(batch_size=batch_size, fast=fast))
+                   execution=ExecutionOptions(batch_size=batch_size, memory_budget=memory_budget, fast=fast))
     return finish_map((est.mean2 if squared else est.mean1)[:, 0], x)
 
 
@@ -39,11 +40,12 @@ def _check_one_sigma(sigma) -> None:
         V.fail("sigma", "smooth_grad takes one noise level; use spectral_lens for several", TypeError)
 
 
+@accepts_options
 def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mixing="additive",
                 noise_scale=1.0, relative=False, output="log_softmax", seed=0, image_ids=None,
                 batch_size=None, reduce_channels=True, tol=None, max_samples=None, check_every=CHECK_EVERY,
                 return_n_samples=False, sampling="iid", fast=None, return_stats=False, target_error=None,
-                min_samples=MIN_SAMPLES):
+                min_samples=MIN_SAMPLES, memory_budget=None):
     """SmoothGrad E[g] (``squared=False``) or SmoothGrad-Squared E[g²] (default).
 
     x (B, C, H, W) -> (B, H, W).  ``mixing="additive"``: x~ = x + sigma*noise_scale*eps (sigma is the
@@ -75,8 +77,8 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
                            min_samples=min_samples)
     est = estimate(model, x, sigmas=sigma, mixing=mixing, powers=(k,), target=target, output=output,
                    noise_scale=noise_scale, reduce_channels=reduce_channels, sampling=samp,
-                   execution=ExecutionOptions(batch_size=batch_size, fast=fast), x_checked=True,
-                   stats=bool(return_stats))
+                   execution=ExecutionOptions(batch_size=batch_size, memory_budget=memory_budget, fast=fast),
+                   x_checked=True, stats=bool(return_stats))
     m = finish_map((est.mean2 if squared else est.mean1)[:, 0], x)
     if return_stats:
         return _map_stats(est, k, m, x)
@@ -97,9 +99,10 @@ def gauss_legendre_01(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy((nodes + 1) / 2), torch.from_numpy(weights / 2)
 
 
+@accepts_options
 def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared=False, times_input=True,
                     output="log_softmax", batch_size=None, reduce_channels=True, image_ids=None, fast=None,
-                    return_stats=False):
+                    return_stats=False, memory_budget=None):
     """Integrated gradients along x_a = b + a (x - b), a in [0, 1] (damping mixing, sigma = 1 - a).
 
     IG  = int_0^1 g(x_a) da,  IG² = int_0^1 g(x_a)² da,  by Gauss-Legendre quadrature with
@@ -123,7 +126,8 @@ def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared
     est = estimate(model, x, sigmas=1.0 - alphas, mixing="damping", powers=(k,), target=target, output=output,
                    baseline=baseline, reduce_channels=reduce_channels and not times_input,
                    sampling=SamplingOptions(n_samples=1, image_ids=image_ids),
-                   execution=ExecutionOptions(batch_size=batch_size, fast=fast), x_checked=True)
+                   execution=ExecutionOptions(batch_size=batch_size, memory_budget=memory_budget, fast=fast),
+                   x_checked=True)
     mean = est.mean2 if squared else est.mean1                # (B, S, C', H, W)
     integral = combine_sigmas(mean, weights)   # in node order: an image's map ignores the other images
     if times_input:

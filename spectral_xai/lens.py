@@ -11,7 +11,7 @@ import torch
 
 from . import _validation as V
 from .engine import estimate
-from .options import CHECK_EVERY, LENS_ESTIMATORS, MIN_SAMPLES, PRIORS, SIGMA_GRID, ExecutionOptions, SamplingOptions, output_dtype
+from .options import CHECK_EVERY, LENS_ESTIMATORS, MIN_SAMPLES, PRIORS, SIGMA_GRID, ExecutionOptions, SamplingOptions, accepts_options, output_dtype
 from .ops._philox import philox4x32_10
 from .mc_stats import combine_sigmas, relative_error, sigma_statistics
 
@@ -120,10 +120,12 @@ def neyman_counts(weights: torch.Tensor, sd: torch.Tensor, noisy: torch.Tensor, 
     return counts
 
 
+@accepts_options
 def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="uniform", beta=(2.0, 2.0),
                   power=2.5, noise_scale=1.0, output="log_softmax", seed=0, image_ids=None, batch_size=None,
                   return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=CHECK_EVERY,
-                  sampling="iid", fast=None, return_stats=False, target_error=None, min_samples=MIN_SAMPLES):
+                  sampling="iid", fast=None, return_stats=False, target_error=None, min_samples=MIN_SAMPLES,
+                  memory_budget=None):
     """SpectralLens SL² and ArgLens for a batch: x (B, C, H, W) -> :class:`SpectralLensResult`.
 
     ``sigmas`` defaults to linspace(0, 1, 11) (convex mixing needs 0 <= σ <= 1; the grid is sorted).
@@ -150,8 +152,8 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
                            min_samples=min_samples).checked()
     if estimator != "grid" and (return_stats or target_error is not None):
         V.fail("return_stats" if return_stats else "target_error", "is only available for estimator='grid'")
-    problem = LensProblem(model, x, s, target, output, noise_scale, ExecutionOptions(batch_size=batch_size,
-                                                                                      fast=fast))
+    problem = LensProblem(model, x, s, target, output, noise_scale,
+                          ExecutionOptions(batch_size=batch_size, memory_budget=memory_budget, fast=fast))
     if estimator == "grid":
         est = problem.estimate(samp, stats=bool(return_stats), error_weights=w)
         res = _grid_result(problem, w, est.mean2[:, :, 0], est.n_samples, return_per_sigma, "grid", "")

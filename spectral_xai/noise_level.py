@@ -10,7 +10,7 @@ from . import _validation as V
 from .engine import estimate, plan_rows
 from .model_calls import batched_logits, check_model_device, model_scope, prepare_inference
 from .ops import perturb
-from .options import output_dtype, split_options
+from .options import accepts_options, output_dtype, split_options
 
 
 class OptimalSigma(NamedTuple):
@@ -69,6 +69,7 @@ def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampl
     return s, image_curves, pixel_curves, per_sigma
 
 
+@accepts_options
 def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5, mixing="convex",
                   noise_scale=1.0, return_curves=False, **sampling):
     """σ* = argmax_σ CS(σ), CS(σ) = (σ·s)^exponent · ||E_σ[g²]||_1 (docs/methods.md §3).
@@ -99,6 +100,7 @@ def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5,
     return OptimalSigma(sigma.to(dt), curves.to(dt), s, per_sigma.to(dt))
 
 
+@accepts_options
 def sg2_opt(model, x, sigmas, target=None, *, exponent=2.5, mixing="convex", noise_scale=1.0, **sampling):
     """SG²_opt: the SG² map of each image at its own σ* (image level) -> (maps (B, H, W), σ* (B,)).
 
@@ -120,6 +122,7 @@ class NoiseCutoff(NamedTuple):
     per_image: torch.Tensor
 
 
+@accepts_options
 def noise_cutoff(model, x, scales, *, tau=0.05, n_samples=16, seed=0, image_ids=None, batch_size=None):
     """The noise cutoff of docs/methods.md §4: sweep additive std s over ``scales``; per image
     lp(s) = E_ε[log_softmax f(x + s ε)], H(s) = −Σ_k exp(lp_k) lp_k, averaged over images;

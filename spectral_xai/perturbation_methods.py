@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from . import _validation as V
 from .model_calls import batched_logits, check_model_device, explained_output, model_scope, prepare_inference, resolve_targets
 from .ops._philox import philox4x32_10
-from .options import output_dtype
+from .options import accepts_options, output_dtype
 
 RISE_STREAM = 0xFFFFFFFE  # sigma-index word reserved for the RISE masks
 
@@ -71,6 +71,7 @@ def _scores(model, n_rows: int, batch_size: int, inputs_of, targets_of, output: 
         yield sl, explained_output(logits.to(torch.float64), targets_of(sl), output)
 
 
+@accepts_options
 def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float = 0.5, output: str = "prob",
          seed: int = 0, image_ids=None, batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
     """RISE (Petsiuk et al. 2018): map = Σ_i F(x ⊙ M_i) M_i / (n_masks · p).  x (B, C, H, W) -> (B, H, W).
@@ -99,6 +100,7 @@ def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float 
     return (out / (n_masks * p)).to(out_dtype)
 
 
+@accepts_options
 def occlusion(model, x, target=None, *, window: int | None = None, stride: int | None = None, baseline=0.0,
               output: str = "prob", batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
     """Occlusion: slide a window x window patch (default one cell of a 7 x 7 grid) with ``stride``
