@@ -74,8 +74,25 @@ def _scores(model, n_rows: int, batch_size: int, inputs_of, targets_of, output: 
 @accepts_options
 def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float = 0.5, output: str = "prob",
          seed: int = 0, image_ids=None, batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
-    """RISE (Petsiuk et al. 2018): map = Σ_i F(x ⊙ M_i) M_i / (n_masks · p).  x (B, C, H, W) -> (B, H, W).
-    ``progress=True``: a line per image on stderr (images done, masks/s, ETA)."""
+    """RISE (Petsiuk et al. 2018, docs/methods.md §10): map = Σ_i F(x ⊙ M_i) M_i / (n_masks · p).
+
+    Args:
+        model: a classifier x (B, C, H, W) -> logits (B, K).
+        x: images (B, C, H, W).
+        target: None (the clean arg-max), an int or (B,) class indices.
+        n_masks, grid, p: masks per image, their cell grid and keep probability.
+        output: "prob" (default here), "log_softmax" or "logit" of the target.
+        seed, image_ids: the mask keys (or ``sampling=``).
+        batch_size: rows per forward pass (or ``execution=``).
+        progress: a line per image on stderr (images done, masks/s, ETA).
+
+    Returns:
+        (B, H, W) float32 map (float64 for float64 x).
+
+    Example:
+        >>> sx.rise(model, x, n_masks=16).shape
+        torch.Size([2, 8, 8])
+    """
     x = V.check_images(x)
     check_model_device(model, x)
     V.check_output(output)
@@ -103,9 +120,27 @@ def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float 
 @accepts_options
 def occlusion(model, x, target=None, *, window: int | None = None, stride: int | None = None, baseline=0.0,
               output: str = "prob", batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
-    """Occlusion: slide a window x window patch (default one cell of a 7 x 7 grid) with ``stride``
-    (default window // 2), set it to ``baseline``, and give every pixel the mean of F(x) − F(occluded)
-    over the windows that cover it.  x (B, C, H, W) -> (B, H, W).  ``progress=True``: a line per image on stderr."""
+    """Occlusion (docs/methods.md §10): every pixel gets the mean of F(x) − F(occluded) over the windows
+    that cover it.
+
+    Args:
+        model: a classifier x (B, C, H, W) -> logits (B, K).
+        x: images (B, C, H, W).
+        target: None (the clean arg-max), an int or (B,) class indices.
+        window: patch side (default one cell of a 7 x 7 grid).
+        stride: default window // 2.
+        baseline: the value an occluded patch takes.
+        output: "prob" (default here), "log_softmax" or "logit" of the target.
+        batch_size: rows per forward pass (or ``execution=``).
+        progress: a line per image on stderr.
+
+    Returns:
+        (B, H, W) float32 map (float64 for float64 x).
+
+    Example:
+        >>> sx.occlusion(model, x, window=4).shape
+        torch.Size([2, 8, 8])
+    """
     x = V.check_images(x)
     check_model_device(model, x)
     V.check_output(output)
