@@ -273,7 +273,7 @@ def _pilot_spread(l1: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     """Guess of the per-σ spread of the maps from one pilot sample each: ||g²||₁ (less heavy-tailed than
     ||g²||₂), averaged with the neighbouring σ of the grid (the spread varies smoothly with σ).  (B, S) -> (B, S).
     On EfficientNet-Lite0 a single-sample ||g²||₂ guess did worse than the even split (simulated from
-    128-sample runs: 0.7-0.9x); this one gave 1.1-2.1x (benchmarks/bench_samples_to_accuracy.py)."""
+    128-sample runs: 0.7-0.9x); this one gave 1.1-2.1x (benchmarks/studies/samples_to_accuracy.py)."""
     out = torch.zeros_like(l1, dtype=torch.float64)
     for b in range(l1.shape[0]):
         idx = noisy[b].nonzero().view(-1)
