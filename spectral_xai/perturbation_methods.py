@@ -71,6 +71,14 @@ def _scores(model, n_rows: int, batch_size: int, inputs_of, targets_of, output: 
         yield sl, explained_output(logits.to(torch.float64), targets_of(sl), output)
 
 
+def _checked(model, x, output: str) -> torch.Tensor:
+    """The checks both explainers start with: x (B, C, H, W) images, the model's device, the output."""
+    x = V.check_images(x)
+    check_model_device(model, x)
+    V.check_output(output)
+    return x
+
+
 @accepts_options
 def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float = 0.5, output: str = "prob",
          seed: int = 0, image_ids=None, batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
@@ -93,9 +101,7 @@ def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float 
         >>> sx.rise(model, x, n_masks=16).shape
         torch.Size([2, 8, 8])
     """
-    x = V.check_images(x)
-    check_model_device(model, x)
-    V.check_output(output)
+    x = _checked(model, x, output)
     n_masks = V.check_positive_int(n_masks, "n_masks")
     grid = V.check_positive_int(grid, "grid")
     if not 0 < p < 1:
@@ -124,26 +130,19 @@ def occlusion(model, x, target=None, *, window: int | None = None, stride: int |
     that cover it.
 
     Args:
-        model: a classifier x (B, C, H, W) -> logits (B, K).
-        x: images (B, C, H, W).
-        target: None (the clean arg-max), an int or (B,) class indices.
+        model, x, target, output, batch_size, progress: as in :func:`rise` (x (B, C, H, W)).
         window: patch side (default one cell of a 7 x 7 grid).
         stride: default window // 2.
         baseline: the value an occluded patch takes.
-        output: "prob" (default here), "log_softmax" or "logit" of the target.
-        batch_size: rows per forward pass (or ``execution=``).
-        progress: a line per image on stderr.
 
     Returns:
-        (B, H, W) float32 map (float64 for float64 x).
+        The (B, H, W) map, float32 (float64 for float64 x).
 
     Example:
         >>> sx.occlusion(model, x, window=4).shape
         torch.Size([2, 8, 8])
     """
-    x = V.check_images(x)
-    check_model_device(model, x)
-    V.check_output(output)
+    x = _checked(model, x, output)
     B, _, H, W = x.shape
     out_dtype = output_dtype(x)
     window = V.check_positive_int(window if window is not None else math.ceil(min(H, W) / 7), "window")
