@@ -160,7 +160,7 @@ def main(argv: list[str]) -> int:
     elif cmd == "gpu-check":
         # No venv, no network: the Python running dev.py, wheels carried in wheels/ (see the README).
         sys.path.insert(0, str(ROOT))
-        from benchmarks.gpu_check import main as gpu_check
+        from tools.gpu_check import main as gpu_check
 
         return gpu_check(rest)
     else:

@@ -3,6 +3,7 @@ medians, paired ratios), the models the library's zoo does not ship (a 28x28 CNN
 ResNet-50) and Captum's SG² as the baseline."""
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from typing import Callable
@@ -132,3 +133,17 @@ def captum_sg2(model, x, target, sigma, n, batch_size):
     a = nt.attribute(x, nt_type="smoothgrad_sq", nt_samples=n, nt_samples_batch_size=max(1, batch_size // x.shape[0]),
                      stdevs=sigma, target=target)
     return a.sum(1)
+
+
+def passes_for(curve: dict[int, float], target: float, increasing: bool = False) -> float | None:
+    """Passes at which the mean error curve crosses ``target`` (log-log interpolation; for an increasing
+    score such as Spearman, on 1 − score), None if it never does within the budgets."""
+    pts = sorted((p, (1 - v) if increasing else v) for p, v in curve.items())
+    t = (1 - target) if increasing else target
+    if pts and pts[0][1] <= t:
+        return float(pts[0][0])
+    for (p0, e0), (p1, e1) in zip(pts, pts[1:]):
+        if e0 >= t >= e1 and e0 > 0 and e1 > 0:
+            f = (math.log(e0) - math.log(t)) / (math.log(e0) - math.log(e1)) if e0 != e1 else 0.0
+            return math.exp(math.log(p0) + f * (math.log(p1) - math.log(p0)))
+    return None

@@ -1,4 +1,4 @@
-"""Case ``mc_error``: the Monte Carlo error of sampled maps (issue 13, item 6), in three parts.
+"""Case ``mc_error``: the Monte Carlo error of sampled maps (docs/methods.md §11), in three parts.
 
 1. **Passes to 5 %.**  For SmoothGrad (``squared=False``) and SG² (additive noise), per image and budget n,
    four estimators of the Expected Frequency (docs/methods.md §7, §11) from one ``smooth_grad(...,
@@ -23,13 +23,12 @@ Fashion-MNIST CNN (``zoo.fashion_cnn()``, ReLU) trained here with ``zoo.training
 Fashion-MNIST IDX files (Debian's ``dataset-fashion-mnist``, or ``--fashion-root`` /
 ``SPECTRAL_XAI_FASHION_MNIST``); without those files that model is reported as skipped.
 
-    python -m benchmarks.mc_error [--quick] [--models efficientnet fashion] [--seeds 4] [--ref-samples 2048] ...
+    python -m benchmarks.studies.mc_error [--quick] [--models efficientnet fashion] [--seeds 4] [--ref-samples 2048] ...
 """
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +37,8 @@ import torch
 from torch import nn
 
 import spectral_xai as sx
-from spectral_xai.atomic_io import write_json
 
-from .bench_samples_to_accuracy import passes_for
+from .common import passes_for
 
 ESTIMATORS = ("plug-in", "cross", "rank plug-in", "rank bias-reduced")
 BASELINE = {"cross": "plug-in", "rank bias-reduced": "rank plug-in"}    # each estimator's plug-in
@@ -304,7 +302,7 @@ def cost(device: torch.device, quick: bool, repeats: int) -> list[dict]:
 
 
 def parse(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.mc_error", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.studies.mc_error", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="smoke mode: a random CNN, tiny budgets (seconds)")
     p.add_argument("--models", nargs="+", default=["efficientnet", "fashion"], choices=["efficientnet", "fashion"])
     p.add_argument("--size", type=int, default=64, help="EfficientNet input size (px)")
@@ -396,23 +394,24 @@ def _lower_bound(base: dict, these: dict, nmax: int) -> str:
     return f"≥ {nmax / p:.1f}× (baseline > {nmax})" if p and base["passes_interpolated"] is None else "–"
 
 
-# issue 13's prototype (EfficientNet-Lite0, 2 photos, 64 px, σ 0.15 additive): relative EF error, %, per
-# (map, estimator, n); the text and the Targets give two figures for some cells (two prototype runs)
-PROTOTYPE = {("sg2", "plug-in"): {8: "+58", 16: "+38", 32: "+21", 64: "+12 / 9.4"},
-             ("sg", "plug-in"): {8: "68", 16: "58", 32: "43", 64: "27"},
-             ("sg2", "rank plug-in"): {8: "41", 16: "32", 32: "22", 64: "15"},
-             ("sg2", "cross"): {8: "18", 16: "13", 64: "6.7"},
-             ("sg", "cross"): {16: "8 / 5.3", 32: "5"},
-             ("sg2", "rank bias-reduced"): {64: "8.5"}}
+PROTOTYPE = Path(__file__).parent / "results" / "mc_error_prototype.json"   # the prototype's figures
+
+
+def prototype_cells() -> dict:
+    """(map, estimator) -> {n: the prototype's relative EF error, %} from the committed record."""
+    import json
+
+    cells = json.loads(PROTOTYPE.read_text())["cells"]
+    return {(c["map"], c["estimator"]): {int(n): f for n, f in c["figures"].items()} for c in cells}
 
 
 def prototype_rows(settings: list[dict]) -> list[list]:
-    """This run's EfficientNet-Lite0 figures beside the issue's prototype ones."""
+    """This run's EfficientNet-Lite0 figures beside the prototype's."""
     rows = []
     for s in settings:
         if s["setting"] != "efficientnet-lite0":
             continue
-        for (method, est), cells in PROTOTYPE.items():
+        for (method, est), cells in prototype_cells().items():
             a = s["methods"][method]["accuracy"][est]["ef"]
             for n, fig in cells.items():
                 if n in a["mean_abs_rel_error"]:
@@ -442,11 +441,11 @@ def tables(report: dict) -> tuple[dict, list[dict]]:
                               "±2 se coverage of the long run"], "rows": cal_rows})
     proto = prototype_rows(settings)
     if proto:
-        extra.append({"title": "EfficientNet-Lite0: issue 13's prototype figures beside this run (EF, %)",
-                      "columns": ["map", "estimator", "n", "issue 13 prototype", "this run: |rel err| ± se",
+        extra.append({"title": "EfficientNet-Lite0: the prototype's figures beside this run (EF, %)",
+                      "columns": ["map", "estimator", "n", "prototype", "this run: |rel err| ± se",
                                   "this run: signed"], "rows": proto,
-                      "note": "The prototype's truth, image count and seeds are not recorded in the issue; where it "
-                              "gives two figures for a cell (text / Targets) both are shown."})
+                      "note": "The prototype's truth, image count and seeds were not recorded; where it gave two "
+                              "figures for a cell both are shown (benchmarks/results/mc_error_prototype.json)."})
     truth_rows = []
     for s in settings:
         for method, m in s["methods"].items():
@@ -497,25 +496,3 @@ def run(device: torch.device, quick: bool) -> dict:
     args = parse(["--quick"] if quick else [])
     args.device = device.type
     return case_result(study(args))
-
-
-def main(argv=None) -> int:
-    from .suite import machine_name, new_report, recorded_command, run_case, write_report
-
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse(argv)
-    device = torch.device(args.device)
-    report = new_report(recorded_command(argv, "python -m benchmarks.mc_error"),
-                        "quick" if args.quick else "default", device, args.machine or machine_name(device))
-    t0 = time.perf_counter()
-    partial = Path(args.out) / f"{report['stem']}.partial.json"
-    report["cases"]["mc_error"] = run_case(
-        "mc_error", lambda: case_result(study(args, lambda p: write_json(p, partial))))
-    report["wall_s"] = time.perf_counter() - t0
-    write_report(report, Path(args.out))
-    partial.unlink(missing_ok=True)
-    return 1 if "error" in report["cases"]["mc_error"] else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,7 +30,15 @@ from .spectrum import (exact_gap, expected_frequency, explanation_gap, radial_po
 
 
 def build_info() -> dict:
-    """Torch version, CUDA on/off, CUDA version and architectures the extension was compiled with."""
+    """How the extension was built.
+
+    Returns:
+        dict: torch_version, cuda (bool), cuda_version, cuda_archs (list), compiler.
+
+    Example:
+        >>> sorted(sx.build_info())
+        ['compiler', 'cuda', 'cuda_archs', 'cuda_version', 'torch_version']
+    """
     return _C.build_info()
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-_MIX_MAX = {"additive": None, "convex": 1.0, "damping": 1.0}
+from . import options as O   # option lists read at call time (options imports this module)
 
 
 def fail(arg: str, message: str, kind: type[Exception] = ValueError) -> None:
@@ -33,8 +33,8 @@ def check_images(x) -> torch.Tensor:
 
 def check_sigmas(sigmas, mixing: str, device: torch.device) -> torch.Tensor:
     """sigmas: a number or a 1-D sequence/tensor of finite values in the family's range -> (S,) float64."""
-    if mixing not in _MIX_MAX:
-        fail("mixing", f"expected one of {tuple(_MIX_MAX)}, got {mixing!r}")
+    if mixing not in O.MIXINGS:
+        fail("mixing", f"expected one of {O.MIXINGS}, got {mixing!r}")
     if isinstance(sigmas, (str, bytes, bool)):
         fail("sigma", f"expected a number or a sequence of numbers, got {type(sigmas).__name__}", TypeError)
     if isinstance(sigmas, torch.Tensor):
@@ -56,7 +56,7 @@ def check_sigmas(sigmas, mixing: str, device: torch.device) -> torch.Tensor:
         fail("sigma", "contains NaN or Inf")
     if bool((s < 0).any()):
         fail("sigma", f"must be >= 0, got {s.min().item():g}")
-    hi = _MIX_MAX[mixing]
+    hi = O.MIXING_MAX_SIGMA[mixing]
     if hi is not None and bool((s > hi).any()):
         fail("sigma", f"must be <= {hi:g} for {mixing} mixing, got {s.max().item():g}")
     return s
@@ -97,8 +97,8 @@ def check_image_ids(image_ids, batch: int, device: torch.device) -> torch.Tensor
 
 
 def check_output(output: str) -> str:
-    if output not in ("log_softmax", "logit", "prob"):
-        fail("output", f"expected 'log_softmax', 'logit' or 'prob', got {output!r}")
+    if output not in O.OUTPUTS:
+        fail("output", f"expected {O.one_of(O.OUTPUTS)}, got {output!r}")
     return output
 
 

@@ -326,15 +326,27 @@ def _swap(smooth: nn.Module, beta: float, kind: str, nodes: int | None):
 
 def smooth_activations(model: nn.Module, beta: float, *, kind: str = "softplus",
                        nodes: int | None = None) -> nn.Module:
-    """A deep copy of ``model`` with every elementwise activation module a replaced by a_β(x) =
-    E[a(x + Z/√β)] (kind="gaussian", see the module docstring), or every nn.ReLU / nn.ReLU6 by
-    SoftPlus_β (kind="softplus", ReLU6 clamped at 6).  The original is untouched.  ``nodes``: the
-    Gauss–Hermite order where no closed form exists (default: 24·⌈1/β⌉, at most 256).
+    """A deep copy of ``model`` with smooth activations (docs/methods.md §8); the original is untouched.
 
-    The copy carries ``smooth_activations_replaced`` (int, modules replaced) and
-    ``smooth_activations_report`` (:class:`SmoothingReport`).  Activations left unchanged (functional
-    calls in custom forward methods, unsupported modules) are named in a UserWarning; a model with
-    nothing to replace raises a ValueError naming ``model``."""
+    kind="gaussian": every elementwise activation module a becomes a_β(x) = E[a(x + Z/√β)] (see the module
+    docstring); kind="softplus": every nn.ReLU / nn.ReLU6 becomes SoftPlus_β (ReLU6 clamped at 6).  The copy
+    carries ``smooth_activations_replaced`` (int) and ``smooth_activations_report`` (:class:`SmoothingReport`);
+    activations left unchanged are named in a UserWarning, and a model with nothing to replace raises a
+    ValueError naming ``model``.
+
+    Args:
+        model: an nn.Module.
+        beta: β > 0 (β -> ∞ recovers the original).
+        kind: "softplus" or "gaussian".
+        nodes: the Gauss–Hermite order where no closed form exists (default 24·⌈1/β⌉, at most 256).
+
+    Returns:
+        The smoothed copy (nn.Module).
+
+    Example:
+        >>> sx.smooth_activations(model, 10.0).smooth_activations_replaced
+        1
+    """
     if not isinstance(model, nn.Module):
         V.fail("model", f"expected an nn.Module, got {type(model).__name__}", TypeError)
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0 or not math.isfinite(beta):

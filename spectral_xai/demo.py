@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from .gradients import smooth_grad, vanilla_grad
+from .options import DEFAULT_SG_SIGMA, N_FRACTIONS
 
 
 def run_demo(out_dir: str | Path = "demo_out", size: int = 128, n_samples: int = 16, figures: bool = False,
@@ -20,7 +21,7 @@ def run_demo(out_dir: str | Path = "demo_out", size: int = 128, n_samples: int =
     out_dir = Path(out_dir)
     cfg = AuditConfig(data="skimage", out=str(out_dir / "audit"), model="efficientnet-lite0", size=size,
                       samples=n_samples, methods=["vg", "sg", "sg2", "ig2", "sl2", "al", "sg2opt"],
-                      ig_steps=16, fractions=21, shard_size=4, resume=True, quiet=quiet)
+                      ig_steps=16, fractions=N_FRACTIONS, shard_size=4, resume=True, quiet=quiet)
     t0 = time.perf_counter()
     summary = run_audit(cfg)
     table = summary["table"]
@@ -52,7 +53,7 @@ def print_plugin_bias(table, cfg) -> None:
 
 
 def method_figures(out_dir: str | Path = "demo_out/figures", size: int = 128, n_samples: int = 32,
-                   sigma: float = 0.15, seed: int = 0, lens_samples: int = 16) -> Path:
+                   sigma: float = DEFAULT_SG_SIGMA, seed: int = 0, lens_samples: int = 16) -> Path:
     """Print the top-1 classes of the four classic photos and write the figures; returns the output folder.
 
     explanations.png (VG, SG, SG²), spectra.png (their radial power spectra), spectral_lens.png

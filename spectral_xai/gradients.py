@@ -12,7 +12,7 @@ import torch
 
 from . import _validation as V
 from .engine import estimate
-from .options import ExecutionOptions, SamplingOptions, output_dtype
+from .options import CHECK_EVERY, MIN_SAMPLES, ExecutionOptions, SamplingOptions, accepts_options, output_dtype
 from .mc_stats import MapStats, combine_sigmas, relative_error, sigma_statistics
 
 
@@ -23,15 +23,33 @@ def finish_map(m: torch.Tensor, x: torch.Tensor, reduce_channels: bool = True) -
     return m[:, 0] if reduce_channels else m
 
 
+@accepts_options
 def vanilla_grad(model, x, target=None, *, squared=False, output="log_softmax", reduce_channels=True,
-                 batch_size=None, image_ids=None, fast=None):
-    """VanillaGrad g (k=1) or g² (k=2) at the clean input.  x (B, C, H, W) -> (B, H, W).
+                 batch_size=None, image_ids=None, fast=None, memory_budget=None):
+    """VanillaGrad: the gradient g (k=1) or g² (k=2) of the explained output at the clean input.
 
-    ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile)."""
+    Args:
+        model: a classifier x (B, C, H, W) -> logits (B, K).
+        x: images (B, C, H, W), floating point.
+        target: None (the clean arg-max), an int or (B,) class indices.
+        squared: g² (summed over channels) instead of g (summed over channels).
+        output: the explained output of the target, "log_softmax", "logit" or "prob".
+        reduce_channels: False keeps (B, C, H, W).
+        batch_size, memory_budget, fast: how the passes run (or ``execution=``, an :class:`ExecutionOptions`);
+            ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
+        image_ids: None or (B,) ints (or ``sampling=SamplingOptions(image_ids=...)``).
+
+    Returns:
+        (B, H, W) float32 map (float64 for float64 x) on x's device.
+
+    Example:
+        >>> sx.vanilla_grad(model, x).shape
+        torch.Size([2, 8, 8])
+    """
     k = 2 if squared else 1
     est = estimate(model, x, sigmas=0.0, mixing="additive", powers=(k,), target=target, output=output,
                    reduce_channels=reduce_channels, sampling=SamplingOptions(n_samples=1, image_ids=image_ids),
-                   execution=ExecutionOptions(batch_size=batch_size, fast=fast))
+                   execution=ExecutionOptions(batch_size=batch_size, memory_budget=memory_budget, fast=fast))
     return finish_map((est.mean2 if squared else est.mean1)[:, 0], x, reduce_channels)
 
 
@@ -40,28 +58,51 @@ def _check_one_sigma(sigma) -> None:
         V.fail("sigma", "smooth_grad takes one noise level; use spectral_lens for several", TypeError)
 
 
+@accepts_options
 def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mixing="additive",
                 noise_scale=1.0, relative=False, output="log_softmax", seed=0, image_ids=None,
-                batch_size=None, reduce_channels=True, tol=None, max_samples=None, check_every=8,
+                batch_size=None, reduce_channels=True, tol=None, max_samples=None, check_every=CHECK_EVERY,
                 return_n_samples=False, sampling="iid", fast=None, return_stats=False, target_error=None,
-                min_samples=8):
-    """SmoothGrad E[g] (``squared=False``) or SmoothGrad-Squared E[g²] (default).
+                min_samples=MIN_SAMPLES, memory_budget=None):
+    """SmoothGrad E[g] (``squared=False``) or SmoothGrad-Squared E[g²] (default) at one noise level.
 
-    x (B, C, H, W) -> (B, H, W).  ``mixing="additive"``: x~ = x + sigma*noise_scale*eps (sigma is the
-    absolute std, as Captum's ``stdevs`` when noise_scale = 1); ``relative=True`` uses the original
-    SmoothGrad scale, std = sigma * (max x_b - min x_b) per image.  ``mixing="convex"``:
-    x~ = (1 - sigma) x + sigma*noise_scale*eps, 0 <= sigma <= 1.  With ``tol`` the sampling stops per
-    image once the running mean changes by at most tol * its max over ``check_every`` samples
-    (``n_samples`` or ``max_samples`` is the cap); ``return_n_samples=True`` also returns (B,) samples used.
-    ``target_error`` (recommended over ``tol``): stop an image at the first check with n >= ``min_samples``
-    where its relative Monte Carlo error ||se||_2 / ||map||_2 <= target_error (cap: ``max_samples``, default
-    ``n_samples``); the noise keys do not change, so the map is a prefix of a longer run (docs/methods.md §11).
-    ``return_stats=True`` returns a :class:`~spectral_xai.mc_stats.MapStats` (.map identical to the plain
-    return value, .stderr, .halves, .n_samples, .rel_error) from the same passes; needs n_samples >= 2.
-    ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
-    ``sampling="lhs"``: Latin hypercube noise over the ``n_samples`` of each image (unbiased like ``"iid"``,
-    lower variance where the map is dominated by per-element effects; no ``tol``), see
-    :mod:`spectral_xai.lhs`.
+    ``mixing="additive"``: x~ = x + sigma·noise_scale·ε (sigma the absolute std, as Captum's ``stdevs``);
+    ``"convex"``: x~ = (1 − sigma) x + sigma·noise_scale·ε, 0 <= sigma <= 1 (docs/methods.md §1).  The noise
+    of an image is keyed by (seed, image id, σ, sample), so a map never depends on batch or chunk sizes.
+
+    Args:
+        model: a classifier x (B, C, H, W) -> logits (B, K).
+        x: images (B, C, H, W), floating point.
+        sigma: one noise level (a number).
+        target: None (the clean arg-max), an int or (B,) class indices.
+        n_samples: samples per image (the cap with ``tol`` / ``target_error``).
+        squared: E[g²] (default) or E[g].
+        mixing, noise_scale: the perturbation family and its noise scale s (a number or (B,)).
+        relative: the original SmoothGrad scale, std = sigma · (max x_b − min x_b) per image.
+        output: "log_softmax", "logit" or "prob" of the target.
+        seed, image_ids: the noise keys (seed in [0, 2^64); ids (B,) in [0, 2^32), default arange(B)).
+        tol, check_every, max_samples: stop an image once its running mean moves by <= tol · its max over
+            ``check_every`` samples.
+        target_error, min_samples: stop an image at the first check with n >= min_samples where its relative
+            Monte Carlo error ||se||_2 / ||map||_2 <= target_error (recommended over ``tol``; docs/methods.md §11).
+        sampling: "iid" or "lhs" (Latin hypercube noise, :mod:`spectral_xai.lhs`; no adaptive stopping), or a
+            :class:`SamplingOptions` giving all of the sampling settings above.
+        batch_size, memory_budget, fast: how the passes run (or ``execution=``, an :class:`ExecutionOptions`).
+        reduce_channels: False keeps (B, C, H, W).
+        return_n_samples: also return the (B,) samples used.
+        return_stats: return a :class:`~spectral_xai.mc_stats.MapStats` (needs n_samples >= 2).
+
+    Returns:
+        The (B, H, W) map, float32 (float64 for float64 x); ``(map, n_used (B,))`` with ``return_n_samples``;
+        a MapStats (.map identical to the plain map, .stderr, .halves, .n_samples, .rel_error) with
+        ``return_stats``.
+
+    Example:
+        >>> sx.smooth_grad(model, x, 0.15, n_samples=8).shape
+        torch.Size([2, 8, 8])
+        >>> st = sx.smooth_grad(model, x, 0.15, sampling=sx.SamplingOptions(n_samples=8, seed=1), return_stats=True)
+        >>> st.stderr.shape, st.n_samples.tolist()
+        (torch.Size([2, 8, 8]), [8, 8])
     """
     _check_one_sigma(sigma)
     x = V.check_images(x)
@@ -76,8 +117,8 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
                            min_samples=min_samples)
     est = estimate(model, x, sigmas=sigma, mixing=mixing, powers=(k,), target=target, output=output,
                    noise_scale=noise_scale, reduce_channels=reduce_channels, sampling=samp,
-                   execution=ExecutionOptions(batch_size=batch_size, fast=fast), x_checked=True,
-                   stats=bool(return_stats))
+                   execution=ExecutionOptions(batch_size=batch_size, memory_budget=memory_budget, fast=fast),
+                   x_checked=True, stats=bool(return_stats))
     m = finish_map((est.mean2 if squared else est.mean1)[:, 0], x, reduce_channels)
     if return_stats:
         return _map_stats(est, k, m, x, reduce_channels)
@@ -99,19 +140,35 @@ def gauss_legendre_01(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy((nodes + 1) / 2), torch.from_numpy(weights / 2)
 
 
+@accepts_options
 def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared=False, times_input=True,
                     output="log_softmax", batch_size=None, reduce_channels=True, image_ids=None, fast=None,
-                    return_stats=False):
-    """Integrated gradients along x_a = b + a (x - b), a in [0, 1] (damping mixing, sigma = 1 - a).
+                    return_stats=False, memory_budget=None):
+    """Integrated gradients along x_a = b + a (x − b), a in [0, 1] (damping mixing, σ = 1 − a).
 
-    IG  = int_0^1 g(x_a) da,  IG² = int_0^1 g(x_a)² da,  by Gauss-Legendre quadrature with
-    ``n_steps`` nodes (exact for integrands polynomial of degree < 2 n_steps in a).
-    ``times_input=True`` gives XIG = (x - b) * IG (the usual Integrated Gradients, whose sum over
-    pixels approximates F(x) - F(b)) and XIG² = (x - b)² * IG² = int ((x - b) g)² da.
-    Channels are reduced after the multiplication.  x (B, C, H, W) -> (B, H, W).
-    ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
-    ``return_stats=True`` is refused: the quadrature is deterministic, it has no Monte Carlo error (its error
-    is the quadrature error, which shrinks with ``n_steps``).
+    IG = ∫ g(x_a) da and IG² = ∫ g(x_a)² da by Gauss–Legendre quadrature with ``n_steps`` nodes (exact for
+    integrands polynomial of degree < 2 n_steps in a).  ``times_input=True`` gives XIG = (x − b) ⊙ IG (the usual
+    Integrated Gradients; its pixel sum approximates F(x) − F(b)) and XIG² = (x − b)² ⊙ IG²; channels are reduced
+    after the multiplication.  Deterministic: ``return_stats=True`` is refused (no Monte Carlo error).
+
+    Args:
+        model: a classifier x (B, C, H, W) -> logits (B, K).
+        x: images (B, C, H, W), floating point.
+        target: None (the clean arg-max), an int or (B,) class indices.
+        baseline: b, (B, C, H, W) or broadcastable; None = zeros.
+        n_steps: quadrature nodes.
+        squared, times_input: IG², and the (x − b) factor.
+        output: "log_softmax", "logit" or "prob" of the target.
+        batch_size, memory_budget, fast: how the passes run (or ``execution=``, an :class:`ExecutionOptions`).
+        reduce_channels: False keeps (B, C, H, W).
+        image_ids: None or (B,) ints.
+
+    Returns:
+        (B, H, W) float32 map (float64 for float64 x).
+
+    Example:
+        >>> sx.integrated_grad(model, x, n_steps=8).shape
+        torch.Size([2, 8, 8])
     """
     if return_stats:
         V.fail("return_stats", "integrated_grad is deterministic Gauss-Legendre quadrature: it draws no "
@@ -128,7 +185,8 @@ def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared
     est = estimate(model, x, sigmas=1.0 - alphas, mixing="damping", powers=(k,), target=target, output=output,
                    baseline=baseline, reduce_channels=reduce_channels and not times_input,
                    sampling=SamplingOptions(n_samples=1, image_ids=image_ids),
-                   execution=ExecutionOptions(batch_size=batch_size, fast=fast), x_checked=True)
+                   execution=ExecutionOptions(batch_size=batch_size, memory_budget=memory_budget, fast=fast),
+                   x_checked=True)
     mean = est.mean2 if squared else est.mean1                # (B, S, C', H, W)
     integral = combine_sigmas(mean, weights)   # in node order: an image's map ignores the other images
     if times_input:

@@ -11,7 +11,7 @@ import torch
 
 from . import _validation as V
 from .engine import estimate
-from .options import LENS_ESTIMATORS, SIGMA_GRID, ExecutionOptions, SamplingOptions, output_dtype
+from .options import CHECK_EVERY, LENS_ESTIMATORS, MIN_SAMPLES, PRIORS, SIGMA_GRID, ExecutionOptions, SamplingOptions, accepts_options, output_dtype
 from .ops._philox import philox4x32_10
 from .mc_stats import combine_sigmas, relative_error, sigma_statistics
 
@@ -48,10 +48,21 @@ class SpectralLensResult:
 
 
 def prior_weights(sigmas: torch.Tensor, prior="uniform", *, beta=(2.0, 2.0), power=2.5) -> torch.Tensor:
-    """Normalised weights (S,) float64 of a prior on the σ grid.
+    """Normalised weights of a prior over the σ grid (docs/methods.md §2).
 
-    ``"uniform"`` (the paper's SL²), ``"beta"`` (density σ^(a−1)(1−σ)^(b−1), the authors used a = b = 2),
-    ``"power"`` (σ^p; the authors' SLT² is p = 5/2), or a tensor/sequence of S non-negative weights.
+    Args:
+        sigmas: the grid (S,).
+        prior: "uniform" (the paper's SL²), "beta" (density σ^(a−1)(1−σ)^(b−1); the authors used a = b = 2),
+            "power" (σ^p; the authors' SLT² is p = 5/2), or S non-negative weights.
+        beta: (a, b) of the beta prior.
+        power: p of the power prior.
+
+    Returns:
+        (S,) float64 weights summing to 1.
+
+    Example:
+        >>> sx.prior_weights(torch.linspace(0, 1, 5), "power", power=1.0)
+        tensor([0.0000, 0.1000, 0.2000, 0.3000, 0.4000], dtype=torch.float64)
     """
     s = sigmas.to(torch.float64).cpu()
     if isinstance(prior, str):
@@ -65,7 +76,7 @@ def prior_weights(sigmas: torch.Tensor, prior="uniform", *, beta=(2.0, 2.0), pow
         elif prior == "power":
             w = s.clamp(min=0) ** float(power)
         else:
-            V.fail("prior", f"expected 'uniform', 'beta', 'power' or weights, got {prior!r}")
+            V.fail("prior", f"expected {', '.join(map(repr, PRIORS))} or weights, got {prior!r}")
     else:
         w = torch.as_tensor(prior, dtype=torch.float64).cpu().reshape(-1)
         if w.numel() != s.numel():
@@ -120,28 +131,46 @@ def neyman_counts(weights: torch.Tensor, sd: torch.Tensor, noisy: torch.Tensor, 
     return counts
 
 
+@accepts_options
 def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="uniform", beta=(2.0, 2.0),
                   power=2.5, noise_scale=1.0, output="log_softmax", seed=0, image_ids=None, batch_size=None,
-                  return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=8,
-                  sampling="iid", fast=None, return_stats=False, target_error=None, min_samples=8):
-    """SpectralLens SL² and ArgLens for a batch: x (B, C, H, W) -> :class:`SpectralLensResult`.
+                  return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=CHECK_EVERY,
+                  sampling="iid", fast=None, return_stats=False, target_error=None, min_samples=MIN_SAMPLES,
+                  memory_budget=None):
+    """SpectralLens SL² and ArgLens on a σ grid under convex mixing (docs/methods.md §2).
 
-    ``sigmas`` defaults to linspace(0, 1, 11) (convex mixing needs 0 <= σ <= 1; the grid is sorted).
-    ``estimator="grid"`` (default): ``n_samples`` samples per σ, all σ in the same chunks of passes,
-    adaptive stopping per (image, σ) with ``tol``.  ``estimator="stratified"``: ``n_samples`` samples in
-    all per image, each drawing its σ from the prior by stratified sampling — an unbiased estimate of
-    the same prior-weighted mean with S times fewer passes, but no per-σ maps and so no ArgLens.
-    ``estimator="neyman"``: the grid's passes (``n_samples`` per noisy σ on average, n_samples >= 2), of
-    which one per σ is a pilot (sample index 0) that sets the allocation n_σ ∝ w_σ·sd_σ (Neyman: more
-    samples where the maps vary more), sd_σ guessed by the pilot's ||g²||₁ averaged over neighbouring σ,
-    with 25 % of the passes split evenly (:func:`neyman_counts`); the maps average samples 1..n_σ, which
-    are independent of the pilot, so every G_σ and SL² stay unbiased.  ArgLens and per-σ maps are available.
-    ``sampling="lhs"`` (grid, neyman): Latin hypercube noise per (image, σ), see :mod:`spectral_xai.lhs`.
-    ``fast``: None or a :class:`~spectral_xai.FastPath` (autocast, channels_last, torch.compile).
-    ``return_stats=True`` (grid): the Monte Carlo error of SL² (and per σ) from the same passes, see
-    :class:`SpectralLensResult`.  ``target_error`` (grid, recommended over ``tol``): each image samples all its
-    σ in rounds of ``check_every`` until the relative error of its SL² is <= target_error with at least
-    ``min_samples`` samples per noisy σ, or ``max_samples`` (docs/methods.md §11).
+    SL² = Σ_j w_j G_σj (prior weights w), G_σ = Σ_c E[g_c²] with x~ = (1 − σ) x + σ s ε; ArgLens = the σ of
+    the grid where each pixel's G_σ is largest.  Estimators: ``"grid"`` (``n_samples`` per σ, all σ in the same
+    passes); ``"stratified"`` (``n_samples`` in all, each sample's σ drawn from the prior by stratified sampling:
+    S times fewer passes, no per-σ maps, no ArgLens); ``"neyman"`` (the grid's passes, one pilot per σ sets
+    n_σ ∝ w_σ·sd_σ with 25 % split evenly, :func:`neyman_counts`; unbiased).
+
+    Args:
+        model: a classifier x (B, C, H, W) -> logits (B, K).
+        x: images (B, C, H, W), floating point.
+        sigmas: the σ grid in [0, 1] (default {0, 0.1, …, 1}; sorted).
+        target: None (the clean arg-max), an int or (B,) class indices.
+        n_samples: samples per σ (grid, neyman) or per image (stratified).
+        prior, beta, power: the prior over σ, see :func:`prior_weights`.
+        noise_scale: s, a number or (B,).
+        output: "log_softmax", "logit" or "prob" of the target.
+        seed, image_ids: the noise keys.
+        return_per_sigma: keep the per-σ maps G_σ (B, S, H, W).
+        estimator: "grid", "stratified" or "neyman".
+        tol, check_every, max_samples, target_error, min_samples: adaptive stopping as in :func:`smooth_grad`
+            (``target_error``, grid only: the relative error of each image's SL²).
+        sampling: "iid" or "lhs" (grid, neyman), or a :class:`SamplingOptions` giving all sampling settings.
+        batch_size, memory_budget, fast: how the passes run (or ``execution=``, an :class:`ExecutionOptions`).
+        return_stats: (grid) the Monte Carlo error of SL² (and per σ) from the same passes.
+
+    Returns:
+        A :class:`SpectralLensResult`: sl2 (B, H, W), arglens (B, H, W) or None, sigmas (S,), weights (S,),
+        per_sigma (B, S, H, W) or None, n_samples, and with ``return_stats`` stderr, halves, rel_error.
+
+    Example:
+        >>> res = sx.spectral_lens(model, x, n_samples=4, **sx.preset("imagenet-resnet50"))
+        >>> res.sl2.shape, res.arglens.shape, res.sigmas.shape
+        (torch.Size([2, 8, 8]), torch.Size([2, 8, 8]), torch.Size([11]))
     """
     x = V.check_images(x)
     s, w = _grid_and_weights(sigmas, prior, beta, power)
@@ -150,8 +179,8 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
                            min_samples=min_samples).checked()
     if estimator != "grid" and (return_stats or target_error is not None):
         V.fail("return_stats" if return_stats else "target_error", "is only available for estimator='grid'")
-    problem = LensProblem(model, x, s, target, output, noise_scale, ExecutionOptions(batch_size=batch_size,
-                                                                                      fast=fast))
+    problem = LensProblem(model, x, s, target, output, noise_scale,
+                          ExecutionOptions(batch_size=batch_size, memory_budget=memory_budget, fast=fast))
     if estimator == "grid":
         est = problem.estimate(samp, stats=bool(return_stats), error_weights=w)
         res = _grid_result(problem, w, est.mean2[:, :, 0], est.n_samples, return_per_sigma, "grid", "")
@@ -244,7 +273,7 @@ def _pilot_spread(l1: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     """Guess of the per-σ spread of the maps from one pilot sample each: ||g²||₁ (less heavy-tailed than
     ||g²||₂), averaged with the neighbouring σ of the grid (the spread varies smoothly with σ).  (B, S) -> (B, S).
     On EfficientNet-Lite0 a single-sample ||g²||₂ guess did worse than the even split (simulated from
-    128-sample runs: 0.7-0.9x); this one gave 1.1-2.1x (benchmarks/bench_samples_to_accuracy.py)."""
+    128-sample runs: 0.7-0.9x); this one gave 1.1-2.1x (benchmarks/studies/samples_to_accuracy.py)."""
     out = torch.zeros_like(l1, dtype=torch.float64)
     for b in range(l1.shape[0]):
         idx = noisy[b].nonzero().view(-1)

@@ -22,10 +22,10 @@ from . import _validation as V
 from .gradients import integrated_grad, smooth_grad, vanilla_grad
 from .lens import spectral_lens
 from .noise_level import sg2_opt
+from .options import DEFAULT_SG_SIGMA
 from .perturbation_methods import occlusion, rise
 from .presets import preset
 
-DEFAULT_SG_SIGMA = 0.15                    # additive std on [0, 1] images (SmoothGrad's 10-20 % of the range)
 CAPTUM_CONVENTION = MappingProxyType({"output": "logit", "reduce_channels": False})
 CAPTUM_SG_STDEVS = 1.0                     # Captum's NoiseTunnel default ``stdevs``
 FAMILIES = ("gradient", "lens", "perturbation")
@@ -113,13 +113,43 @@ def label(method: str) -> str:
 
 
 def explain(method: str, model, x: torch.Tensor, target=None, **options) -> torch.Tensor:
-    """The ``method`` map of x (B, C, H, W) -> (B, H, W); ``options`` go to the method's function."""
+    """The map of a method of the table (:data:`METHODS`) with the table's defaults.
+
+    Args:
+        method: a key of :data:`METHODS` ("vg", "sg2", "sl2", "rise", ...).
+        model: a classifier x (B, C, H, W) -> logits (B, K).
+        x: images (B, C, H, W).
+        target: None (the clean arg-max), an int or (B,) class indices.
+        **options: keywords of the method's function (they override the table's defaults).
+
+    Returns:
+        (B, H, W) map.
+
+    Example:
+        >>> sx.explain("sg2", model, x, n_samples=4).shape
+        torch.Size([2, 8, 8])
+    """
     return method_spec(method)(model, x, target, **options)
 
 
 def quantus_explain_func(model, inputs, targets, *, method: str = "sg2", device=None, **options) -> np.ndarray:
-    """Quantus-compatible ``explain_func(model, inputs, targets, **kwargs)``: numpy (B, C, H, W) inputs and
-    (B,) targets -> numpy (B, 1, H, W) float32 maps of ``method`` (see :data:`METHODS`)."""
+    """Quantus-compatible ``explain_func(model, inputs, targets, **kwargs)``.
+
+    Args:
+        model: a classifier x (B, C, H, W) -> logits (B, K).
+        inputs: numpy (B, C, H, W) images.
+        targets: (B,) class indices.
+        method: a key of :data:`METHODS`.
+        device: where to compute (default: the model's).
+        **options: keywords of the method's function.
+
+    Returns:
+        numpy (B, 1, H, W) float32 maps.
+
+    Example:
+        >>> sx.quantus_explain_func(model, x.numpy(), [0, 1], method="vg").shape
+        (2, 1, 8, 8)
+    """
     dev = torch.device(device) if device is not None else next(
         (p.device for p in model.parameters()), torch.device("cpu")) if isinstance(model, torch.nn.Module) \
         else torch.device("cpu")

@@ -10,7 +10,7 @@ from . import _validation as V
 from .engine import estimate, plan_rows
 from .model_calls import batched_logits, check_model_device, model_scope, prepare_inference
 from .ops import perturb
-from .options import output_dtype, split_options
+from .options import accepts_options, output_dtype, split_options
 
 
 class OptimalSigma(NamedTuple):
@@ -25,8 +25,24 @@ class OptimalSigma(NamedTuple):
 
 
 def cs_curves(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5):
-    """CS(σ) = (σ s)^exponent · ||E_σ[g²]||_1 from channel-summed SG² maps G_σ (B, S, H, W) -> (B, S),
-    and the pixel curves (σ s)^exponent · G_σ(p) (B, S, H, W).  σ s is the effective noise std."""
+    """The CS curves of docs/methods.md §3 from channel-summed SG² maps on a grid.
+
+    CS(σ) = (σ s)^exponent · ||G_σ||_1, and per pixel (σ s)^exponent · G_σ(p); σ s is the effective noise std.
+
+    Args:
+        per_sigma: G_σ (B, S, H, W).
+        sigmas: the grid (S,).
+        noise_scale: s, a number or (B,).
+        exponent: 2.5 (the paper); 1 reproduces the authors' code.
+
+    Returns:
+        (image curves (B, S), pixel curves (B, S, H, W)) in per_sigma's dtype.
+
+    Example:
+        >>> curves, pixel = sx.cs_curves(torch.rand(2, 3, 8, 8), torch.tensor([0.1, 0.2, 0.3]))
+        >>> curves.shape, pixel.shape
+        (torch.Size([2, 3]), torch.Size([2, 3, 8, 8]))
+    """
     B = per_sigma.shape[0]
     scales = V.check_noise_scale(noise_scale, B, per_sigma.device).to(per_sigma.dtype)
     eff = sigmas.to(per_sigma.device, per_sigma.dtype).view(1, -1) * scales.view(-1, 1)
@@ -45,8 +61,22 @@ class SigmaStar(NamedTuple):
 
 
 def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5) -> SigmaStar:
-    """Image-level σ* = argmax_σ CS(σ) (ties -> smallest σ) from the per-σ SG² maps G_σ (B, S, H, W) of one
-    grid (e.g. ``spectral_lens(..., return_per_sigma=True).per_sigma``), with SG²_opt = G_σ*: no extra passes."""
+    """Image-level σ* = argmax_σ CS(σ) (ties -> smallest σ) and SG²_opt = G_σ* from per-σ maps of one
+    grid (e.g. ``spectral_lens(..., return_per_sigma=True).per_sigma``): no extra passes.
+
+    Args:
+        per_sigma: G_σ (B, S, H, W).
+        sigmas: the grid (S,).
+        noise_scale: s, a number or (B,).
+        exponent: the CS exponent, see :func:`cs_curves`.
+
+    Returns:
+        A :class:`SigmaStar`: index (B,) int64, sigma (B,) float64, maps (B, H, W) float64, curves (B, S).
+
+    Example:
+        >>> sx.sigma_star(torch.rand(2, 3, 8, 8), torch.tensor([0.1, 0.2, 0.3])).maps.shape
+        torch.Size([2, 8, 8])
+    """
     per_sigma = per_sigma.double()
     curves, _ = cs_curves(per_sigma, sigmas, noise_scale, exponent)
     j = curves.argmax(dim=1)
@@ -69,14 +99,30 @@ def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampl
     return s, image_curves, pixel_curves, per_sigma
 
 
+@accepts_options
 def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5, mixing="convex",
                   noise_scale=1.0, return_curves=False, **sampling):
-    """σ* = argmax_σ CS(σ), CS(σ) = (σ·s)^exponent · ||E_σ[g²]||_1 (docs/methods.md §3).
+    """σ* = argmax_σ CS(σ), CS(σ) = (σ·s)^exponent · ||E_σ[g²]||_1 (docs/methods.md §3); ties -> smallest σ.
 
-    level="image": per image (B,); "dataset": argmax of the mean over images of CS/max CS, (); "pixel":
-    argmax of (σ s)^exponent · G_σ(p), (B, H, W).  ``exponent=1`` reproduces the authors' code.
-    Ties go to the smallest σ.  With ``return_curves=True`` returns an :class:`OptimalSigma`.
-    ``sampling``: n_samples, seed, image_ids, batch_size, output, tol, ... of the engine.
+    Args:
+        model: a classifier x (B, C, H, W) -> logits (B, K).
+        x: images (B, C, H, W), floating point.
+        sigmas: the grid (S,).
+        target: None (the clean arg-max), an int or (B,) class indices.
+        level: "image" (per image), "dataset" (argmax of the mean over images of CS / max CS) or "pixel"
+            (argmax of (σ s)^exponent · G_σ(p)).
+        exponent: 2.5 (the paper); 1 reproduces the authors' code.
+        mixing, noise_scale: the perturbation family (default convex) and s.
+        return_curves: return an :class:`OptimalSigma` with the curves and per-σ maps.
+        **sampling: the engine's options by name (n_samples, seed, image_ids, batch_size, output, tol, ...), or
+            ``sampling=`` a :class:`SamplingOptions` and ``execution=`` an :class:`ExecutionOptions`.
+
+    Returns:
+        σ* of shape (B,), () or (B, H, W) by level (float32, float64 for float64 x), or an OptimalSigma.
+
+    Example:
+        >>> sx.optimal_sigma(model, x, [0.1, 0.3, 0.5], n_samples=4).shape
+        torch.Size([2])
     """
     if level not in ("image", "dataset", "pixel"):
         V.fail("level", f"expected 'image', 'dataset' or 'pixel', got {level!r}")
@@ -99,10 +145,21 @@ def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5,
     return OptimalSigma(sigma.to(dt), curves.to(dt), s, per_sigma.to(dt))
 
 
+@accepts_options
 def sg2_opt(model, x, sigmas, target=None, *, exponent=2.5, mixing="convex", noise_scale=1.0, **sampling):
-    """SG²_opt: the SG² map of each image at its own σ* (image level) -> (maps (B, H, W), σ* (B,)).
+    """SG²_opt: the SG² map of each image at its own σ* (image level), from the same passes as the CS curves.
 
-    The maps come from the same passes as the CS curves (no extra sampling)."""
+    Args:
+        model, x, sigmas, target, exponent, mixing, noise_scale, **sampling: as in :func:`optimal_sigma`.
+
+    Returns:
+        (maps (B, H, W), σ* (B,)).
+
+    Example:
+        >>> maps, sigma = sx.sg2_opt(model, x, [0.1, 0.3, 0.5], n_samples=4)
+        >>> maps.shape, sigma.shape
+        (torch.Size([2, 8, 8]), torch.Size([2]))
+    """
     res = optimal_sigma(model, x, sigmas, target, level="image", exponent=exponent, mixing=mixing,
                         noise_scale=noise_scale, return_curves=True, **sampling)
     j = res.curves.argmax(dim=1)
@@ -120,10 +177,29 @@ class NoiseCutoff(NamedTuple):
     per_image: torch.Tensor
 
 
+@accepts_options
 def noise_cutoff(model, x, scales, *, tau=0.05, n_samples=16, seed=0, image_ids=None, batch_size=None):
-    """The noise cutoff of docs/methods.md §4: sweep additive std s over ``scales``; per image
-    lp(s) = E_ε[log_softmax f(x + s ε)], H(s) = −Σ_k exp(lp_k) lp_k, averaged over images;
-    s* = min{s : H(s) >= (1 − tau) max H}.  Forward passes only, noise keyed as everywhere else."""
+    """The noise cutoff of docs/methods.md §4: the smallest additive std s whose predictive entropy reaches
+    (1 − tau) of its maximum over ``scales``.
+
+    Per image lp(s) = E_ε[log_softmax f(x + s ε)] and H(s) = −Σ_k exp(lp_k) lp_k, averaged over images.  Forward
+    passes only, the noise keyed as everywhere else.
+
+    Args:
+        model: a classifier x (B, C, H, W) -> logits (B, K).
+        x: images (B, C, H, W), floating point.
+        scales: the stds to sweep (S,), sorted here.
+        tau: 0 <= tau < 1.
+        n_samples, seed, image_ids: samples per (image, s) and the noise keys (or ``sampling=``).
+        batch_size: rows per forward pass (or ``execution=``).
+
+    Returns:
+        A :class:`NoiseCutoff`: scale (float), scales (S,), entropy (S,), per_image (B, S).
+
+    Example:
+        >>> sx.noise_cutoff(model, x, [0.0, 0.5, 1.0], n_samples=4).per_image.shape
+        torch.Size([2, 3])
+    """
     x = V.check_images(x)
     check_model_device(model, x)
     s = V.check_sigmas(scales, "additive", torch.device("cpu"))

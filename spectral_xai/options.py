@@ -7,18 +7,35 @@ two options objects every sampling front-end hands to the engine.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+import functools
+import inspect
+from dataclasses import MISSING, dataclass, fields, replace
 
 import torch
 
 from . import _validation as V
 
 OUTPUTS = ("log_softmax", "logit", "prob")          # the explained output F of the target class
-MIXINGS = ("additive", "convex", "damping")         # perturbation families (docs/methods.md §1)
+MIXING_MAX_SIGMA = {"additive": None, "convex": 1.0, "damping": 1.0}   # largest σ of each family (None: any)
+MIXINGS = tuple(MIXING_MAX_SIGMA)                   # perturbation families (docs/methods.md §1)
 PRIORS = ("uniform", "beta", "power")               # SpectralLens priors over σ (docs/methods.md §2)
 NOISE_DESIGNS = ("iid", "lhs")                      # how the noise of one (image, σ) is drawn
 LENS_ESTIMATORS = ("grid", "stratified", "neyman")  # SpectralLens estimators
 SIGMA_GRID = tuple(round(0.1 * i, 10) for i in range(11))   # σ ∈ {0, 0.1, …, 1}: the authors' grid
+
+# Defaults (docs/defaults.md says why they differ between front-ends)
+DEFAULT_SG_SIGMA = 0.15          # SmoothGrad's additive std on [0, 1] images (10-20 % of the range)
+LENS_NOISE_SCALE = 0.3           # the authors' ImageNet (ResNet-50) noise scale s of convex mixing
+CHECK_EVERY = 8                  # samples per round of adaptive stopping
+MIN_SAMPLES = 8                  # samples per image (per noisy σ) before target_error may stop it
+N_FRACTIONS = 21                 # deletion/insertion removal fractions 0, 0.05, …, 1
+DELETION_FRACTIONS = tuple(round(i / (N_FRACTIONS - 1), 10) for i in range(N_FRACTIONS))
+
+
+def one_of(names) -> str:
+    """``'a', 'b' or 'c'``: the names of an option list for an error message."""
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
 def sigma_grid() -> torch.Tensor:
@@ -48,11 +65,11 @@ class SamplingOptions:
     image_ids: object = None
     tol: float | None = None
     max_samples: int | None = None
-    check_every: int = 8
+    check_every: int = CHECK_EVERY
     noise_design: str = "iid"
     sample_offset: int = 0
     target_error: float | None = None
-    min_samples: int = 8
+    min_samples: int = MIN_SAMPLES
 
     def checked(self) -> "SamplingOptions":
         """Validate every field (errors name the argument); returns self."""
@@ -128,3 +145,76 @@ def split_options(options: dict) -> tuple[SamplingOptions, ExecutionOptions, dic
     samp = {k: opts.pop(k) for k in SAMPLING_KEYS if k in opts}
     exe = {k: opts.pop(k) for k in EXECUTION_KEYS if k in opts}
     return SamplingOptions(**samp).checked(), ExecutionOptions(**exe).checked(), opts
+
+
+def _same(a, b) -> bool:
+    """Whether two option values are the same setting (tensors, arrays and lists compared element-wise)."""
+    if a is b:
+        return True
+    if any(isinstance(v, (torch.Tensor, list, tuple)) or hasattr(v, "__array__") for v in (a, b)):
+        try:
+            return torch.equal(torch.as_tensor(a).cpu(), torch.as_tensor(b).cpu())
+        except (TypeError, ValueError, RuntimeError):
+            return False
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
+def _flat_name(field_name: str) -> str:
+    """The front-ends' keyword of an options field (``noise_design`` is spelled ``sampling``)."""
+    return "sampling" if field_name == "noise_design" else field_name
+
+
+def _expand(obj, arg: str, front_end: str, accepted, kwargs: dict) -> None:
+    """Write the fields of options object ``obj`` (given as ``arg=``) into ``kwargs`` as flat keywords;
+    a ValueError if a flat keyword gives the same setting differently, or if ``front_end`` has no keyword
+    for a field set away from its default."""
+    for f in fields(obj):
+        name, value = _flat_name(f.name), getattr(obj, f.name)
+        if name in kwargs:
+            if not _same(kwargs[name], value):
+                V.fail(name, f"given twice, differently: {name}={kwargs[name]!r} and {arg}.{f.name}={value!r} "
+                             "(give it once)")
+        elif accepted is None or name in accepted:
+            kwargs[name] = value
+        elif f.default is not MISSING and not _same(value, f.default):
+            V.fail(arg, f"{front_end} has no setting {f.name!r} (got {arg}.{f.name}={value!r})")
+
+
+def accepts_options(fn):
+    """Let front-end ``fn`` take ``sampling=SamplingOptions(...)`` and ``execution=ExecutionOptions(...)``
+    besides its flat keywords (``n_samples=``, ``seed=``, ``batch_size=``, ...).
+
+    The objects are expanded into the flat keywords before ``fn`` runs, so both spellings give the same
+    result.  An object gives every one of its fields (its defaults included: ``SamplingOptions()`` means
+    n_samples=32 also where ``fn``'s own default differs); a setting given both ways must agree (else a
+    ValueError naming it), and a field ``fn`` has no keyword for must keep its default.  A string ``sampling=``
+    stays the noise design ("iid" / "lhs") where ``fn`` takes one."""
+    sig = inspect.signature(fn)
+    params = sig.parameters
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    accepted = None if var_kw else frozenset(params)
+    objects = {"sampling": SamplingOptions, "execution": ExecutionOptions}
+
+    @functools.wraps(fn)
+    def front_end(*args, **kwargs):
+        for arg, cls in objects.items():
+            obj = kwargs.get(arg)
+            if isinstance(obj, cls):
+                del kwargs[arg]
+                _expand(obj, arg, fn.__name__, accepted, kwargs)
+            elif arg == "sampling" and ("sampling" in params or var_kw):
+                continue                                   # the noise design, checked by fn
+            elif obj is not None:
+                V.fail(arg, f"expected {cls.__name__} or None, got {type(obj).__name__}", TypeError)
+            else:
+                kwargs.pop(arg, None)
+        return fn(*args, **kwargs)
+
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in objects if n not in params]
+    plist = list(params.values())
+    at = len(plist) - 1 if var_kw else len(plist)
+    front_end.__signature__ = sig.replace(parameters=plist[:at] + extra + plist[at:])
+    return front_end

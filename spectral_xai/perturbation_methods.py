@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from . import _validation as V
 from .model_calls import batched_logits, check_model_device, explained_output, model_scope, prepare_inference, resolve_targets
 from .ops._philox import philox4x32_10
-from .options import output_dtype
+from .options import accepts_options, output_dtype
 
 RISE_STREAM = 0xFFFFFFFE  # sigma-index word reserved for the RISE masks
 
@@ -71,13 +71,37 @@ def _scores(model, n_rows: int, batch_size: int, inputs_of, targets_of, output: 
         yield sl, explained_output(logits.to(torch.float64), targets_of(sl), output)
 
 
-def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float = 0.5, output: str = "prob",
-         seed: int = 0, image_ids=None, batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
-    """RISE (Petsiuk et al. 2018): map = Σ_i F(x ⊙ M_i) M_i / (n_masks · p).  x (B, C, H, W) -> (B, H, W).
-    ``progress=True``: a line per image on stderr (images done, masks/s, ETA)."""
+def _checked(model, x, output: str) -> torch.Tensor:
+    """The checks both explainers start with: x (B, C, H, W) images, the model's device, the output."""
     x = V.check_images(x)
     check_model_device(model, x)
     V.check_output(output)
+    return x
+
+
+@accepts_options
+def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float = 0.5, output: str = "prob",
+         seed: int = 0, image_ids=None, batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
+    """RISE (Petsiuk et al. 2018, docs/methods.md §10): map = Σ_i F(x ⊙ M_i) M_i / (n_masks · p).
+
+    Args:
+        model: a classifier x (B, C, H, W) -> logits (B, K).
+        x: images (B, C, H, W).
+        target: None (the clean arg-max), an int or (B,) class indices.
+        n_masks, grid, p: masks per image, their cell grid and keep probability.
+        output: "prob" (default here), "log_softmax" or "logit" of the target.
+        seed, image_ids: the mask keys (or ``sampling=``).
+        batch_size: rows per forward pass (or ``execution=``).
+        progress: a line per image on stderr (images done, masks/s, ETA).
+
+    Returns:
+        (B, H, W) float32 map (float64 for float64 x).
+
+    Example:
+        >>> sx.rise(model, x, n_masks=16).shape
+        torch.Size([2, 8, 8])
+    """
+    x = _checked(model, x, output)
     n_masks = V.check_positive_int(n_masks, "n_masks")
     grid = V.check_positive_int(grid, "grid")
     if not 0 < p < 1:
@@ -99,14 +123,26 @@ def rise(model, x, target=None, *, n_masks: int = 2000, grid: int = 7, p: float 
     return (out / (n_masks * p)).to(out_dtype)
 
 
+@accepts_options
 def occlusion(model, x, target=None, *, window: int | None = None, stride: int | None = None, baseline=0.0,
               output: str = "prob", batch_size: int | None = None, progress: bool = False) -> torch.Tensor:
-    """Occlusion: slide a window x window patch (default one cell of a 7 x 7 grid) with ``stride``
-    (default window // 2), set it to ``baseline``, and give every pixel the mean of F(x) − F(occluded)
-    over the windows that cover it.  x (B, C, H, W) -> (B, H, W).  ``progress=True``: a line per image on stderr."""
-    x = V.check_images(x)
-    check_model_device(model, x)
-    V.check_output(output)
+    """Occlusion (docs/methods.md §10): every pixel gets the mean of F(x) − F(occluded) over the windows
+    that cover it.
+
+    Args:
+        model, x, target, output, batch_size, progress: as in :func:`rise` (x (B, C, H, W)).
+        window: patch side (default one cell of a 7 x 7 grid).
+        stride: default window // 2.
+        baseline: the value an occluded patch takes.
+
+    Returns:
+        The (B, H, W) map, float32 (float64 for float64 x).
+
+    Example:
+        >>> sx.occlusion(model, x, window=4).shape
+        torch.Size([2, 8, 8])
+    """
+    x = _checked(model, x, output)
     B, _, H, W = x.shape
     out_dtype = output_dtype(x)
     window = V.check_positive_int(window if window is not None else math.ceil(min(H, W) / 7), "window")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 
 from . import _validation as V
-from .options import sigma_grid
+from .options import LENS_NOISE_SCALE, sigma_grid
 
 _SETTINGS = {
-    "imagenet-resnet50": {"noise_scale": 0.3},
+    "imagenet-resnet50": {"noise_scale": LENS_NOISE_SCALE},
     "imagenet-vit-b16": {"noise_scale": 0.5},
     "food101": {"noise_scale": 0.4},
 }
@@ -26,7 +26,19 @@ PRESETS = tuple(_SETTINGS)
 
 
 def preset(name: str, variant: str = "paper") -> dict:
-    """Keyword arguments (sigmas, noise_scale, and the variant's prior/exponent) of a named setting."""
+    """The authors' settings (ECCV24) by name, as keyword arguments for the sampling functions.
+
+    Args:
+        name: one of :data:`PRESETS` ("imagenet-resnet50", "imagenet-vit-b16", "food101").
+        variant: "paper", "authors-code" (CS exponent 1), "slt2" (power prior 5/2) or "beta22".
+
+    Returns:
+        dict: sigmas (11,) float64 {0, 0.1, …, 1}, noise_scale, and the variant's prior / exponent.
+
+    Example:
+        >>> sx.preset("imagenet-resnet50")["noise_scale"]
+        0.3
+    """
     if name not in _SETTINGS:
         V.fail("name", f"expected one of {PRESETS}, got {name!r}")
     if variant not in _VARIANTS:

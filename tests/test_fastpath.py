@@ -58,7 +58,7 @@ def test_fp16_autocast_matches_fp32_on_photos(lite0, photos64, lite0_sg2):
 def test_bf16_autocast_error_is_far_below_the_monte_carlo_error(lite0, photos64, lite0_sg2):
     """bfloat16 (8-bit mantissa) on EfficientNet-Lite0 (ReLU6, depthwise convs): the gradient is so
     sensitive that rounding the *input alone* to bf16 moves VG ranks (Spearman 0.67-0.93), and SG² with
-    n = 8 agrees with fp32 at 0.91-0.96 (0.94-0.98 at n = 16-32, benchmarks/bench_fastpath.py), short of
+    n = 8 agrees with fp32 at 0.91-0.96 (0.94-0.98 at n = 16-32, benchmarks/studies/fastpath.py), short of
     0.99.  What holds: the bf16 map is much closer to the fp32 map than a redraw of the noise is."""
     ref, other_seed = lite0_sg2
     out = sx.smooth_grad(lite0, photos64, 0.15, n_samples=8, batch_size=32, fast=FastPath(dtype=BF16))

@@ -28,7 +28,7 @@ def test_expected_frequency_orders_noise_and_blur():
     blurred = F.avg_pool2d(noise[:, None], 5, stride=1, padding=2)[:, 0]
     for options in ({}, {"rank_normalize": False}, {"exclude_dc": True}):
         assert bool((sx.expected_frequency(noise, **options) > sx.expected_frequency(blurred, **options)).all())
-    # with rank normalisation the DC ring dominates: small values (SPEC §7)
+    # with rank normalisation the DC ring dominates: small values (docs/methods.md §7)
     assert float(sx.expected_frequency(noise).max()) < 0.05
     gap = sx.explanation_gap(noise, blurred)
     torch.testing.assert_close(gap, sx.explanation_gap(blurred, noise))

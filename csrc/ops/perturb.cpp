@@ -93,8 +93,3 @@ TORCH_LIBRARY_FRAGMENT(spectral_xai, m) {
       "perturb(Tensor x, Tensor rows, Tensor sigmas, Tensor scales, Tensor image_ids, Tensor? baseline, "
       "int seed, str mixing) -> Tensor");
 }
-
-#ifdef SXAI_WITH_CUDA
-// Registered here so that the .cu file needs no torch/library.h.
-TORCH_LIBRARY_IMPL(spectral_xai, CUDA, m) { m.impl("perturb", &spectral_xai::perturb_cuda); }
-#endif

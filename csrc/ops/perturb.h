@@ -13,7 +13,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "common/philox.h"  // SXAI_HD
+#include "common/macros.h"  // SXAI_HD
 
 #include <cstdint>
 #include <optional>

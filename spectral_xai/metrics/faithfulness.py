@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from .. import _validation as V
+from ..options import DELETION_FRACTIONS as DEFAULT_FRACTIONS
 from ..model_calls import batched_logits, check_model_device, model_scope, prepare_inference, resolve_targets
 
-DEFAULT_FRACTIONS = tuple(round(0.05 * i, 10) for i in range(21))
 
 
 def blur_baseline(x: torch.Tensor, fraction: float = 0.45) -> torch.Tensor:

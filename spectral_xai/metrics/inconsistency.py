@@ -48,14 +48,24 @@ def _unit(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def inconsistency(per_sigma_maps: torch.Tensor, *, measure: str = "cosine", downsample: int = 5) -> torch.Tensor:
-    """(B, S, H, W) -> (B,): how much the maps at σ_1..σ_{S−1} differ from the map at σ_0.
+    """How much the maps at σ_1..σ_{S−1} differ from the map at σ_0 (docs/methods.md §6).
 
-    cosine: 1 − mean_{t>0} cos(M_0, M_t) (0 for identical maps, 1 for non-negative maps with
-    disjoint supports); the cosine of two all-zero maps is 1 (they are identical), of an all-zero and
-    a non-zero map 0.  dssim: mean_{t>0} (1 − l·c)/2 with the SSIM luminance l = (2μ_0μ_t + c1) /
-    (μ_0² + μ_t² + c1) and contrast c = (2σ_0σ_t + c2) / (σ_0² + σ_t² + c2) of the flattened maps
-    (c1 = 0.01², c2 = 0.03²).  ``downsample``: a positive int that leaves at least 2 pixels.
-    Computed in float64; returned as float64 for float64 maps, else float32.
+    cosine: 1 − mean_{t>0} cos(M_0, M_t) (0 for identical maps, 1 for non-negative maps with disjoint supports;
+    two all-zero maps have cosine 1, an all-zero and a non-zero map 0).  dssim: mean_{t>0} (1 − l·c)/2 with the
+    SSIM luminance l = (2μ_0μ_t + c1) / (μ_0² + μ_t² + c1) and contrast c = (2σ_0σ_t + c2) / (σ_0² + σ_t² + c2)
+    of the flattened maps (c1 = 0.01², c2 = 0.03²).  Computed in float64.
+
+    Args:
+        per_sigma_maps: (B, S, H, W).
+        measure: "cosine" or "dssim".
+        downsample: a positive int that leaves at least 2 pixels.
+
+    Returns:
+        (B,) float64 for float64 maps, else float32.
+
+    Example:
+        >>> sx.inconsistency(torch.rand(2, 3, 10, 10)).shape
+        torch.Size([2])
     """
     m, zero = _unit(_prepare(per_sigma_maps, downsample))
     ref, rest = m[:, :1], m[:, 1:]
@@ -74,12 +84,23 @@ def inconsistency(per_sigma_maps: torch.Tensor, *, measure: str = "cosine", down
 
 
 def scale_rank_correlation(per_sigma_maps: torch.Tensor, *, downsample: int = 1) -> torch.Tensor:
-    """Spearman rank correlation between the maps of every pair of scales: (B, S, H, W) -> (B, S, S).
+    """Spearman rank correlation between the maps of every pair of scales (docs/methods.md §6).
 
-    Low off-diagonal values are the Rashomon effect of ECCV24 Prop. 1: equally valid explanations at
-    different scales rank pixels differently.  A constant map has no ranking: its correlation with
-    another constant map (and itself) is 1, with a non-constant map 0.  float64 for float64 maps, else
-    float32."""
+    Low off-diagonal values are the Rashomon effect of ECCV24 Prop. 1: equally valid explanations at different
+    scales rank pixels differently.  A constant map has no ranking: its correlation with another constant map
+    (and itself) is 1, with a non-constant map 0.
+
+    Args:
+        per_sigma_maps: (B, S, H, W).
+        downsample: a positive int.
+
+    Returns:
+        (B, S, S), float64 for float64 maps, else float32.
+
+    Example:
+        >>> sx.scale_rank_correlation(torch.rand(2, 3, 10, 10)).shape
+        torch.Size([2, 3, 3])
+    """
     m = _prepare(per_sigma_maps, downsample)
     B, S, N = m.shape
     r = rank_normalize(m.reshape(B * S, 1, N)).reshape(B, S, N)   # average ranks / N (ties averaged)

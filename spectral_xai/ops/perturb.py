@@ -20,9 +20,8 @@ from __future__ import annotations
 import torch
 
 from .. import _validation as V
+from ..options import MIXINGS
 from . import _philox
-
-MIXINGS = ("additive", "convex", "damping")
 
 
 def perturb(x: torch.Tensor, rows: torch.Tensor, sigmas: torch.Tensor, scales: torch.Tensor,

@@ -1,4 +1,4 @@
-"""The audit's Monte Carlo columns (issue 13): corrected EF / ΔEF from the halves beside the plug-in values,
+"""The audit's Monte Carlo columns (docs/methods.md §11): corrected EF / ΔEF from the halves beside the plug-in values,
 per-image Monte Carlo errors, and --target-error; every number against a direct library call or numpy."""
 import numpy as np
 import pandas as pd

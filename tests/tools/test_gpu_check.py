@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from benchmarks import gpu_check  # noqa: E402
+from tools import gpu_check  # noqa: E402
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_plugin_keeps_tests_marked_or_named_cuda(tmp_path):
         "def test_cuda_named(): pass\n"
         "def test_plain(): pass\n")
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    cuda: needs a GPU\n")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "benchmarks.gpu_check", "-rA", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "tools.gpu_check", "-rA", str(tmp_path)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env={**gpu_check.child_env(), "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -8,18 +8,14 @@
 // standard normals.  Only IEEE-exact float32 operations (+, -, *, /, sqrt) are used, with
 // our own polynomials for log/sin/cos and no fused multiply-add (the build disables FMA
 // contraction for these files), so the host and the device draw bit-identical values.
-// The pure-PyTorch reference in spectral_xai/ops/perturb.py mirrors this file line by line.
+// The pure-PyTorch reference in spectral_xai/ops/_philox.py mirrors this file line by line.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
-#if defined(__CUDACC__)
-#define SXAI_HD __host__ __device__ __forceinline__
-#else
-#define SXAI_HD inline
-#endif
+#include "macros.h"  // SXAI_HD
 
 namespace spectral_xai {
 namespace philox {

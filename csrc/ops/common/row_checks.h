@@ -2,13 +2,13 @@
 //
 // The predicates are host/device functions: the CPU path runs them on the host before its
 // kernel, the CUDA kernel runs them per row (an out-of-range row writes nothing and raises a
-// flag that the host reads once per call).  perturb_raise_row_error (perturb.cpp) turns the
+// flag that the host reads once per call).  perturb_check_indices (perturb.cpp) turns the
 // first bad row into the same ValueError on both backends.
 #pragma once
 
 #include <cstdint>
 
-#include "philox.h"  // SXAI_HD
+#include "macros.h"  // SXAI_HD
 
 namespace spectral_xai {
 

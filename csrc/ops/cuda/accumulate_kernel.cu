@@ -1,6 +1,7 @@
-// CUDA kernels of spectral_xai::accumulate_ and accumulate_stats_ (see ../accumulate.h).  Same arithmetic as the
-// CPU kernel (FMA contraction disabled).  Precondition (validated by the CPU kernel, and
-// guaranteed by the engine): the rows of one slot are contiguous and in sample order.
+// CUDA kernels of spectral_xai::accumulate_ and accumulate_stats_ (see ../accumulate.h), registered at the end
+// of this file.  Same arithmetic as the CPU kernel (FMA contraction disabled, -fmad=false).  Precondition
+// (checked on the device by check_device_slots in ../accumulate.cpp, and guaranteed by the engine): every slot
+// in range and the rows of one slot contiguous, in sample order.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/cuda/CUDAContext.h>

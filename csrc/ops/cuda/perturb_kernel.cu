@@ -1,7 +1,7 @@
 // CUDA kernel of spectral_xai::perturb (see ../perturb.h).  Same arithmetic as the CPU
 // kernel, FMA contraction disabled (-fmad=false), so both produce identical bits.
-// Only the headers the kernel needs (no ATen/ATen.h, no torch/library.h: the op is registered
-// in ../perturb.cpp), which keeps nvcc's host pass short.
+// Only the headers the kernel needs (no ATen/ATen.h), which keeps nvcc's host pass short; the CUDA
+// implementation is registered at the end of this file, as the CPU one is in ../cpu/perturb_kernel.cpp.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/core/Tensor.h>
@@ -10,6 +10,7 @@
 #include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
 
 #include <algorithm>
 #include <limits>
@@ -134,5 +135,7 @@ at::Tensor perturb_cuda(const at::Tensor& x, const at::Tensor& rows, const at::T
   }
   return p.out;
 }
+
+TORCH_LIBRARY_IMPL(spectral_xai, CUDA, m) { m.impl("perturb", &perturb_cuda); }
 
 }  // namespace spectral_xai

@@ -1,11 +1,11 @@
 """The GPU check's measurements, one per sub-command; each prints progress and writes one JSON.
 
-    python benchmarks/gpu_probe.py env       OUT.json   # torch, the device, its properties
-    python benchmarks/gpu_probe.py kernels   OUT.json   # every kernel once (the sanitizers' workload)
-    python benchmarks/gpu_probe.py parity    OUT.json   # CPU vs CUDA: noise bit for bit, maps within tolerance
-    python benchmarks/gpu_probe.py bandwidth OUT.json   # radial spectrum op vs a device copy and the spec sheet
+    python tools/gpu_probe.py env       OUT.json   # torch, the device, its properties
+    python tools/gpu_probe.py kernels   OUT.json   # every kernel once (the sanitizers' workload)
+    python tools/gpu_probe.py parity    OUT.json   # CPU vs CUDA: noise bit for bit, maps within tolerance
+    python tools/gpu_probe.py bandwidth OUT.json   # radial spectrum op vs a device copy and the spec sheet
 
-Run by :mod:`benchmarks.gpu_check` (which gives each one its own timeout and log).
+Run by :mod:`tools.gpu_check` (which gives each one its own timeout and log).
 """
 from __future__ import annotations
 

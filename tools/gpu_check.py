@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "build" / "gpu-check"
 SITE = WORK / "site"
-PROBE = ROOT / "benchmarks" / "gpu_probe.py"
+PROBE = ROOT / "tools" / "gpu_probe.py"
 BENCH_CASES = ("sg2", "fastpath", "memory", "audit")
 # Each step's own limit (s); all together are capped by --budget (default 450 s: the check ends in
 # under 8 minutes).  Sized for an H100/H200 with 16 cores.
@@ -45,7 +45,7 @@ TIMEOUTS = {"wheels": 60, "env": 60, "build": 300, "parity": 90, "memcheck": 150
 
 
 def pytest_collection_modifyitems(config, items):
-    """pytest plugin (``-p benchmarks.gpu_check``): keep the tests marked ``cuda`` or named "cuda"."""
+    """pytest plugin (``-p tools.gpu_check``): keep the tests marked ``cuda`` or named "cuda"."""
     keep = [it for it in items
             if it.get_closest_marker("cuda") is not None or any("cuda" in k.lower() for k in it.keywords)]
     config.hook.pytest_deselected(items=[it for it in items if it not in keep])
@@ -190,7 +190,7 @@ def run_checks(check: Check) -> None:
         check.summary["note"] = "the build failed: the steps below ran against whatever spectral_xai imports"
     check.step("parity", [sys.executable, PROBE, "parity", check.out / "parity.json"], data=check.out / "parity.json")
     sanitizer_steps(check)
-    check.step("tests", [sys.executable, "-m", "pytest", "-q", "-ra", "-p", "benchmarks.gpu_check",
+    check.step("tests", [sys.executable, "-m", "pytest", "-q", "-ra", "-p", "tools.gpu_check",
                          "--junitxml", check.out / "tests.xml"], cwd=ROOT / "tests")
     check.step("bandwidth", [sys.executable, PROBE, "bandwidth", check.out / "bandwidth.json"],
                data=check.out / "bandwidth.json")

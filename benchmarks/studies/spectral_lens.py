@@ -10,7 +10,7 @@ averaged over images and ``--seeds`` seeds.  The reference's own error adds in q
 Timing: one spectral_lens call (all σ in the same chunks) vs S separate smooth_grad calls with the
 same samples per σ and the same rows per chunk, median of repeats, in one process.
 
-    python benchmarks/bench_spectral_lens.py [--out benchmarks/results/bench_spectral_lens.json]
+    python benchmarks/studies/spectral_lens.py [--out benchmarks/results/bench_spectral_lens.json]
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timing-batch", type=int, default=16, help="rows per chunk in the timing case")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_spectral_lens.json"))
+    parser.add_argument("--out", default=str(Path(__file__).parents[1] / "results" / "bench_spectral_lens.json"))
     args = parser.parse_args()
     from spectral_xai.zoo import efficientnet_lite0, photos
 
