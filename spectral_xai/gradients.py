@@ -2,7 +2,8 @@
 SmoothGrad / SmoothGrad-Squared and Integrated Gradients.
 
 Maps are returned on x's device as float32 (float64 for float64 x), shaped (B, H, W), or
-(B, C, H, W) with ``reduce_channels=False``.  Channel reduction: signed sum for k=1, sum of
+(B, C, H, W) with ``reduce_channels=False``.  Signals x (B, C, L) and volumes x (B, C, D, H, W) work
+the same way and give (B, L) / (B, D, H, W) maps (docs/methods.md §1, "Signals and volumes").  Channel reduction: signed sum for k=1, sum of
 per-channel squares (sum_c E[g_c²]) for k=2.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .stats import MapStats, combine_sigmas, relative_error, sigma_statistics
 
 
 def finish_map(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(B, C', H, W) float64 -> (B, H, W) if C' == 1 else (B, C, H, W), in the output dtype of x."""
+    """(B, C', *spatial) float64 -> (B, *spatial) if C' == 1 else (B, C, *spatial), in the output dtype of x."""
     m = m.to(output_dtype(x))
     return m[:, 0] if m.shape[1] == 1 else m
 
@@ -63,7 +64,7 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
     :mod:`spectral_xai.sampling`.
     """
     _check_one_sigma(sigma)
-    x = V.check_images(x)
+    x = V.check_inputs(x)
     if relative:
         span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).to(torch.float64)
         noise_scale = span * V.check_noise_scale(noise_scale, x.shape[0], x.device)
@@ -114,7 +115,7 @@ def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared
     if return_stats:
         V.fail("return_stats", "integrated_grad is deterministic Gauss-Legendre quadrature: it draws no "
                                "samples and has no Monte Carlo error (raise n_steps to reduce its error)")
-    x = V.check_images(x)
+    x = V.check_inputs(x)
     n_steps = V.check_positive_int(n_steps, "n_steps")
     if baseline is None:
         baseline = torch.zeros_like(x)
