@@ -1,5 +1,5 @@
 """The spectrum op on signals (B, L) and volumes (B, D, H, W): numpy.fft.fftn + integer-radius bincount,
-the pure-PyTorch reference, opcheck, compile, CUDA parity; 2-D results bit-identical to the former 2-D op."""
+the pure-PyTorch reference, CUDA parity (opcheck and compile: tests/ops/test_spectrum.py); 2-D results bit-identical to the former 2-D op."""
 from pathlib import Path
 
 import numpy as np
@@ -131,20 +131,6 @@ def test_rank_normalize_any_trailing_shape():
         for b in range(shape[0]):
             want = scipy.stats.rankdata(m[b].numpy().ravel(), "average") / m[b].numel()
             np.testing.assert_allclose(got[b].numpy().ravel(), want, rtol=1e-6)
-
-
-@pytest.mark.parametrize("shape", [(2, 12), (2, 4, 5, 6)])
-def test_nd_ops_opcheck_and_compile(shape):
-    m = torch.randn(*shape)
-    torch.library.opcheck(torch.ops.spectral_xai.rank_normalize.default, (m,))
-    torch.library.opcheck(torch.ops.spectral_xai.radial_power_spectrum.default, (m,))
-
-    def ef(maps):
-        s = ops.radial_power_spectrum(ops.rank_normalize(maps * 2))
-        w = torch.arange(s.shape[1], dtype=s.dtype) / (s.shape[1] - 1)
-        return (s * w).sum(1) / s.sum(1)
-
-    torch.testing.assert_close(torch.compile(ef, fullgraph=True)(m), ef(m))
 
 
 @pytest.mark.cuda
