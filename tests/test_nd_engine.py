@@ -130,6 +130,10 @@ def test_smooth_activations_on_conv1d_conv3d(nd):
     torch.testing.assert_close(g, sx.vanilla_grad(by_hand, x, target=0))
     sharp = sx.vanilla_grad(sx.smooth_activations(net, 1e4), x, target=0)
     torch.testing.assert_close(sharp, sx.vanilla_grad(net, x, target=0), rtol=1e-2, atol=1e-3)
+    # the exact gap ||∇f − ∇f̃||² of the surrogate, from the unreduced gradients (B, C, *spatial)
+    diff = sx.vanilla_grad(net, x, target=0, reduce_channels=False) \
+        - sx.vanilla_grad(smooth, x, target=0, reduce_channels=False)
+    torch.testing.assert_close(sx.exact_gap(net, x, surrogate=smooth, target=0), diff.pow(2).flatten(1).sum(1))
 
 
 @pytest.mark.parametrize("nd", [1, 3])
