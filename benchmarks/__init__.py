@@ -2,7 +2,8 @@
 
 Every figure is a ratio of two implementations timed side by side in one process (interleaved
 repeats, medians).  Cases (one module each): ``sg2`` (SG² at equal n vs the floor and Captum),
-``spectrum`` (Expected Frequency vs the authors' numpy recipe and plain torch), ``deletion``
+``spectrum`` (Expected Frequency vs the authors' numpy recipe and plain torch), ``spectrum_nd`` (the
+radial power spectrum of signals and volumes vs numpy per map), ``deletion``
 (deletion/insertion batched vs a loop over the fractions), ``memory`` (peak memory of SG², ours vs
 Captum vs the floor), ``overhead`` (profile of smooth_grad against the floor), ``accuracy`` (samples to
 accuracy of the unbiased estimators), ``fastpath`` (autocast / channels_last / compile vs fp32 and Captum),
@@ -11,4 +12,4 @@ within 5 % for the plug-in / cross / bias-reduced rank estimators, calibration o
 statistics; also ``python -m benchmarks.studies.mc_error`` with knobs for larger runs).  Each run writes
 ``<out>/<UTC timestamp>-<machine>.json`` and a markdown summary ``.md`` beside it.
 """
-CASES = ("sg2", "spectrum", "deletion", "memory", "overhead", "accuracy", "fastpath", "audit", "mc_error")
+CASES = ("sg2", "spectrum", "spectrum_nd", "deletion", "memory", "overhead", "accuracy", "fastpath", "audit", "mc_error")

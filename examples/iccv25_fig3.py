@@ -71,9 +71,30 @@ def trend(results: list[dict], key: str = "ef") -> dict:
             "per_image_rho_se": float(rho_i.std(ddof=1) / math.sqrt(len(rho_i)))}
 
 
+def results_markdown(results: list[dict], n: int, unit: str = "image", units: str = "images") -> list[str]:
+    """The table of the models (β, steps, accuracies, EF ± standard error, rank-normalised and raw) and the two
+    trend verdicts, as markdown lines; ``n`` ``units`` (images, series) behind each mean."""
+    lines = ["| β | model | steps | check acc. | test acc. | EF (mean ± s.e.) | EF without rank normalisation |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sorted(results, key=lambda r: math.inf if r["beta"] is None else r["beta"]):
+        beta = "∞" if r["beta"] is None else f"{r['beta']:g}"
+        cap = " (cap not reached)" if r.get("cap_not_reached") else ""
+        lines.append(f"| {beta} | {r['activation']} | {r['steps']} | {r['check_accuracy']:.3f}{cap} | "
+                     f"{r['test_accuracy']:.3f} | {r['ef_mean']:.6f} ± {r['ef_se']:.6f} | "
+                     f"{r['ef_no_rank_mean']:.4f} ± {r['ef_no_rank_se']:.4f} |")
+    t, t_raw = trend(results), trend(results, "ef_no_rank")
+    lines += ["", *(f"{name}: EF means in β order (β = ∞ last) monotone: {t['monotone']}; Spearman ρ = "
+                    f"{t['spearman_rho']:.3f}, p = {t['spearman_p']:.3g} (scipy.stats.spearmanr, t approximation, "
+                    f"n = {t['n_models']} models; exact permutation p = {t['spearman_p_exact']:.3g}). Per {unit}, "
+                    f"Spearman ρ of EF against β across the models: {t['per_image_rho_mean']:.3f} ± "
+                    f"{t['per_image_rho_se']:.3f} (mean ± s.e. over {n} {units})."
+                    for name, t in (("Rank-normalised EF", t), ("EF without rank normalisation", t_raw))), ""]
+    return lines
+
+
 def summary_markdown(args, results: list[dict], command: str) -> str:
     """The table of the run (β, accuracy, EF ± standard error) and the trend verdict."""
-    t, plain = trend(results), NAMES[args.activation][0]
+    plain = NAMES[args.activation][0]
     n = args.eval_images
     lines = [f"# EF of VanillaGrad against β, {plain} CNN on Fashion-MNIST (ICCV25 Fig. 3 protocol)", "",
              f"Command: `{command}` ({sum(r['seconds'] for r in results) / 60:.1f} min wall time for the "
@@ -85,21 +106,7 @@ def summary_markdown(args, results: list[dict], command: str) -> str:
              f"rank-normalised Expected Frequency (docs/methods.md §7) of each VanillaGrad map of {n} other "
              f"test images; mean ± standard error over the images (std/√{n}; VanillaGrad is deterministic, so "
              f"the error is across images only). 'test acc.' is on those {n} images.", "",
-             "| β | model | steps | check acc. | test acc. | EF (mean ± s.e.) | EF without rank normalisation |",
-             "|---|---|---|---|---|---|---|"]
-    for r in sorted(results, key=lambda r: math.inf if r["beta"] is None else r["beta"]):
-        beta = "∞" if r["beta"] is None else f"{r['beta']:g}"
-        cap = " (cap not reached)" if r.get("cap_not_reached") else ""
-        lines.append(f"| {beta} | {r['activation']} | {r['steps']} | {r['check_accuracy']:.3f}{cap} | "
-                     f"{r['test_accuracy']:.3f} | {r['ef_mean']:.6f} ± {r['ef_se']:.6f} | "
-                     f"{r['ef_no_rank_mean']:.4f} ± {r['ef_no_rank_se']:.4f} |")
-    t_raw = trend(results, "ef_no_rank")
-    lines += ["", *(f"{name}: EF means in β order (β = ∞ last) monotone: {t['monotone']}; Spearman ρ = "
-                    f"{t['spearman_rho']:.3f}, p = {t['spearman_p']:.3g} (scipy.stats.spearmanr, t approximation, "
-                    f"n = {t['n_models']} models; exact permutation p = {t['spearman_p_exact']:.3g}). Per image, "
-                    f"Spearman ρ of EF against β across the models: {t['per_image_rho_mean']:.3f} ± "
-                    f"{t['per_image_rho_se']:.3f} (mean ± s.e. over {n} images)."
-                    for name, t in (("Rank-normalised EF", t), ("EF without rank normalisation", t_raw))), ""]
+             *results_markdown(results, n)]
     return "\n".join(lines)
 
 

@@ -16,12 +16,22 @@ def fail(arg: str, message: str, kind: type[Exception] = ValueError) -> None:
 
 def check_images(x) -> torch.Tensor:
     """x must be a finite, non-empty float tensor of shape (B, C, H, W)."""
+    return check_inputs(x, dims=(4,))
+
+
+_INPUT_SHAPES = {3: "(B, C, L)", 4: "(B, C, H, W)", 5: "(B, C, D, H, W)"}
+
+
+def check_inputs(x, dims=(3, 4, 5)) -> torch.Tensor:
+    """x must be a finite, non-empty float tensor with one of the ranks ``dims``: signals (B, C, L), images
+    (B, C, H, W) or volumes (B, C, D, H, W)."""
     if not isinstance(x, torch.Tensor):
         fail("x", f"expected a torch.Tensor, got {type(x).__name__}", TypeError)
     if not x.is_floating_point():
         fail("x", f"expected a floating-point tensor, got {x.dtype}", TypeError)
-    if x.dim() != 4:
-        fail("x", f"expected a 4-D tensor (B, C, H, W), got shape {tuple(x.shape)}")
+    if x.dim() not in dims:
+        shapes = " or ".join(f"a {d}-D tensor {_INPUT_SHAPES[d]}" for d in dims)
+        fail("x", f"expected {shapes}, got shape {tuple(x.shape)}")
     if x.shape[0] == 0:
         fail("x", "the batch is empty (B = 0)")
     if x.numel() == 0:

@@ -2,7 +2,8 @@
 SmoothGrad / SmoothGrad-Squared and Integrated Gradients.
 
 Maps are returned on x's device as float32 (float64 for float64 x), shaped (B, H, W), or
-(B, C, H, W) with ``reduce_channels=False``.  Channel reduction: signed sum for k=1, sum of
+(B, C, H, W) with ``reduce_channels=False``.  Signals x (B, C, L) and volumes x (B, C, D, H, W) work
+the same way and give (B, L) / (B, D, H, W) maps (docs/methods.md §1, "Signals and volumes").  Channel reduction: signed sum for k=1, sum of
 per-channel squares (sum_c E[g_c²]) for k=2.
 """
 from __future__ import annotations
@@ -17,8 +18,8 @@ from .mc_stats import MapStats, combine_sigmas, relative_error, sigma_statistics
 
 
 def finish_map(m: torch.Tensor, x: torch.Tensor, reduce_channels: bool = True) -> torch.Tensor:
-    """(B, C', H, W) float64 -> (B, H, W) when channels were reduced (C' = 1), else (B, C, H, W) like x (also
-    for a one-channel x: attributions are input-shaped, as Captum's are), in the output dtype of x."""
+    """(B, C', *spatial) float64 -> (B, *spatial) when channels were reduced (C' = 1), else (B, C, *spatial)
+    like x (also for a one-channel x: attributions are input-shaped, as Captum's are), in the output dtype of x."""
     m = m.to(output_dtype(x))
     return m[:, 0] if reduce_channels else m
 
@@ -105,7 +106,7 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
         (torch.Size([2, 8, 8]), [8, 8])
     """
     _check_one_sigma(sigma)
-    x = V.check_images(x)
+    x = V.check_inputs(x)
     if relative:
         span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).to(torch.float64)
         noise_scale = span * V.check_noise_scale(noise_scale, x.shape[0], x.device)
@@ -173,7 +174,7 @@ def integrated_grad(model, x, target=None, *, baseline=None, n_steps=32, squared
     if return_stats:
         V.fail("return_stats", "integrated_grad is deterministic Gauss-Legendre quadrature: it draws no "
                                "samples and has no Monte Carlo error (raise n_steps to reduce its error)")
-    x = V.check_images(x)
+    x = V.check_inputs(x)
     n_steps = V.check_positive_int(n_steps, "n_steps")
     # the quadrature's nodes (numpy solves an n_steps x n_steps eigenproblem) and the per-node accumulators
     V.check_memory(max(3 * 8 * n_steps**2, 2 * 8 * n_steps * x[:, :1 if reduce_channels else None].numel()),

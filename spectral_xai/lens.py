@@ -172,7 +172,7 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
         >>> res.sl2.shape, res.arglens.shape, res.sigmas.shape
         (torch.Size([2, 8, 8]), torch.Size([2, 8, 8]), torch.Size([11]))
     """
-    x = V.check_images(x)
+    x = V.check_inputs(x)
     s, w = _grid_and_weights(sigmas, prior, beta, power)
     samp = SamplingOptions(n_samples=n_samples, seed=seed, image_ids=image_ids, tol=tol, max_samples=max_samples,
                            check_every=check_every, noise_design=sampling, target_error=target_error,
@@ -240,8 +240,9 @@ def _grid_result(problem: LensProblem, w, per_sigma, used, return_per_sigma, est
 def _with_stats(res: SpectralLensResult, est, w: torch.Tensor, per_sigma: bool) -> SpectralLensResult:
     """``res`` with the Monte Carlo error of SL² (and per σ) from an estimate with statistics."""
     out = res.sl2.dtype
-    mean_s, var_s, a_s, b_s, mean, var, a, b = (t[:, :, 0] if t.dim() == 5 else t[:, 0]
-                                                 for t in sigma_statistics(est, 2, w))
+    st = sigma_statistics(est, 2, w)   # per σ (B, S, 1, ...), then combined (B, 1, ...): channels reduced
+    mean_s, var_s, a_s, b_s = (t[:, :, 0] for t in st[:4])
+    mean, var, a, b = (t[:, 0] for t in st[4:])
     res.stderr, res.halves = var.sqrt().to(out), (a.to(out), b.to(out))
     res.rel_error = relative_error(mean, var).to(out)
     if per_sigma:
@@ -302,5 +303,6 @@ def _neyman(problem: LensProblem, w, samp: SamplingOptions):
     if not bool(noisy.any()):
         return pilot, torch.ones_like(counts)
     main = problem.estimate(samp.with_(sample_offset=1), slot_samples=counts)
-    per_sigma = torch.where(noisy.to(pilot.device)[:, :, None, None], main.mean2[:, :, 0], pilot)
+    noisy_maps = noisy.to(pilot.device).view(*noisy.shape, *([1] * (pilot.dim() - 2)))
+    per_sigma = torch.where(noisy_maps, main.mean2[:, :, 0], pilot)
     return per_sigma, torch.where(noisy, counts, torch.ones_like(counts))

@@ -29,6 +29,8 @@ def cs_curves(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, ex
 
     CS(σ) = (σ s)^exponent · ||G_σ||_1, and per pixel (σ s)^exponent · G_σ(p); σ s is the effective noise std.
 
+    Signals (B, S, L) and volumes (B, S, D, H, W) alike.
+
     Args:
         per_sigma: G_σ (B, S, H, W).
         sigmas: the grid (S,).
@@ -47,7 +49,8 @@ def cs_curves(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, ex
     scales = V.check_noise_scale(noise_scale, B, per_sigma.device).to(per_sigma.dtype)
     eff = sigmas.to(per_sigma.device, per_sigma.dtype).view(1, -1) * scales.view(-1, 1)
     weight = eff ** float(exponent)
-    return weight * per_sigma.sum(dim=(2, 3)), weight[:, :, None, None] * per_sigma
+    axes = tuple(range(2, per_sigma.dim()))                            # the map axes (any number)
+    return weight * per_sigma.sum(dim=axes), weight.view(*weight.shape, *([1] * len(axes))) * per_sigma
 
 
 class SigmaStar(NamedTuple):
@@ -126,7 +129,7 @@ def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5,
     """
     if level not in ("image", "dataset", "pixel"):
         V.fail("level", f"expected 'image', 'dataset' or 'pixel', got {level!r}")
-    x = V.check_images(x)
+    x = V.check_inputs(x)
     s, image_curves, pixel_curves, per_sigma = _sigma_curves(model, x, sigmas, target, exponent, mixing,
                                                              noise_scale, sampling)
     grid = s.to(image_curves.device)

@@ -18,25 +18,39 @@ from .options import ExecutionOptions, SamplingOptions, output_dtype
 from .ops import spectrum as ops
 
 
-def _check_maps(maps, arg: str = "maps") -> torch.Tensor:
-    """Type and shape checks.  Non-finite values are caught by the ops / on the (small) spectra."""
+_MAP_SHAPES = {1: "(B, L)", 2: "(B, H, W)", 3: "(B, D, H, W)"}
+
+
+def _check_ndim(ndim) -> int:
+    """ndim: 1 (signals), 2 (images) or 3 (volumes)."""
+    if isinstance(ndim, bool) or not isinstance(ndim, int):
+        V.fail("ndim", f"expected 1, 2 or 3, got {ndim!r}", TypeError)
+    if ndim not in _MAP_SHAPES:
+        V.fail("ndim", f"expected 1, 2 or 3, got {ndim}")
+    return ndim
+
+
+def _check_maps(maps, arg: str = "maps", ndim: int = 2) -> torch.Tensor:
+    """Type and shape checks: (B, L), (B, H, W) or (B, D, H, W) maps for ndim = 1, 2, 3.  Non-finite
+    values are caught by the ops / on the (small) spectra."""
     if not isinstance(maps, torch.Tensor):
         V.fail(arg, f"expected a torch.Tensor, got {type(maps).__name__}", TypeError)
     if not maps.is_floating_point():
         V.fail(arg, f"expected floating maps, got {maps.dtype}", TypeError)
-    if maps.dim() != 3:
-        V.fail(arg, f"expected (B, H, W) maps, got shape {tuple(maps.shape)}")
+    if maps.dim() != _check_ndim(ndim) + 1:
+        V.fail(arg, f"expected {_MAP_SHAPES[ndim]} maps for ndim={ndim}, got shape {tuple(maps.shape)}")
     return maps
 
 
-def rank_normalize(maps: torch.Tensor) -> torch.Tensor:
-    """Average ranks divided by N = H·W per map (ties averaged), values in (0, 1].  (B, H, W) -> (B, H, W)."""
-    return ops.rank_normalize(_check_maps(maps).detach())
+def rank_normalize(maps: torch.Tensor, *, ndim: int = 2) -> torch.Tensor:
+    """Average ranks divided by N (the elements of one map) per map (ties averaged), values in (0, 1].
+    (B, L) / (B, H, W) / (B, D, H, W) for ndim = 1 / 2 / 3 -> the same shape."""
+    return ops.rank_normalize(_check_maps(maps, ndim=ndim).detach())
 
 
-def _check_pair(maps, b, arg: str = "b") -> torch.Tensor:
+def _check_pair(maps, b, arg: str = "b", ndim: int = 2) -> torch.Tensor:
     """b must be a second estimate of the same maps: same shape, floating, on the same device."""
-    _check_maps(b, arg)
+    _check_maps(b, arg, ndim)
     if b.shape != maps.shape:
         V.fail(arg, f"shape {tuple(b.shape)} differs from the first maps' {tuple(maps.shape)}")
     if b.device != maps.device:
@@ -56,10 +70,14 @@ def _finite(spec: torch.Tensor, arg: str = "maps") -> torch.Tensor:
     return spec
 
 
-def radial_power_spectrum(maps: torch.Tensor, b: torch.Tensor | None = None, *,
+def radial_power_spectrum(maps: torch.Tensor, b: torch.Tensor | None = None, *, ndim: int = 2,
                           rank_normalize: bool = False) -> torch.Tensor:
     """Ring means S_k of |FFT2(m)|² over centred integer radii k = 0..K−1.  (B, H, W) -> (B, K), float64
     for float64 maps, else float32.
+
+    ``ndim=1``: signals (B, L), S_k the mean power at frequencies ±k, K = L//2 + 1; ``ndim=3``: volumes
+    (B, D, H, W), spherical shells k = floor(‖c‖₂) of the centred 3-D frequency c (docs/methods.md §7,
+    "Signals and volumes").
 
     With ``b``, a second estimate of the same maps whose noise is independent of ``maps``' (e.g. the
     two halves of a sampled map, ``stats.halves``), the ring means of the cross spectrum
@@ -70,9 +88,9 @@ def radial_power_spectrum(maps: torch.Tensor, b: torch.Tensor | None = None, *,
     rank-normalised maps: ``rank_normalize=True`` with ``b`` raises (``expected_frequency(a, b)``
     gives the bias-reduced EF of the rank recipe).
     """
-    maps = _check_maps(maps).detach()
+    maps = _check_maps(maps, ndim=ndim).detach()
     if b is not None:
-        b = _check_pair(maps, b)
+        b = _check_pair(maps, b, ndim=ndim)
         if rank_normalize:
             V.fail("rank_normalize", "a cross spectrum of rank-normalised maps has no unbiased form (ranks "
                                      "are not linear); use expected_frequency(a, b, rank_normalize=True) "
@@ -84,7 +102,7 @@ def radial_power_spectrum(maps: torch.Tensor, b: torch.Tensor | None = None, *,
 
 
 def cross_spectrum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Ring means of Re(FFT2(a)·conj(FFT2(b))), float64.  (B, H, W) twice -> (B, K).  Checked inputs."""
+    """Ring means of Re(FFTn(a)·conj(FFTn(b))), float64.  (B, ...) twice -> (B, K).  Checked inputs."""
     for m, arg in ((a, "maps"), (b, "b")):
         if not bool(torch.isfinite(m).all()):
             V.fail(arg, "contains NaN or Inf values (the cross spectrum is not finite)")
@@ -97,7 +115,7 @@ def _ef_of_spectrum(spec: torch.Tensor, reduction: str, exclude_dc: bool) -> tor
     spec = spec.to(torch.float64)
     K = spec.shape[1]
     if K < 2:
-        V.fail("maps", "needs at least 2 frequency rings (maps of at least 2 x 2 pixels)")
+        V.fail("maps", "needs at least 2 frequency rings (maps with an axis of at least 2 elements)")
     omega = torch.arange(K, dtype=torch.float64, device=spec.device) / (K - 1)
     if exclude_dc:
         spec, omega = spec[:, 1:], omega[1:]
@@ -108,10 +126,11 @@ def _ef_of_spectrum(spec: torch.Tensor, reduction: str, exclude_dc: bool) -> tor
     return ef / K if reduction == "authors" else ef
 
 
-def expected_frequency(maps: torch.Tensor, b: torch.Tensor | None = None, *, rank_normalize: bool = True,
-                       reduction: str = "mean", exclude_dc: bool = False) -> torch.Tensor:
+def expected_frequency(maps: torch.Tensor, b: torch.Tensor | None = None, *, ndim: int = 2,
+                       rank_normalize: bool = True, reduction: str = "mean", exclude_dc: bool = False) -> torch.Tensor:
     """EF = Σ_k ω_k S_k / Σ_k S_k with ω_k = k/(K−1), per map.  (B, H, W) -> (B,), computed in float64,
-    returned in the maps' precision (float64 for float64 maps, else float32).
+    returned in the maps' precision (float64 for float64 maps, else float32).  ``ndim=1`` / ``ndim=3``:
+    (B, L) signals / (B, D, H, W) volumes, with the shells of :func:`radial_power_spectrum`.
 
     ``reduction="authors"`` also divides by K, as the ICCV25 code does (its tables print EF×1e5).
     ``exclude_dc=True`` drops ring 0 before normalising (see the module note on rank normalisation).
@@ -125,43 +144,43 @@ def expected_frequency(maps: torch.Tensor, b: torch.Tensor | None = None, *, ran
     """
     if reduction not in ("mean", "authors"):
         V.fail("reduction", f"expected 'mean' or 'authors', got {reduction!r}")
-    maps = _check_maps(maps)
+    maps = _check_maps(maps, ndim=ndim)
     if b is None:
-        spec = radial_power_spectrum(maps, rank_normalize=rank_normalize)
+        spec = radial_power_spectrum(maps, ndim=ndim, rank_normalize=rank_normalize)
         return _ef_of_spectrum(spec, reduction, exclude_dc).to(output_dtype(maps))
-    b = _check_pair(maps, b)
+    b = _check_pair(maps, b, ndim=ndim)
     dtype = _pair_dtype(maps, b)
     if not rank_normalize:
         return _ef_of_spectrum(cross_spectrum(maps, b), reduction, exclude_dc).to(dtype)
     full = (maps.to(torch.float64) + b.to(torch.float64)) * 0.5
 
     def ef(m):
-        return _ef_of_spectrum(radial_power_spectrum(m, rank_normalize=True), reduction, exclude_dc)
+        return _ef_of_spectrum(radial_power_spectrum(m, ndim=ndim, rank_normalize=True), reduction, exclude_dc)
 
     return (2.0 * ef(full) - 0.5 * (ef(maps) + ef(b))).to(dtype)
 
 
 def explanation_gap(reference_maps: torch.Tensor, method_maps: torch.Tensor, *,
                     reference_b: torch.Tensor | None = None, method_b: torch.Tensor | None = None,
-                    **ef_options) -> torch.Tensor:
+                    ndim: int = 2, **ef_options) -> torch.Tensor:
     """ΔEF = |EF(method) − EF(reference)| per image (reference: usually VanillaGrad).  -> (B,), float64 if
     all maps are float64, else float32.
 
     ``method_b`` / ``reference_b``: the second half of a sampled map (``method_maps`` is then its first
     half), so that its EF is the cross-spectrum (or, ranked, bias-reduced) EF of ``expected_frequency(a,
-    b)``.  A deterministic map (VanillaGrad) needs none.
+    b)``.  A deterministic map (VanillaGrad) needs none.  ``ndim`` as in :func:`expected_frequency`.
     """
-    _check_maps(reference_maps, "reference_maps")
-    _check_maps(method_maps, "method_maps")
+    _check_maps(reference_maps, "reference_maps", ndim)
+    _check_maps(method_maps, "method_maps", ndim)
     if reference_maps.shape != method_maps.shape:
         V.fail("method_maps", f"shape {tuple(method_maps.shape)} differs from reference_maps "
                               f"{tuple(reference_maps.shape)}")
     if method_b is not None:
-        _check_pair(method_maps, method_b, "method_b")
+        _check_pair(method_maps, method_b, "method_b", ndim)
     if reference_b is not None:
-        _check_pair(reference_maps, reference_b, "reference_b")
-    gap = expected_frequency(method_maps, method_b, **ef_options).double() \
-        - expected_frequency(reference_maps, reference_b, **ef_options)
+        _check_pair(reference_maps, reference_b, "reference_b", ndim)
+    gap = expected_frequency(method_maps, method_b, ndim=ndim, **ef_options).double() \
+        - expected_frequency(reference_maps, reference_b, ndim=ndim, **ef_options)
     dtypes = {m.dtype for m in (reference_maps, method_maps, reference_b, method_b) if m is not None}
     return gap.abs().to(torch.float64 if dtypes == {torch.float64} else torch.float32)
 
@@ -176,7 +195,7 @@ def exact_gap(model, x, *, surrogate="smoothgrad", sigma: float | None = None, n
     ``surrogate=<model>``: a model with the same inputs and classes, e.g. ``smooth_activations(model, β)``;
     the gap is then exact.  Both explain the target class of ``model``.  x (B, C, H, W) -> (B,).
     """
-    x = V.check_images(x)
+    x = V.check_inputs(x)
     exe = ExecutionOptions(batch_size=batch_size)
 
     def gradient_mean(m, sigma_, samp, target_):

@@ -34,18 +34,20 @@ class Sinusoid(nn.Module):
         return torch.stack([f, torch.zeros_like(f)], dim=1)
 
 
-def sinusoid(seed: int = 0, batch: int = 2, same_w: bool = False, size: int = 6):
+def sinusoid(seed: int = 0, batch: int = 2, same_w: bool = False, size: int = 6, spatial: tuple | None = None):
     """(model, a, w, x): a (1, 1, size, size) in [0.5, 1.5), w in [0.5, 3.5) (all 2 if same_w),
-    x (batch, 1, size, size) in [-2, 2), float32, drawn in that order from one seeded generator."""
+    x (batch, 1, size, size) in [-2, 2), float32, drawn in that order from one seeded generator.
+    ``spatial``: other map axes instead of (size, size), e.g. (L,) for signals or (D, H, W) for volumes."""
     g = torch.Generator().manual_seed(seed)
-    a = torch.rand(1, 1, size, size, generator=g) + 0.5
-    w = torch.full((1, 1, size, size), 2.0) if same_w else torch.rand(1, 1, size, size, generator=g) * 3 + 0.5
-    x = torch.rand(batch, 1, size, size, generator=g) * 4 - 2
+    sp = tuple(spatial) if spatial is not None else (size, size)
+    a = torch.rand(1, 1, *sp, generator=g) + 0.5
+    w = torch.full((1, 1, *sp), 2.0) if same_w else torch.rand(1, 1, *sp, generator=g) * 3 + 0.5
+    x = torch.rand(batch, 1, *sp, generator=g) * 4 - 2
     return Sinusoid(a, w), a, w, x
 
 
 def sinusoid_grad(a, w, x) -> torch.Tensor:
-    """∂F/∂x = a w cos(w x), (B, H, W) in the inputs' dtype (float32 inputs round w x as the model does)."""
+    """∂F/∂x = a w cos(w x), (B, *spatial) in the inputs' dtype (float32 inputs round w x as the model does)."""
     return (a * w * torch.cos(w * x))[:, 0]
 
 

@@ -13,11 +13,13 @@ import torch
 from .. import _validation as V
 from ..options import ExecutionOptions, SamplingOptions
 from ..lhs import LatinHypercubeNoise
+from .layout import as_4d
 
 
 @dataclass(frozen=True)
 class EnginePlan:
-    """x (B, C, H, W) validated; sigmas (S,) float64 CPU; scales (B,) float64 and ids (B,) int64 on x's device;
+    """x (B, C, H, W) validated, signals and volumes in the 4-D layout of :func:`.layout.as_4d`; spatial: the
+    caller's map axes ((L,), (H, W) or (D, H, W)); sigmas (S,) float64 CPU; scales (B,) float64 and ids (B,) int64 on x's device;
     baseline (B, C, H, W) or None; powers ⊆ (1, 2); acc_c: accumulated channels (1 when reduced);
     s_slot: σ slots per image (1 when σ is drawn per sample); limits (P = B·s_slot,) int64 CPU: samples per
     slot; per_round: samples per slot per round; sample_sigma (B, n) int64 CPU or None; lhs: the Latin
@@ -44,6 +46,7 @@ class EnginePlan:
     lhs: LatinHypercubeNoise | None
     stats: bool = False
     error_weights: torch.Tensor | None = None
+    spatial: tuple = ()
 
     @property
     def num_slots(self) -> int:
@@ -198,8 +201,9 @@ def make_plan(x: torch.Tensor, *, sigmas, mixing: str, powers, target, output: s
               sample_sigma=None, slot_samples=None, x_checked: bool = False, stats: bool = False,
               error_weights=None) -> EnginePlan:
     """Validate and normalise the arguments of an estimate (see :func:`spectral_xai.engine.estimate`).
-    ``x_checked=True``: the caller has already run ``check_images`` on x (it is not scanned again)."""
-    x = x if x_checked else V.check_images(x)
+    ``x_checked=True``: the caller has already run ``check_inputs`` on x (it is not scanned again).
+    x: (B, C, L), (B, C, H, W) or (B, C, D, H, W)."""
+    x = x if x_checked else V.check_inputs(x)
     V.check_output(output)
     sig = V.check_sigmas(sigmas, mixing, torch.device("cpu"))
     sampling, execution = sampling.checked(), execution.checked()
@@ -209,6 +213,8 @@ def make_plan(x: torch.Tensor, *, sigmas, mixing: str, powers, target, output: s
     ids = V.check_image_ids(sampling.image_ids, B, x.device)
     scales = V.check_noise_scale(noise_scale, B, x.device)
     baseline = _check_baseline(baseline, x, mixing)
+    spatial = tuple(x.shape[2:])
+    x, baseline = as_4d(x), None if baseline is None else as_4d(baseline)
     sample_sigma = _check_sample_sigma(sample_sigma, sampling, B, S)
     slot_samples = _check_slot_samples(slot_samples, sampling, sample_sigma is not None, B, S)
     limits = _slot_limits(sig, scales, mixing, sampling, slot_samples, sample_sigma is not None, B)
@@ -222,4 +228,5 @@ def make_plan(x: torch.Tensor, *, sigmas, mixing: str, powers, target, output: s
     return EnginePlan(x=x, sigmas=sig, mixing=mixing, powers=powers, target=target, output=output, scales=scales,
                       ids=ids, baseline=baseline, acc_c=1 if reduce_channels else C, s_slot=s_slot, limits=limits,
                       per_round=per_round, sampling=sampling, execution=execution, sample_sigma=sample_sigma,
-                      lhs=lhs, stats=bool(stats), error_weights=_check_error_weights(error_weights, s_slot))
+                      lhs=lhs, stats=bool(stats), error_weights=_check_error_weights(error_weights, s_slot),
+                      spatial=spatial)

@@ -14,6 +14,7 @@ from ..model_calls import (auto_batch_size, check_logits, check_model_device, ch
                            forward, model_dtype_and_format, model_scope, resolve_targets)
 from ..ops import accumulate_, perturb
 from ..mc_stats import combine_sigmas, mean_variance, relative_error
+from .layout import NDInput, check_model_rank
 from .plan import EnginePlan, plan_rows
 
 
@@ -21,11 +22,11 @@ from .plan import EnginePlan, plan_rows
 class Estimate:
     """Running statistics of one call.
 
-    mean1 / mean2: (B, S, C', H, W) float64 means of g and g² (None if not requested), C' = 1
+    mean1 / mean2: (B, S, C', *spatial) float64 means of g and g² (None if not requested), C' = 1
     when channels were reduced.  n_samples: (B, S) samples used.  targets: (B,) classes
     explained.  sigmas: (S,) float64.  With statistics (``stats=True``; sumsq_k also with ``target_error``):
-    sumsq1 / sumsq2 (B, S, C', H, W) Welford sums of squared deviations of the per-sample values;
-    half_mean1 / half_mean2 (B, S, 2, C', H, W) means over the even / odd sample indices; half_counts (B, S, 2).
+    sumsq1 / sumsq2 (B, S, C', *spatial) Welford sums of squared deviations of the per-sample values;
+    half_mean1 / half_mean2 (B, S, 2, C', *spatial) means over the even / odd sample indices; half_counts (B, S, 2).
     """
 
     mean1: torch.Tensor | None
@@ -190,6 +191,9 @@ def _raise_nonfinite(plan: EnginePlan, model, bad: torch.Tensor) -> None:
 def run_plan(model, plan: EnginePlan) -> Estimate:
     """Execute ``plan`` with ``model``: rounds until every slot is done or (with tol / target_error) stopped."""
     check_model_device(model, plan.x)
+    check_model_rank(model, plan.spatial)
+    if plan.spatial != tuple(plan.x.shape[2:]):   # a signal or a volume in the 4-D layout
+        model = NDInput(model, plan.spatial)
     fast = check_fast(plan.execution.fast, plan.x.device)
     with model_scope(model), fast_scope(model, fast, plan.x.device) as model_call:
         runner = _Runner(model, plan, model_call, fast)
@@ -202,10 +206,17 @@ def run_plan(model, plan: EnginePlan) -> Estimate:
 
 
 def _estimate_of(plan: EnginePlan, runner: _Runner) -> Estimate:
-    """The accumulators viewed per (image, σ slot)."""
-    acc, B, (H, W) = runner.acc, plan.x.shape[0], plan.x.shape[-2:]
-    shape = (B, plan.s_slot, plan.acc_c, H, W)
-    st = {k: v.view(B, plan.s_slot, *v.shape[1:]) if v is not None else None for k, v in acc.stats.items()}
+    """The accumulators viewed per (image, σ slot), in the caller's map axes."""
+    acc, B, sp = runner.acc, plan.x.shape[0], plan.spatial
+    shape = (B, plan.s_slot, plan.acc_c, *sp)
+
+    def per_slot(v):
+        """(P, ..., H', W) maps -> (B, S, ..., *spatial); (P, 2) half counts -> (B, S, 2)."""
+        if v is None:
+            return None
+        return v.view(B, plan.s_slot, *((*v.shape[1:-2], *sp) if v.dim() >= 4 else v.shape[1:]))
+
+    st = {k: per_slot(v) for k, v in acc.stats.items()}
     return Estimate(mean1=acc.mean1.view(shape) if 1 in plan.powers else None,
                     mean2=acc.mean2.view(shape) if 2 in plan.powers else None,
                     n_samples=acc.counts.view(B, plan.s_slot), targets=runner.targets, sigmas=plan.sigmas, **st)

@@ -24,25 +24,31 @@ from ..model_calls import batched_logits, check_model_device, model_scope, prepa
 
 
 
+_AVG_POOL = {3: F.avg_pool1d, 4: F.avg_pool2d, 5: F.avg_pool3d}
+_MAX_POOL = {3: F.max_pool1d, 4: F.max_pool2d, 5: F.max_pool3d}
+
+
 def blur_baseline(x: torch.Tensor, fraction: float = 0.45) -> torch.Tensor:
-    """Box blur with a (odd) kernel of ``fraction``·H pixels, edges averaged over the valid pixels."""
-    k = max(1, int(round(fraction * x.shape[-2])))
+    """Box blur with a (odd) kernel of ``fraction``·n pixels along every map axis, n the first map axis (H of
+    images, L of signals, D of volumes), edges averaged over the valid pixels.  x (B, C, ...) -> same shape."""
+    k = max(1, int(round(fraction * x.shape[2])))
     k += 1 - k % 2
-    return F.avg_pool2d(x, k, stride=1, padding=k // 2, count_include_pad=False)
+    return _AVG_POOL[x.dim()](x, k, stride=1, padding=k // 2, count_include_pad=False)
 
 
 def keep_masks(maps: torch.Tensor, fractions: torch.Tensor, *, erosion: int = 1, order: str = "morf") -> torch.Tensor:
-    """Keep masks (B, Q, H, W) float: 0 where the top (MoRF) / bottom (LeRF) fraction is removed, eroded."""
-    B, H, W = maps.shape
-    N = H * W
+    """Keep masks (B, Q, *spatial) float: 0 where the top (MoRF) / bottom (LeRF) fraction is removed, eroded.
+    maps (B, L), (B, H, W) or (B, D, H, W)."""
+    B, *sp = maps.shape
+    N = maps[0].numel()
     flat = maps.reshape(B, N)
     idx = torch.argsort(flat, dim=1, descending=(order == "morf"), stable=True)
     rank = torch.empty_like(idx)
     rank.scatter_(1, idx, torch.arange(N, device=maps.device).expand(B, N))
     n_removed = torch.round(fractions.to(maps.device, torch.float64) * N).to(torch.int64)       # (Q,)
-    keep = (rank.unsqueeze(1) >= n_removed.view(1, -1, 1)).to(torch.float32).view(B, -1, H, W)
+    keep = (rank.unsqueeze(1) >= n_removed.view(1, -1, 1)).to(torch.float32).view(B, -1, *sp)
     if erosion > 1:  # erode the keep mask: a pixel is kept only if its whole k x k window is kept
-        keep = -F.max_pool2d(-keep, erosion, stride=1, padding=erosion // 2)[..., :H, :W]
+        keep = -_MAX_POOL[keep.dim()](-keep, erosion, stride=1, padding=erosion // 2)
     return keep
 
 
@@ -71,7 +77,9 @@ def check_fractions(fractions) -> torch.Tensor:
 
 def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: int = 1, baseline="blur",
                        order: str = "morf", labels=None, batch_size: int | None = None) -> dict:
-    """Deletion and insertion curves and AUCs for x (B, C, H, W) and maps (B, H, W) or (B, C, H, W).
+    """Deletion and insertion curves and AUCs for x (B, C, H, W) and maps (B, H, W) or (B, C, H, W); signals
+    x (B, C, L) with maps (B, L) and volumes x (B, C, D, H, W) with maps (B, D, H, W) alike (windows and blur
+    along every map axis).
 
     ``fractions``: at least 2 strictly increasing values in [0, 1] (default 0, 0.05, ..., 1).
     Returns fractions (Q,), removed_fraction (B, Q) (actual, after erosion), deletion_curve /
@@ -80,7 +88,7 @@ def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: 
     deletion_accuracy / insertion_accuracy (B, Q) top-1 hits.  All fractions of an image go through
     the model as batched forward passes without gradients.
     """
-    x = V.check_images(x)
+    x = V.check_inputs(x)
     check_model_device(model, x)
     maps = _check_maps(maps, x)
     labels = _check_labels(labels, x)
@@ -91,7 +99,7 @@ def deletion_insertion(model, x, maps, target=None, *, fractions=None, erosion: 
         V.fail("erosion", f"expected an odd window size, got {erosion}")
     q = check_fractions(DEFAULT_FRACTIONS if fractions is None else fractions)
     base = _baseline_images(baseline, x)
-    keep = keep_masks(maps, q, erosion=erosion, order=order)                       # (B, Q, H, W)
+    keep = keep_masks(maps, q, erosion=erosion, order=order)                       # (B, Q, *spatial)
     removed = 1 - keep.flatten(2).mean(dim=2).to(torch.float64)                      # (B, Q)
     with model_scope(model):
         x, batch_size = prepare_inference(model, x, batch_size)
@@ -125,13 +133,15 @@ def _check_labels(labels, x: torch.Tensor) -> torch.Tensor | None:
 
 
 def _check_maps(maps, x: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) or (B, C, H, W) finite maps matching x -> (B, H, W) float64 on x's device (channels summed)."""
-    if not isinstance(maps, torch.Tensor) or maps.dim() not in (3, 4) or maps.shape[0] != x.shape[0] \
-            or tuple(maps.shape[-2:]) != tuple(x.shape[-2:]):
-        V.fail("maps", f"expected (B, H, W) or (B, C, H, W) maps matching x {tuple(x.shape)}, "
+    """(B, *spatial) or (B, C, *spatial) finite maps matching x (B, C, *spatial) -> (B, *spatial) float64 on x's
+    device (channels summed)."""
+    sp = tuple(x.shape[2:])
+    if not isinstance(maps, torch.Tensor) or maps.dim() not in (x.dim() - 1, x.dim()) \
+            or maps.shape[0] != x.shape[0] or tuple(maps.shape[-len(sp):]) != sp:
+        V.fail("maps", f"expected (B, *spatial) or (B, C, *spatial) maps matching x {tuple(x.shape)}, "
                        f"got {getattr(maps, 'shape', type(maps))}")
     maps = maps.detach().to(x.device, torch.float64)
-    if maps.dim() == 4:
+    if maps.dim() == x.dim():
         maps = maps.sum(dim=1)
     if not bool(torch.isfinite(maps).all()):
         V.fail("maps", "contains NaN or Inf values")
@@ -155,7 +165,7 @@ def _baseline_images(baseline, x: torch.Tensor) -> torch.Tensor:
 
 
 def _curve(model, x, base, keep, targets, batch_size) -> tuple[torch.Tensor, torch.Tensor]:
-    """Target probabilities and top-1 classes (B, Q) of x ⊙ keep + base ⊙ (1 − keep), keep (B, Q, H, W),
+    """Target probabilities and top-1 classes (B, Q) of x ⊙ keep + base ⊙ (1 − keep), keep (B, Q, *spatial),
     over batched forward passes (rows ordered (image, fraction))."""
     B, Q = keep.shape[:2]
     rows = torch.cartesian_prod(torch.arange(B), torch.arange(Q)).to(x.device)       # (B·Q, 2): (b, q)

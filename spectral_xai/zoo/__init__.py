@@ -5,12 +5,13 @@
 - ``photos(size)``: scikit-image's bundled photos as a (B, 3, size, size) batch in [0, 1].
 - ``imagenet_classes()``: the 1000 ImageNet class names shipped inside this package.
 - ``fashion_mnist(split)``: Fashion-MNIST from an IDX directory (Debian's ``dataset-fashion-mnist``),
-  and ``fashion_cnn(beta)``, the ICCV25 small CNN with ReLU or SoftPlus_β.
+  and ``fashion_cnn(beta)``, the ICCV25 small CNN with ReLU or SoftPlus_β; ``small_cnn(beta, ndim=1|2|3)`` the
+  same network for signals, images or volumes.
 """
 from .efficientnet import efficientnet_lite0
-from .fashion_mnist import fashion_cnn, fashion_mnist, read_idx
+from .fashion_mnist import fashion_cnn, fashion_mnist, read_idx, small_cnn
 from .photos import PHOTO_NAMES, photos
 from .imagenet import imagenet_classes
 
 __all__ = ["PHOTO_NAMES", "efficientnet_lite0", "fashion_cnn", "fashion_mnist", "imagenet_classes", "photos",
-           "read_idx"]
+           "read_idx", "small_cnn"]

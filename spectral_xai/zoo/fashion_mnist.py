@@ -65,19 +65,34 @@ def fashion_cnn(beta: float | None = None, channels=(16, 32), hidden: int = 64, 
     ``activation="relu"``: ReLU (beta=None) or SoftPlus_beta (ICCV25, docs/methods.md §8).
     ``activation="gelu"`` / ``"silu"``: nn.GELU / nn.SiLU (beta=None) or their Gaussian smoothing
     a_beta(x) = E[a(x + Z/sqrt(beta))] (``smooth_activations(..., kind="gaussian")``, §12)."""
+    return small_cnn(beta, channels=channels, hidden=hidden, classes=classes, activation=activation)
+
+
+_CONV = {1: (nn.Conv1d, nn.MaxPool1d), 2: (nn.Conv2d, nn.MaxPool2d), 3: (nn.Conv3d, nn.MaxPool3d)}
+
+
+def small_cnn(beta: float | None = None, *, ndim: int = 2, size: int = 28, in_channels: int = 1,
+              channels=(16, 32), hidden: int = 64, classes: int = 10, activation: str = "relu") -> nn.Sequential:
+    """The ICCV25 small CNN (Conv3 without bias - act - MaxPool2 blocks, then FC - act - FC) for signals
+    (ndim=1, (B, in_channels, size)), images (ndim=2, (B, in_channels, size, size); ``fashion_cnn``) or
+    volumes (ndim=3, (B, in_channels, size, size, size)) -> (B, classes) logits; activations as in
+    :func:`fashion_cnn`."""
     if activation not in ACTIVATIONS:
         fail("activation", f"expected one of {tuple(ACTIVATIONS)}, got {activation!r}")
+    if ndim not in _CONV:
+        fail("ndim", f"expected 1, 2 or 3, got {ndim!r}")
+    conv, pool = _CONV[ndim]
 
     def act():
         if beta is not None and activation == "relu":
             return nn.Softplus(beta=float(beta))
         return ACTIVATIONS[activation]()
 
-    layers, c_in, size = [], 1, 28
+    layers, c_in = [], in_channels
     for c in channels:
-        layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), act(), nn.MaxPool2d(2)]
+        layers += [conv(c_in, c, 3, padding=1, bias=False), act(), pool(2)]
         c_in, size = c, size // 2
-    layers += [nn.Flatten(), nn.Linear(c_in * size * size, hidden), act(), nn.Linear(hidden, classes)]
+    layers += [nn.Flatten(), nn.Linear(c_in * size ** ndim, hidden), act(), nn.Linear(hidden, classes)]
     model = nn.Sequential(*layers)
     if beta is None or activation == "relu":
         return model

@@ -1,4 +1,5 @@
-"""Training the ICCV25 small CNN on Fashion-MNIST to an accuracy cap (for the reproduction scripts)."""
+"""Training the ICCV25 small CNN (Fashion-MNIST, or any given model) to an accuracy cap (for the reproduction
+scripts)."""
 from __future__ import annotations
 
 import torch
@@ -18,12 +19,12 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> floa
 
 def train_to_cap(beta, xtr, ytr, xcheck, ycheck, *, cap: float = 0.85, check_every: int = 100,
                  max_epochs: int = 5, batch: int = 128, lr: float = 3e-4, seed: int = 0,
-                 activation: str = "relu"):
-    """Train ``fashion_cnn(beta, activation=activation)`` with Adam until the first check (every
-    ``check_every`` steps, on xcheck/ycheck) whose accuracy exceeds ``cap`` (ICCV25's protocol).
-    Returns (model in eval mode, info)."""
+                 activation: str = "relu", model_of=None):
+    """Train ``fashion_cnn(beta, activation=activation)`` (or ``model_of(beta)``, built after seeding) with Adam
+    until the first check (every ``check_every`` steps, on xcheck/ycheck) whose accuracy exceeds ``cap``
+    (ICCV25's protocol).  Returns (model in eval mode, info)."""
     torch.manual_seed(seed)
-    model = fashion_cnn(beta, activation=activation)
+    model = fashion_cnn(beta, activation=activation) if model_of is None else model_of(beta)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     step, acc = 0, 0.0
     gen = torch.Generator().manual_seed(seed)

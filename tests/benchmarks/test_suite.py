@@ -81,3 +81,15 @@ def test_resnet50_matches_the_standard_architecture():
     assert sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == 53
     with torch.no_grad():
         assert model(torch.rand(2, 3, 64, 64)).shape == (2, 1000)
+
+
+def test_spectrum_nd_case_agrees_with_numpy():
+    from benchmarks import spectrum_nd
+
+    res = spectrum_nd.run(torch.device("cpu"), quick=True)
+    assert [c["shape"] for c in res["cases"]] == [[256], [8, 8, 8]]
+    for case in res["cases"]:
+        assert case["max_rel_diff_to_numpy"]["ours"] < 1e-6            # float32 maps, float64 accumulation
+        assert case["max_rel_diff_to_numpy"]["torch_reference"] < 1e-6
+        assert case["speedup_over_numpy"]["numpy_per_map"] == 1.0
+    assert len(res["table"]["rows"]) == 6

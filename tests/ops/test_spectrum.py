@@ -58,8 +58,9 @@ def test_rank_normalize_matches_scipy_with_ties(dtype):
         sx.expected_frequency(inf, rank_normalize=False)
 
 
-def test_spectrum_ops_opcheck_and_compile():
-    m = torch.randn(2, 9, 12)
+@pytest.mark.parametrize("shape", [(2, 9, 12), (2, 12), (2, 4, 5, 6)])     # images, signals, volumes
+def test_spectrum_ops_opcheck_and_compile(shape):
+    m = torch.randn(*shape)
     torch.library.opcheck(torch.ops.spectral_xai.rank_normalize.default, (m,))
     torch.library.opcheck(torch.ops.spectral_xai.radial_power_spectrum.default, (m,))
 

@@ -99,7 +99,7 @@ at::Tensor rank_normalize_cpu(const at::Tensor& maps_in) {
   rank_normalize_check(maps_in);
   const at::Tensor maps = maps_in.contiguous();
   at::Tensor out = at::empty_like(maps);
-  const int64_t B = maps.size(0), N = maps.size(1) * maps.size(2);
+  const int64_t B = maps.size(0), N = map_numel(maps);
   if (B == 0 || N == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, maps.scalar_type(), "rank_normalize_cpu", [&] {
     const scalar_t* mp = maps.const_data_ptr<scalar_t>();
@@ -119,10 +119,10 @@ at::Tensor rank_normalize_cpu(const at::Tensor& maps_in) {
 at::Tensor radial_power_spectrum_cpu(const at::Tensor& maps) {
   RadialArgs p = radial_prepare(maps);
   if (!p.spec.defined()) return p.out;
-  const int64_t B = p.out.size(0), H = p.H, W = p.W, K = p.K;
+  const int64_t B = p.out.size(0), D = p.grid.D, H = p.grid.H, W = p.grid.W, K = p.K;
   at::Tensor& out = p.out;
   const at::Tensor& spec = p.spec;
-  const std::vector<int64_t> counts = ring_counts(H, W);
+  const std::vector<int64_t> counts = ring_counts(p.grid);
   const int64_t Wh = W / 2 + 1;
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "radial_power_spectrum_cpu", [&] {
     const auto* sp = reinterpret_cast<const scalar_t*>(spec.const_data_ptr());  // interleaved (re, im)
@@ -131,13 +131,17 @@ at::Tensor radial_power_spectrum_cpu(const at::Tensor& maps) {
       std::vector<double> ring(static_cast<size_t>(K));
       for (int64_t b = begin; b < end; ++b) {
         std::fill(ring.begin(), ring.end(), 0.0);
-        const scalar_t* s = sp + 2 * b * H * Wh;
-        for (int64_t u = 0; u < H; ++u) {
-          const int64_t cu = centred_index(u, H);
-          for (int64_t v = 0; v < Wh; ++v) {
-            const double re = static_cast<double>(s[2 * (u * Wh + v)]);
-            const double im = static_cast<double>(s[2 * (u * Wh + v) + 1]);
-            ring[static_cast<size_t>(isqrt(cu * cu + v * v))] += column_weight(v, W) * (re * re + im * im);
+        const scalar_t* s = sp + 2 * b * D * H * Wh;
+        for (int64_t d = 0; d < D; ++d) {
+          const int64_t cd = centred_index(d, D);
+          for (int64_t u = 0; u < H; ++u) {
+            const int64_t cu = centred_index(u, H);
+            const int64_t row = (d * H + u) * Wh;
+            for (int64_t v = 0; v < Wh; ++v) {
+              const double re = static_cast<double>(s[2 * (row + v)]);
+              const double im = static_cast<double>(s[2 * (row + v) + 1]);
+              ring[static_cast<size_t>(isqrt(cd * cd + cu * cu + v * v))] += column_weight(v, W) * (re * re + im * im);
+            }
           }
         }
         for (int64_t k = 0; k < K; ++k) op[b * K + k] = static_cast<scalar_t>(ring[k] / counts[k]);

@@ -1,7 +1,7 @@
 // CUDA kernels of spectral_xai::rank_normalize and spectral_xai::radial_power_spectrum
-// (see ../spectrum.h).  Sorting and the FFT are ATen's (CUB segmented sort, cuFFT).  Only the
-// headers these need (no ATen/ATen.h, no torch/library.h: the ops are registered in
-// ../spectrum.cpp), which keeps nvcc's host pass short.
+// (see ../spectrum.h), registered for the CUDA dispatch key at the end of this file.  Sorting and
+// the FFT are ATen's (CUB segmented sort, cuFFT).  Only the headers these need (no ATen/ATen.h),
+// which keeps nvcc's host pass short.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty_like.h>
@@ -11,6 +11,7 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
 
 #include <limits>
 #include <vector>
@@ -42,14 +43,12 @@ __global__ void average_ranks_kernel(const scalar_t* __restrict__ sorted, const 
   out[b * N + index[t]] = static_cast<scalar_t>(average_rank(lo, lo2, N));
 }
 
-}  // namespace
-
 at::Tensor rank_normalize_cuda(const at::Tensor& maps_in) {
   rank_normalize_check(maps_in);
   const c10::cuda::CUDAGuard guard(maps_in.device());
   const at::Tensor maps = maps_in.contiguous();
   at::Tensor out = at::empty_like(maps);
-  const int64_t B = maps.size(0), N = maps.size(1) * maps.size(2);
+  const int64_t B = maps.size(0), N = map_numel(maps);
   if (B == 0 || N == 0) return out;
   if (at::isnan(maps).any().item<bool>()) rank_normalize_raise_nan();
   auto [sorted, index] = at::sort(maps.view({B, N}), /*dim=*/1);
@@ -68,29 +67,25 @@ at::Tensor rank_normalize_cuda(const at::Tensor& maps_in) {
   return out;
 }
 
-namespace {
-
 // One block per map: ring sums in shared memory (double atomics), then ring means.
 template <typename scalar_t>
 __global__ void ring_kernel(const scalar_t* __restrict__ spec, const int64_t* __restrict__ counts,
-                            scalar_t* __restrict__ out, int64_t H, int64_t W, int64_t K) {
+                            scalar_t* __restrict__ out, Grid g, int64_t K) {
   extern __shared__ double ring[];
   const int64_t b = blockIdx.x;
-  const int64_t Wh = W / 2 + 1;
+  const int64_t H = g.H, W = g.W, Wh = W / 2 + 1, rows = g.D * H;
   for (int64_t k = threadIdx.x; k < K; k += blockDim.x) ring[k] = 0.0;
   __syncthreads();
-  const scalar_t* s = spec + 2 * b * H * Wh;
-  for (int64_t e = threadIdx.x; e < H * Wh; e += blockDim.x) {
-    const int64_t u = e / Wh, v = e % Wh;
-    const int64_t cu = centred_index(u, H);
+  const scalar_t* s = spec + 2 * b * rows * Wh;
+  for (int64_t e = threadIdx.x; e < rows * Wh; e += blockDim.x) {
+    const int64_t row = e / Wh, v = e % Wh;
+    const int64_t cd = centred_index(row / H, g.D), cu = centred_index(row % H, H);
     const double re = static_cast<double>(s[2 * e]), im = static_cast<double>(s[2 * e + 1]);
-    atomicAdd(&ring[isqrt(cu * cu + v * v)], column_weight(v, W) * (re * re + im * im));
+    atomicAdd(&ring[isqrt(cd * cd + cu * cu + v * v)], column_weight(v, W) * (re * re + im * im));
   }
   __syncthreads();
   for (int64_t k = threadIdx.x; k < K; k += blockDim.x) out[b * K + k] = static_cast<scalar_t>(ring[k] / counts[k]);
 }
-
-}  // namespace
 
 at::Tensor radial_power_spectrum_cuda(const at::Tensor& maps) {
   RadialArgs p = radial_prepare(maps);
@@ -98,10 +93,10 @@ at::Tensor radial_power_spectrum_cuda(const at::Tensor& maps) {
   const c10::cuda::CUDAGuard guard(maps.device());
   const int64_t B = p.out.size(0), K = p.K;
   TORCH_CHECK(K * static_cast<int64_t>(sizeof(double)) <= 48 * 1024,
-              "spectral_xai: radial_power_spectrum on CUDA supports up to 6144 rings (maps up to ~8000 px)");
+              "spectral_xai: radial_power_spectrum on CUDA supports up to 6144 rings (maps up to ~8000 px per side)");
   TORCH_CHECK(B <= std::numeric_limits<int>::max(), "spectral_xai: radial_power_spectrum: ", B,
               " maps exceed one CUDA grid");
-  const std::vector<int64_t> host_counts = ring_counts(p.H, p.W);
+  const std::vector<int64_t> host_counts = ring_counts(p.grid);
   const at::Tensor counts =
       at::tensor(host_counts, at::TensorOptions().dtype(at::kLong)).to(maps.device(), /*non_blocking=*/false);
   const int threads = 256;
@@ -109,10 +104,17 @@ at::Tensor radial_power_spectrum_cuda(const at::Tensor& maps) {
     ring_kernel<scalar_t><<<static_cast<unsigned>(B), threads, K * sizeof(double),
                             c10::cuda::getCurrentCUDAStream()>>>(
         reinterpret_cast<const scalar_t*>(p.spec.const_data_ptr()), counts.const_data_ptr<int64_t>(),
-        p.out.mutable_data_ptr<scalar_t>(), p.H, p.W, K);
+        p.out.mutable_data_ptr<scalar_t>(), p.grid, K);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return p.out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(spectral_xai, CUDA, m) {
+  m.impl("rank_normalize", &rank_normalize_cuda);
+  m.impl("radial_power_spectrum", &radial_power_spectrum_cuda);
 }
 
 }  // namespace spectral_xai
