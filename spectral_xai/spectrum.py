@@ -39,12 +39,15 @@ def _check_maps(maps, arg: str = "maps", ndim: int = 2) -> torch.Tensor:
         V.fail(arg, f"expected floating maps, got {maps.dtype}", TypeError)
     if maps.dim() != _check_ndim(ndim) + 1:
         V.fail(arg, f"expected {_MAP_SHAPES[ndim]} maps for ndim={ndim}, got shape {tuple(maps.shape)}")
-    return maps
+    # float16 / bfloat16 maps are ranked and transformed in float32: ranks / N stored in 11 or 8 bits of
+    # mantissa collapse for maps of more than a few thousand elements (EF off by up to 0.5 %).
+    return maps.float() if maps.dtype in (torch.float16, torch.bfloat16) else maps
 
 
 def rank_normalize(maps: torch.Tensor, *, ndim: int = 2) -> torch.Tensor:
     """Average ranks divided by N (the elements of one map) per map (ties averaged), values in (0, 1].
-    (B, L) / (B, H, W) / (B, D, H, W) for ndim = 1 / 2 / 3 -> the same shape."""
+    (B, L) / (B, H, W) / (B, D, H, W) for ndim = 1 / 2 / 3 -> the same shape, in the maps' dtype (float32 for
+    float16 / bfloat16 maps, whose mantissa cannot hold the ranks)."""
     return ops.rank_normalize(_check_maps(maps, ndim=ndim).detach())
 
 
@@ -64,10 +67,15 @@ def _pair_dtype(a: torch.Tensor, b: torch.Tensor | None) -> torch.dtype:
         else torch.float32
 
 
-def _finite(spec: torch.Tensor, arg: str = "maps") -> torch.Tensor:
-    if not bool(torch.isfinite(spec).all()):
+def _power(maps: torch.Tensor, arg: str = "maps") -> torch.Tensor | None:
+    """The op's ring means of checked maps, or None where finite maps overflow their dtype's range (e.g. float32
+    maps with values near 3e38: |FFT|² exceeds 3.4e38); NaN / Inf in the maps raise."""
+    spec = ops.radial_power_spectrum(maps)
+    if bool(torch.isfinite(spec).all()):
+        return spec
+    if not bool(torch.isfinite(maps).all()):
         V.fail(arg, "contains NaN or Inf values (the power spectrum is not finite)")
-    return spec
+    return None
 
 
 def radial_power_spectrum(maps: torch.Tensor, b: torch.Tensor | None = None, *, ndim: int = 2,
@@ -98,7 +106,11 @@ def radial_power_spectrum(maps: torch.Tensor, b: torch.Tensor | None = None, *, 
         return cross_spectrum(maps, b).to(_pair_dtype(maps, b))
     if rank_normalize:
         maps = ops.rank_normalize(maps)   # raises on NaN; ranks of ±Inf are finite
-    return _finite(ops.radial_power_spectrum(maps))
+    spec = _power(maps)
+    if spec is None:
+        V.fail("maps", f"the power spectrum of these finite {maps.dtype} maps (largest |value| "
+                       f"{float(maps.abs().max()):.3g}) overflows {maps.dtype}: pass float64 maps (maps.double())")
+    return spec
 
 
 def cross_spectrum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -141,12 +153,20 @@ def expected_frequency(maps: torch.Tensor, b: torch.Tensor | None = None, *, ndi
     recipe, the first-order jackknife 2·EF((a + b)/2) − (EF(a) + EF(b))/2 (ranks have no unbiased form).
     A cross-spectrum EF is undefined where the cross spectrum's total power is ≤ 0 (a map that is all
     noise); it is then returned as computed and can lie outside [0, 1].
+
+    A constant map has all its power at DC: EF 0.  An all-zero map (no power at all) also gets EF 0, the limit of
+    constant maps, not NaN (a dead explanation is as smooth as one can be; check for it separately if it matters).
+    float16 / bfloat16 maps are ranked and transformed in float32; finite float32 maps whose power overflows
+    float32 (values near 3e38) are transformed in float64 (EF does not depend on the maps' scale).
     """
     if reduction not in ("mean", "authors"):
         V.fail("reduction", f"expected 'mean' or 'authors', got {reduction!r}")
     maps = _check_maps(maps, ndim=ndim)
     if b is None:
-        spec = radial_power_spectrum(maps, ndim=ndim, rank_normalize=rank_normalize)
+        ranked = ops.rank_normalize(maps.detach()) if rank_normalize else maps.detach()
+        spec = _power(ranked)
+        if spec is None:                   # EF is scale-free: the float64 spectrum of huge float32 maps
+            spec = ops.radial_power_spectrum(ranked.to(torch.float64))
         return _ef_of_spectrum(spec, reduction, exclude_dc).to(output_dtype(maps))
     b = _check_pair(maps, b, ndim=ndim)
     dtype = _pair_dtype(maps, b)
