@@ -137,7 +137,19 @@ def plugin_bias_table(table, methods, kinds) -> str:
 SHOWN_AS = {"top5_classes": "top5"}          # a column shown as another cell (the classes with their probabilities)
 ROW_GROUPS = tuple((g, tuple(SHOWN_AS.get(c.key, c.key) for c in IMAGE_COLUMNS if c.group == g))
                    for g in dict.fromkeys(c.group for c in IMAGE_COLUMNS if c.group))
-SHORT = {c.key: c.short for c in METHOD_COLUMNS if c.short}
+_TWINS = {t for c in METHOD_COLUMNS for t in (c.mc_error, c.plugin) if t}
+
+
+def _twin_order() -> list[str]:
+    """The per-method keys as the rows table shows them: each value followed by its MC error and plug-in twins."""
+    keys = []
+    for c in METHOD_COLUMNS:
+        if c.key not in _TWINS:
+            keys += [k for k in (c.key, c.mc_error, c.plugin) if k]
+    return keys
+
+
+SHORT = {k: COLUMNS[f"{PER_METHOD}_{k}"].short for k in _twin_order() if COLUMNS[f"{PER_METHOD}_{k}"].short}
 
 
 def _row_groups(columns, methods) -> list[tuple[str, list[tuple[str, str]]]]:
