@@ -17,6 +17,7 @@ from ..models import clean_logits
 from ..noise_level import sigma_star
 from . import columns
 from .config import AuditConfig
+from .errors import fail
 from .mc import AuditMap, ef_columns, mc_kind
 
 TOP_K = 5
@@ -112,8 +113,8 @@ def _clean_prediction(model, x, labels, cfg: AuditConfig, batch_size) -> tuple[t
     prob = torch.softmax(clean_logits(model, x, batch_size or x.shape[0]).double(), dim=1)
     if cfg.target == "label":
         if any(lab is None for lab in labels):
-            raise ValueError("spectral_xai audit: option 'target': 'label' needs labels (--labels folders or a "
-                             "labelled built-in)")
+            fail("target", "'label' needs labels (--labels folders or a "
+                 "labelled built-in)")
         target = torch.tensor(labels, dtype=torch.int64, device=x.device)
     else:
         target = prob.argmax(dim=1)

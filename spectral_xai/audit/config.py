@@ -241,7 +241,7 @@ def load_toml(path: str | Path) -> dict:
         raise ValueError(f"spectral_xai audit: option 'config': {str(path)!r} is not valid TOML: {err}") from None
     doc = doc.get("audit", doc)
     if not isinstance(doc, dict):
-        raise ValueError(f"spectral_xai audit: option 'config': the [audit] entry of {str(path)!r} is not a table")
+        fail("config", f"the [audit] entry of {str(path)!r} is not a table")
     names = {f.name for f in fields(AuditConfig)}
     out = {}
     for k, v in doc.items():

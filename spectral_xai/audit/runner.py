@@ -17,6 +17,7 @@ from ..models import auto_batch_size
 from . import distributed
 from .compute import audit_batch, failed_row
 from .config import AuditConfig
+from .errors import fail
 from .progress import Progress, log
 from .rundir import RunDirError, check_items, check_run_dir, new_manifest, record_session
 from .sources import AuditBatch, collate, open_dataset
@@ -29,7 +30,7 @@ def _device(cfg: AuditConfig, ranks: distributed.Ranks) -> torch.device:
     kind = cfg.resolved_device_type()
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError("spectral_xai audit: option 'device': CUDA is not available")
+            fail("device", "CUDA is not available")
         return torch.device("cuda", ranks.local_rank if ranks.world > 1 else torch.cuda.current_device())
     return torch.device("cpu")
 
@@ -48,7 +49,7 @@ def run_audit(cfg: AuditConfig, dataset=None, model=None, *, dataset_id: str | N
     a copy is moved when it is not on the audit's device and dtype)."""
     cfg.validate()
     if dataset_id is not None and dataset is None:
-        raise ValueError("spectral_xai audit: argument 'dataset_id': names a dataset given with dataset=")
+        fail("dataset_id", "names a dataset given with dataset=", scope="argument")
     if dataset is not None:
         cfg = dataclasses.replace(cfg, data=f"python:{type(dataset).__qualname__}")
     if model is not None:
@@ -96,13 +97,13 @@ def _prepare(cfg: AuditConfig, ranks: distributed.Ranks, device: torch.device, g
                          "no label")
     if cfg.target == "label":
         if not dataset.has_labels():
-            raise ValueError("spectral_xai audit: option 'target': 'label' needs labels: --labels folders with "
-                             "class folders, a labelled built-in (fashion-mnist), or a dataset with labels "
-                             "((image, label) items, a label column)")
+            fail("target", "'label' needs labels: --labels folders with "
+                 "class folders, a labelled built-in (fashion-mnist), or a dataset with labels "
+                 "((image, label) items, a label column)")
         top = max((lab for lab in dataset.labels if lab is not None), default=-1) if dataset.labels else -1
         if top >= n_outputs:
-            raise ValueError(f"spectral_xai audit: option 'target': the labels go up to {top} but the model has "
-                             f"{n_outputs} outputs")
+            fail("target", f"the labels go up to {top} but the model has "
+                 f"{n_outputs} outputs")
     return dataset, model, classes, fingerprint
 
 
@@ -113,9 +114,9 @@ def _same_model_everywhere(ranks: distributed.Ranks, fingerprint: str, device: t
     odd = [k for k, d in enumerate(digests) if d != digests[0]]
     if odd:
         shown = ", ".join(f"rank {k}: {digests[k]}" for k in odd)
-        raise ValueError(f"spectral_xai audit: option 'model': the processes built different models: rank 0's "
-                         f"fingerprint is {digests[0]}, but {shown}; every rank must load the same weights (a "
-                         "factory must not depend on the rank, a --weights file must be the same everywhere)")
+        fail("model", f"the processes built different models: rank 0's "
+             f"fingerprint is {digests[0]}, but {shown}; every rank must load the same weights (a "
+             "factory must not depend on the rank, a --weights file must be the same everywhere)")
     return fingerprint
 
 
@@ -124,9 +125,9 @@ def _same_data_everywhere(ranks: distributed.Ranks, fingerprint: str, device: to
     digests = distributed.gather_digest(ranks, fingerprint, device)
     odd = [k for k, d in enumerate(digests) if d != digests[0]]
     if odd:
-        raise ValueError(f"spectral_xai audit: option 'data': the processes see different datasets (ranks {odd} "
-                         "differ from rank 0: another length, folder or preprocessing); every rank must read "
-                         "the same data")
+        fail("data", f"the processes see different datasets (ranks {odd} "
+             "differ from rank 0: another length, folder or preprocessing); every rank must read "
+             "the same data")
 
 
 def _run(cfg: AuditConfig, ranks: distributed.Ranks, given_dataset=None, given_model=None,

@@ -8,9 +8,12 @@ deletion/insertion AUC, the map's relative Monte Carlo error, samples; each meth
 bold only where a Welch t-test says a method beats every other); per-image panels (file name, class and
 probability; image, SL², ArgLens shown as 1/(AL+1) with a σ scale, other maps, each with a colourbar); EF
 histograms on common bins per recipe (corrected EF, the plug-in EF as an outline, mean ± se); how much the
-plug-in EF was off (per method with halves); σ* distribution; inconsistency vs predictive entropy (ECCV24 Fig. 11); mean deletion/insertion
-curves; failed images; the first rows of the table under grouped headers (with the clean top-5); the data
-dictionary of the table's columns.
+plug-in EF was off (per method with halves); σ* distribution; inconsistency vs predictive entropy (ECCV24
+Fig. 11); mean deletion/insertion curves; failed images; the first rows of the table under grouped headers
+(with the clean top-5); the data dictionary of the table's columns (:mod:`..columns`).
+
+Modules: :mod:`.tables` (method table, plug-in bias, rows, dictionary, sessions), :mod:`.figures` (panels,
+histograms, σ*, inconsistency, curves), :mod:`.page` (CSS, embedded figures, number formats).
 """
 from __future__ import annotations
 

@@ -87,6 +87,7 @@ def panels(run_dir, manifest, table, methods, spans) -> str:
 
 
 EF_RECIPES = tuple((c.key, c.histogram) for c in METHOD_COLUMNS if c.histogram)   # one histogram row each
+_TWINS_OF = {c.key: (c.plugin, c.mc_error) for c in METHOD_COLUMNS if c.histogram}   # its plug-in, MC error
 
 
 def histogram_data(values: dict[str, np.ndarray], n_bins: int | None = None, extra=()) -> dict:
@@ -122,7 +123,8 @@ def ef_histograms(table, methods, manifest, kinds: dict[str, str] | None = None)
     fig, axes = plt.subplots(len(recipes), ncols, figsize=(w * ncols, 2.9 * len(recipes)), squeeze=False)
     data = {}
     for row, (k, title, vals) in zip(axes, recipes):
-        plugin = {m: _column(ok, f"{m}_{k}_plugin") for m in vals if kinds.get(m) == "halves"}
+        plugin_key, error_key = _TWINS_OF[k]
+        plugin = {m: _column(ok, f"{m}_{plugin_key}") for m in vals if kinds.get(m) == "halves"}
         plugin = {m: v for m, v in plugin.items() if v.size}
         d = data[k] = histogram_data(vals, extra=plugin.values())
         edges = np.asarray(d["edges"])
@@ -133,7 +135,7 @@ def ef_histograms(table, methods, manifest, kinds: dict[str, str] | None = None)
             v = vals[m]
             mean = float(v.mean())
             se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-            mc = rms(ok[f"{m}_{k}_mc_error"]) if f"{m}_{k}_mc_error" in ok else float("nan")
+            mc = rms(ok[f"{m}_{error_key}"]) if f"{m}_{error_key}" in ok else float("nan")
             d["mean"][m], d["se"][m], d["mc_error"][m] = mean, se, mc
             ax.bar(edges[:-1], d["counts"][m], width=np.diff(edges), align="edge", color="#4c72b0",
                    edgecolor="white", linewidth=0.6, label="corrected" if m in plugin else None)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import fail
+
 
 @dataclass
 class AuditItem:
@@ -75,7 +77,7 @@ def open_dataset(cfg, dataset=None, dataset_id: str | None = None):
         return hf.hf_items(ds, cfg.size, channels, limit=cfg.limit, source=cfg.data, option="data",
                            image_column=cfg.image_column, label_column=cfg.label_column)
     if cfg.data.startswith("python:"):
-        raise ValueError(f"spectral_xai audit: option 'data': this run was started from Python with a dataset "
-                         f"object ({cfg.data[len('python:'):]}); resume it from Python: run_audit(cfg, "
-                         "dataset=..., model=...)")
+        fail("data", f"this run was started from Python with a dataset "
+             f"object ({cfg.data[len('python:'):]}); resume it from Python: run_audit(cfg, "
+             "dataset=..., model=...)")
     return FolderDataset(cfg.data, cfg.size, channels, cfg.labels, cfg.limit)

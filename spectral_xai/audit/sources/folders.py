@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ...zoo.photos import to_square
+from ..errors import fail
 from . import AuditItem
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
@@ -48,14 +49,14 @@ class FolderDataset(torch.utils.data.Dataset):
         else:
             root = Path(data).expanduser()
             if not root.is_dir():
-                raise ValueError(f"spectral_xai audit: argument 'data': {data!r} is neither a folder nor a built-in "
-                                 "('skimage', 'fashion-mnist', 'fashion-mnist:train')")
+                fail("data", f"{data!r} is neither a folder nor a built-in "
+                     "('skimage', 'fashion-mnist', 'fashion-mnist:train')", scope="argument")
             self.root = root
             files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             self.names = [p.relative_to(root).as_posix() for p in files]
             if not self.names:
-                raise ValueError(f"spectral_xai audit: argument 'data': no images ({', '.join(IMAGE_SUFFIXES)}) "
-                                 f"under {data!r}")
+                fail("data", f"no images ({', '.join(IMAGE_SUFFIXES)}) "
+                     f"under {data!r}", scope="argument")
             self.labels = None
         if limit is not None:
             self.names = self.names[:limit]
@@ -65,8 +66,8 @@ class FolderDataset(torch.utils.data.Dataset):
         if labels == "folders" and self.root is not None:
             self.folders = [Path(n).parent.as_posix() for n in self.names]
             if any(p == "." for p in self.folders):
-                raise ValueError("spectral_xai audit: option 'labels': 'folders' needs every image inside a "
-                                 "class sub-folder")
+                fail("labels", "'folders' needs every image inside a "
+                     "class sub-folder")
             self.classes = sorted(set(self.folders))
 
     def resolve_labels(self, class_names: list[str] | None, n_outputs: int, required: bool) -> list[str]:
