@@ -14,9 +14,9 @@ import torch
 
 from spectral_xai.audit import AuditConfig, run_audit
 from spectral_xai.audit.compute import audit_batch
-from spectral_xai.audit.data import AuditDataset
+from spectral_xai.audit.sources.folders import FolderDataset
 from spectral_xai.audit.model import load_model
-from spectral_xai.audit.store import shard_plan
+from spectral_xai.audit.store import shard_spans
 from spectral_xai.model_calls import auto_batch_size
 
 
@@ -25,7 +25,7 @@ def photo_folder(root: Path, n: int) -> Path:
     from PIL import Image
     from skimage import data
 
-    from spectral_xai.audit.data import SKIMAGE_PHOTOS
+    from spectral_xai.audit.sources.folders import SKIMAGE_PHOTOS
 
     root.mkdir(parents=True, exist_ok=True)
     for k in range(n):
@@ -39,15 +39,15 @@ def photo_folder(root: Path, n: int) -> Path:
 
 def engine_only(cfg: AuditConfig, device: torch.device) -> float:
     """Seconds of the compute loop alone on pre-decoded images, shard by shard."""
-    ds = AuditDataset(cfg.data, cfg.size, 3)
-    x_all = torch.stack([ds[i][1] for i in range(len(ds))]).to(device)
+    ds = FolderDataset(cfg.data, cfg.size, 3)
+    x_all = torch.stack([ds[i].image for i in range(len(ds))]).to(device)
     model = load_model(cfg, device)
     batch_size = auto_batch_size(model, x_all[:1], None)          # as the audit: once per run
     t0 = time.perf_counter()
-    for a, b in shard_plan(len(ds), cfg.shard_size):
+    for a, b in shard_spans(len(ds), cfg.shard_size):
         x = x_all[a:b]
         ids = torch.arange(a, b)
-        audit_batch(model, x, ids, torch.full((b - a,), -1), ds.names[a:b], cfg, batch_size)
+        audit_batch(model, x, ids, [None] * (b - a), ds.names[a:b], cfg, batch_size)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - t0

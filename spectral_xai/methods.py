@@ -1,7 +1,8 @@
 """The table of methods: one :class:`MethodSpec` per explanation method, read by :func:`explain`, the
 Captum-shaped classes (:mod:`spectral_xai.attribute`), the Quantus ``explain_func``, the comparison tables,
-the audit (its options, passes per image, which maps rank pixels), the CLI (``spectral-xai methods``) and the
-report (labels).  Add a method here and every one of them knows it.
+the audit (its options, passes per image, which maps rank pixels, how their Monte Carlo error is known),
+the CLI (``spectral-xai methods``, the audit's ``--methods``) and the report (labels, estimators).  Add a
+method here and every one of them knows it.
 
 Defaults (docs/defaults.md says why they differ): the functions explain log_softmax of the target and
 reduce channels; ``explain("sg"/"sg2")`` and the audit use σ = 0.15 (additive, on images in [0, 1]);
@@ -29,6 +30,10 @@ from .presets import preset
 CAPTUM_CONVENTION = MappingProxyType({"output": "logit", "reduce_channels": False})
 CAPTUM_SG_STDEVS = 1.0                     # Captum's NoiseTunnel default ``stdevs``
 FAMILIES = ("gradient", "lens", "perturbation")
+# What sets a method's model passes per image: one pass; the noise samples; the noise samples per σ of the
+# SpectralLens grid; the path's quadrature steps; the random masks; the sliding windows (image-dependent).
+BUDGETS = ("one", "samples", "samples_per_sigma", "steps", "masks", "windows")
+MC_KINDS = ("halves", "deterministic", "not estimated")
 
 
 @dataclass(frozen=True)
@@ -36,9 +41,10 @@ class MethodSpec:
     """name: the key (``"sg2"``); label: display name (``"SG²"``); summary: one line; family: "gradient"
     (one engine call), "lens" (from one SpectralLens call) or "perturbation" (forward passes only);
     compute(model, x, target, **options) -> (B, H, W); defaults: options this table adds to the function's
-    own; passes: which audit setting gives the model passes per image ("samples", "samples_per_sigma",
-    "ig_steps", "rise_masks", "one", "windows"); ranks_pixels: False for maps that are not an importance
-    (no deletion/insertion); seeded: takes ``seed``."""
+    own; budget: what sets the model passes per image (one of :data:`BUDGETS`); ranks_pixels: False for
+    maps that are not an importance (no deletion/insertion); seeded: takes ``seed``; mc: how the Monte Carlo
+    error of its map is known (one of :data:`MC_KINDS`: "halves", the samples split into two halves with
+    standard errors; "deterministic", no noise, exact; "not estimated", sampled without statistics)."""
 
     name: str
     label: str
@@ -46,9 +52,15 @@ class MethodSpec:
     family: str
     compute: Callable = field(repr=False)
     defaults: Mapping = field(default_factory=dict)
-    passes: str = "one"
+    budget: str = "one"
     ranks_pixels: bool = True
     seeded: bool = False
+    mc: str = "deterministic"
+
+    def __post_init__(self):
+        if self.budget not in BUDGETS or self.mc not in MC_KINDS or (self.mc == "deterministic") == self.seeded:
+            raise ValueError(f"MethodSpec {self.name!r}: budget {self.budget!r} or mc {self.mc!r} is not one of "
+                             f"{BUDGETS} / {MC_KINDS}, or mc contradicts seeded={self.seeded}")
 
     def __call__(self, model, x, target=None, **options) -> torch.Tensor:
         """The (B, H, W) map: ``compute`` with this table's defaults under the caller's ``options``."""
@@ -69,31 +81,33 @@ _SPECS = (
                lambda m, x, t, **o: vanilla_grad(m, x, t, squared=True, **o)),
     MethodSpec("sg", "SG", "SmoothGrad: mean gradient under additive Gaussian noise", "gradient",
                lambda m, x, t, sigma, **o: smooth_grad(m, x, sigma, t, squared=False, **o), _SG, "samples",
-               seeded=True),
+               seeded=True, mc="halves"),
     MethodSpec("sg2", "SG²", "SmoothGrad-Squared: mean squared gradient under additive Gaussian noise", "gradient",
                lambda m, x, t, sigma, **o: smooth_grad(m, x, sigma, t, squared=True, **o), _SG, "samples",
-               seeded=True),
+               seeded=True, mc="halves"),
     MethodSpec("ig", "IG", "Integrated Gradients without the (x − b) factor: ∫ g along the path from the baseline", "gradient",
-               lambda m, x, t, **o: integrated_grad(m, x, t, times_input=False, **o), passes="ig_steps"),
+               lambda m, x, t, **o: integrated_grad(m, x, t, times_input=False, **o), budget="steps"),
     MethodSpec("ig2", "IG²", "Integrated squared gradients: ∫ g² along the path", "gradient",
                lambda m, x, t, **o: integrated_grad(m, x, t, times_input=False, squared=True, **o),
-               passes="ig_steps"),
+               budget="steps"),
     MethodSpec("xig", "XIG", "Integrated Gradients: (x − b) ⊙ ∫ g, b the baseline (black by default)", "gradient",
-               lambda m, x, t, **o: integrated_grad(m, x, t, times_input=True, **o), passes="ig_steps"),
+               lambda m, x, t, **o: integrated_grad(m, x, t, times_input=True, **o), budget="steps"),
     MethodSpec("xig2", "XIG²", "(x − b)² ⊙ ∫ g², the squared-gradient version of XIG", "gradient",
                lambda m, x, t, **o: integrated_grad(m, x, t, times_input=True, squared=True, **o),
-               passes="ig_steps"),
+               budget="steps"),
     MethodSpec("sl2", "SL²", "SpectralLens: prior-weighted mean of SG² over the σ grid", "lens", _lens("sl2"),
-               _LENS_DEFAULTS, "samples_per_sigma", seeded=True),
+               _LENS_DEFAULTS, "samples_per_sigma", seeded=True, mc="halves"),
     MethodSpec("al", "ArgLens", "ArgLens: per pixel, the σ of the grid where its SG² is largest (a scale map)", "lens",
-               _lens("arglens"), _LENS_DEFAULTS, "samples_per_sigma", ranks_pixels=False, seeded=True),
+               _lens("arglens"), _LENS_DEFAULTS, "samples_per_sigma", ranks_pixels=False, seeded=True,
+               mc="not estimated"),
     MethodSpec("sg2opt", "SG²_opt", "SG² at each image's optimal σ (argmax of CS(σ)) on the same grid", "lens",
                lambda m, x, t, **o: sg2_opt(m, x, target=t, **o)[0], _LENS_DEFAULTS, "samples_per_sigma",
-               seeded=True),
+               seeded=True, mc="halves"),
     MethodSpec("rise", "RISE", "RISE: mean output under random masks, weighted by the masks", "perturbation",
-               lambda m, x, t, **o: rise(m, x, t, **o), passes="rise_masks", seeded=True),
+               lambda m, x, t, **o: rise(m, x, t, **o), budget="masks", seeded=True,
+               mc="not estimated"),
     MethodSpec("occlusion", "Occlusion", "Occlusion: output drop when a sliding patch is blacked out",
-               "perturbation", lambda m, x, t, **o: occlusion(m, x, t, **o), passes="windows"),
+               "perturbation", lambda m, x, t, **o: occlusion(m, x, t, **o), budget="windows"),
 )
 METHODS: Mapping[str, MethodSpec] = MappingProxyType({s.name: s for s in _SPECS})
 METHOD_NAMES = tuple(METHODS)

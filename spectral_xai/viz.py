@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 import torch
 
 
-def _matplotlib():
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend (unless a backend was chosen already)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -30,7 +31,7 @@ def _curve_axes(ax, xlabel: str, ylabel: str, title: str, legend_size: int = 8) 
     ax.legend(fontsize=legend_size)
 
 
-def _display(m: torch.Tensor, signed: bool) -> tuple[torch.Tensor, dict]:
+def display_map(m: torch.Tensor, signed: bool) -> tuple[torch.Tensor, dict]:
     """Clip a map at its 99.5th percentile of |m| for display; signed maps use a diverging map."""
     m = m.detach().float().cpu()
     hi = float(torch.quantile(m.abs().flatten(), 0.995)) or 1.0
@@ -46,7 +47,7 @@ def maps_figure(images: torch.Tensor, maps: Mapping[str, torch.Tensor], titles: 
     Signed maps (with negative values) are drawn with a diverging colour map.  Returns the
     Figure; saves a PNG when ``path`` is given.
     """
-    plt = _matplotlib()
+    plt = pyplot()
     B = images.shape[0]
     cols = 1 + len(maps)
     fig, axes = plt.subplots(B, cols, figsize=(2.2 * cols, 2.2 * B), squeeze=False)
@@ -54,7 +55,7 @@ def maps_figure(images: torch.Tensor, maps: Mapping[str, torch.Tensor], titles: 
         axes[b, 0].imshow(images[b].detach().float().cpu().permute(1, 2, 0).clamp(0, 1).numpy())
         axes[b, 0].set_title(titles[b] if titles else f"image {b}", fontsize=8)
         for c, (name, m) in enumerate(maps.items(), start=1):
-            shown, kw = _display(m[b], signed=bool((m < 0).any()))
+            shown, kw = display_map(m[b], signed=bool((m < 0).any()))
             axes[b, c].imshow(shown.numpy(), **kw)
             axes[b, c].set_title(name, fontsize=8)
     for ax in axes.flat:
@@ -68,13 +69,13 @@ def spectral_lens_figure(images: torch.Tensor, result, titles: Sequence[str] | N
     images (B, 3, H, W) in [0, 1]; result: a SpectralLensResult from the grid estimator."""
     if result.arglens is None:
         raise ValueError("spectral_xai: argument 'result': ArgLens needs estimator='grid'")
-    plt = _matplotlib()
+    plt = pyplot()
     B = images.shape[0]
     fig, axes = plt.subplots(B, 3, figsize=(6.6, 2.2 * B), squeeze=False)
     for b in range(B):
         axes[b, 0].imshow(images[b].detach().float().cpu().permute(1, 2, 0).clamp(0, 1).numpy())
         axes[b, 0].set_title(titles[b] if titles else f"image {b}", fontsize=8)
-        shown, kw = _display(result.sl2[b], signed=False)
+        shown, kw = display_map(result.sl2[b], signed=False)
         axes[b, 1].imshow(shown.numpy(), **kw)
         axes[b, 1].set_title("SL²", fontsize=8)
         im = axes[b, 2].imshow((1.0 / (result.arglens[b].float().cpu() + 1)).numpy(), cmap="viridis", vmin=0.5,
@@ -91,7 +92,7 @@ def bandpass_figure(sigmas: Sequence[float] = (0.05, 0.1, 0.2, 0.4), max_frequen
     noise of std σ, for several σ (each curve scaled to peak 1; its peak is at ω = 1/(2πσ√2))."""
     import math
 
-    plt = _matplotlib()
+    plt = pyplot()
     w = torch.linspace(0, max_frequency, 600, dtype=torch.float64)
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
     for s in sigmas:
@@ -103,7 +104,7 @@ def bandpass_figure(sigmas: Sequence[float] = (0.05, 0.1, 0.2, 0.4), max_frequen
 
 def cs_curves_figure(sigmas: torch.Tensor, curves: torch.Tensor, labels: Sequence[str] | None = None, path=None):
     """ECCV24 Fig. 4: CS(σ) per image (each scaled to max 1) with its arg-max σ* marked.  curves (B, S)."""
-    plt = _matplotlib()
+    plt = pyplot()
     s = sigmas.detach().double().cpu()
     c = curves.detach().double().cpu()
     c = c / c.amax(dim=1, keepdim=True).clamp_min(1e-300)
@@ -118,7 +119,7 @@ def cs_curves_figure(sigmas: torch.Tensor, curves: torch.Tensor, labels: Sequenc
 
 def entropy_figure(cutoff, tau: float = 0.05, path=None):
     """ECCV24 Fig. 6: mean predictive entropy H(s) over the noise std sweep, the cutoff s* marked."""
-    plt = _matplotlib()
+    plt = pyplot()
     s = cutoff.scales.double().numpy()
     h = cutoff.entropy.double().numpy()
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
@@ -134,7 +135,7 @@ def spectra_figure(maps: Mapping[str, torch.Tensor], *, rank_normalize: bool = T
     unit total power (the distribution whose centroid is EF), log scale."""
     from .spectrum import radial_power_spectrum
 
-    plt = _matplotlib()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
     for name, m in maps.items():
         spec = radial_power_spectrum(m, rank_normalize=rank_normalize).double()
@@ -150,7 +151,7 @@ def ef_vs_beta_figure(betas: Sequence[float | None], ef_mean: Sequence[float], e
                       *, unsmoothed: str = "ReLU", xlabel: str = "SoftPlus β"):
     """ICCV25 Fig. 3: EF of VanillaGrad (mean, error bar ``ef_std``) against the smoothing β of the model's
     activation (None = the unsmoothed activation, labelled ``unsmoothed`` and drawn at the right)."""
-    plt = _matplotlib()
+    plt = pyplot()
     finite = [b for b in betas if b is not None]
     relu_x = max(finite) * 2 if finite else 1.0
     xs = [relu_x if b is None else b for b in betas]

@@ -5,6 +5,7 @@
 """
 from .config import AuditConfig
 from .report import build_report
-from .runner import RunDirError, run_audit
+from .rundir import RunDirError
+from .runner import run_audit
 
 __all__ = ["AuditConfig", "RunDirError", "build_report", "run_audit"]

@@ -7,8 +7,10 @@ from dataclasses import fields
 
 from ..fastpath import COMPILE_MODES
 from ..options import OUTPUTS, PRIORS
+from ..methods import METHOD_NAMES
 from .config import (AUTOCAST_DTYPES, DELETION_BASELINES, DTYPES, LABEL_SOURCES, MAP_DTYPES, MEASURES,
-                     NORMALIZATIONS, TARGETS, AuditConfig, load_toml, run_dir_config)
+                     NORMALIZATIONS, TARGETS, AuditConfig, load_toml)
+from .rundir import run_dir_config
 
 S = argparse.SUPPRESS
 
@@ -109,8 +111,8 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
                    "model's classes (e.g. 'tabby', 'golden_retriever' for EfficientNet-Lite0) or class indices")
     g.add_argument("--target", choices=TARGETS, help="explain the predicted class or the label")
     g = p.add_argument_group("methods and measures")
-    g.add_argument("--methods", type=_names, help="comma-separated: vg vg2 sg sg2 ig ig2 xig xig2 sl2 al sg2opt "
-                                                  "rise occlusion (see `spectral-xai methods`)")
+    g.add_argument("--methods", type=_names, help=f"comma-separated: {' '.join(METHOD_NAMES)} (see `spectral-xai "
+                                                  "methods`)")
     g.add_argument("--measures", type=_names, help=f"comma-separated: {' '.join(MEASURES)}")
     g.add_argument("--sigmas", type=_floats, help="SpectralLens σ grid, 'start:stop:count' or a list")
     g.add_argument("--samples", type=int, help="samples per σ (SpectralLens) and for SG/SG²")

@@ -15,56 +15,54 @@ from ..methods import LENS_METHODS, METHODS, explain
 from ..metrics import deletion_insertion, inconsistency
 from ..model_calls import clean_logits
 from ..noise_level import sigma_star
+from . import columns
 from .config import AuditConfig
+from .errors import fail
 from .mc import AuditMap, ef_columns, mc_kind
-from .store import METHOD_COLUMNS
 
-PER_IMAGE = ("index", "name", "status", "error", "label", "target", "confidence", "entropy", "sigma_opt",
-             "inconsistency", "top5_classes", "top5_probs")
 TOP_K = 5
+# What a method's budget kind (MethodSpec.budget) means in the audit: its function's option and the
+# configuration field that sets it ("samples" also takes the SG noise and the target-error stop).
+BUDGET_OPTIONS = {"samples": ("n_samples", "samples"), "steps": ("n_steps", "ig_steps"),
+                  "masks": ("n_masks", "rise_masks")}
 
 
-def columns(cfg: AuditConfig) -> list[str]:
-    """The table's columns, in order: per image, then ``<method>_<measure>`` per method."""
-    return list(PER_IMAGE) + [f"{m}_{k}" for m in cfg.methods for k in METHOD_COLUMNS]
-
-
-def _nan_row(cfg: AuditConfig, index: int, name: str, label: int) -> dict:
-    row = {c: math.nan for c in columns(cfg)}
-    row.update(index=index, name=name, status="ok", error="", label=label, target=-1, top5_classes=None,
-               top5_probs=None)
+def _empty_row(cfg: AuditConfig, index: int, name: str, label: int | None) -> dict:
+    """A row of the requested columns (:func:`.columns.table_columns`), measures NaN (counts null) until
+    computed; the class names are added at the merge."""
+    row = {c: None if columns.spec(c).dtype != "float64" else math.nan
+           for c in columns.table_columns(cfg.methods, cfg.measures) if c not in ("label_name", "target_name")}
+    row.update(index=index, name=name, status="ok", error="", label=label)
     return row
 
 
-def _method_options(cfg: AuditConfig, method: str, ids: torch.Tensor, batch_size) -> tuple[dict, float]:
-    """Keyword options of a gradient or perturbation ``method`` under ``cfg`` and its nominal model passes per
-    image (NaN where the count depends on the image size)."""
+def _method_options(cfg: AuditConfig, method: str, ids: torch.Tensor, batch_size) -> tuple[dict, int | None]:
+    """Keyword options of a gradient or perturbation ``method`` under ``cfg`` and its model passes per image
+    (None where the count depends on the image size)."""
     spec = METHODS[method]
+    if spec.family == "lens" or spec.budget not in ("one", "windows", *BUDGET_OPTIONS):
+        raise ValueError(f"spectral_xai audit: method {method!r} has no audit options")
     opts = dict(batch_size=batch_size)
     if spec.family == "gradient":
         opts.update(image_ids=ids, fast=cfg.fast(), output=cfg.output)
     if spec.seeded:
         opts.update(seed=cfg.seed, image_ids=ids)
-    if spec.passes == "samples":
-        opts.update(sigma=cfg.sg_sigma, n_samples=cfg.samples, **_stopping(cfg))
-    elif spec.passes == "ig_steps":
-        opts.update(n_steps=cfg.ig_steps)
-    elif spec.passes == "rise_masks":
-        opts.update(n_masks=cfg.rise_masks)
-    passes = {"one": 1.0, "samples": float(cfg.samples), "ig_steps": float(cfg.ig_steps),
-              "rise_masks": float(cfg.rise_masks), "windows": math.nan}
-    if spec.family == "lens" or spec.passes not in passes:
-        raise ValueError(f"spectral_xai audit: method {method!r} has no audit options")
-    return opts, passes[spec.passes]
+    if spec.budget == "samples":
+        opts.update(sigma=cfg.sg_sigma, **_stopping(cfg))
+    if spec.budget in BUDGET_OPTIONS:
+        option, config_field = BUDGET_OPTIONS[spec.budget]
+        opts[option] = getattr(cfg, config_field)
+        return opts, getattr(cfg, config_field)
+    return opts, (1 if spec.budget == "one" else None)
 
 
-def audit_batch(model, x: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor, names: list[str],
+def audit_batch(model, x: torch.Tensor, ids: torch.Tensor, labels: list[int | None], names: list[str],
                 cfg: AuditConfig, batch_size: int | None = None) -> tuple[list[dict], dict[str, torch.Tensor]]:
-    """x (b, C, S, S) valid images with global indices ids (b,) and labels (b,) (−1: none).
+    """x (b, C, S, S) valid images with global indices ids (b,) and labels (b,) (None: none).
 
-    Returns one row per image (see :func:`columns`) and the tensors to keep: ``maps/<m>`` (b, S, S),
-    ``curves/<m>/deletion|insertion`` (b, Q)."""
-    rows = [_nan_row(cfg, int(i), n, int(lab)) for i, n, lab in zip(ids.tolist(), names, labels.tolist())]
+    Returns one row per image (the requested columns of :mod:`.columns`) and the tensors to keep:
+    ``maps/<m>`` (b, S, S), ``curves/<m>/deletion|insertion`` (b, Q)."""
+    rows = [_empty_row(cfg, int(i), n, lab) for i, n, lab in zip(ids.tolist(), names, labels)]
     target, columns_of, top = _clean_prediction(model, x, labels, cfg, batch_size)
     ids_dev = ids.to(x.device)
     maps, per_image = _lens_maps(model, x, target, ids_dev, cfg, batch_size)
@@ -77,10 +75,12 @@ def audit_batch(model, x: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor,
     tensors = _measures(model, x, target, maps, vg, cfg, batch_size, columns_of)
     for m, am in maps.items():
         columns_of[f"{m}_rel_error"] = am.rel_error
-        columns_of[f"{m}_samples"] = am.samples
+        if am.samples is not None:
+            columns_of[f"{m}_samples"] = am.samples
     columns_of.update(per_image)
     for k, v in columns_of.items():
-        for row, val in zip(rows, v.detach().double().cpu().tolist()):
+        v = v.detach().cpu()
+        for row, val in zip(rows, (v.long() if columns.spec(k).dtype == "int64" else v.double()).tolist()):
             row[k] = val
     for row, t, k, p in zip(rows, target.tolist(), top.indices.tolist(), top.values.tolist()):
         row.update(target=int(t), top5_classes=k, top5_probs=p)
@@ -101,9 +101,10 @@ def _method_map(model, x, target, ids_dev, cfg: AuditConfig, method: str, batch_
     kind = mc_kind(method, cfg.sample_cap())
     if kind == "halves":
         st = explain(method, model, x, target, return_stats=True, **opts)
-        return AuditMap(st.map, st.halves, st.rel_error.double(), st.n_samples.double(), kind)
+        return AuditMap(st.map, st.halves, st.rel_error.double(), st.n_samples.long(), kind)
     mp = explain(method, model, x, target, **opts)
-    return AuditMap.without_halves(mp, torch.full((x.shape[0],), nominal, dtype=torch.float64), kind)
+    samples = None if nominal is None else torch.full((x.shape[0],), nominal, dtype=torch.int64)
+    return AuditMap.without_halves(mp, samples, kind)
 
 
 def _clean_prediction(model, x, labels, cfg: AuditConfig, batch_size) -> tuple[torch.Tensor, dict, tuple]:
@@ -111,10 +112,10 @@ def _clean_prediction(model, x, labels, cfg: AuditConfig, batch_size) -> tuple[t
     clean top-5 (``torch.topk`` of the softmax: values and indices (b, min(5, classes)))."""
     prob = torch.softmax(clean_logits(model, x, batch_size or x.shape[0]).double(), dim=1)
     if cfg.target == "label":
-        if bool((labels < 0).any()):
-            raise ValueError("spectral_xai audit: option 'target': 'label' needs labels (--labels folders or a "
-                             "labelled built-in)")
-        target = labels.to(x.device)
+        if any(lab is None for lab in labels):
+            fail("target", "'label' needs labels (--labels folders or a "
+                 "labelled built-in)")
+        target = torch.tensor(labels, dtype=torch.int64, device=x.device)
     else:
         target = prob.argmax(dim=1)
     conf = prob.gather(1, target.view(-1, 1)).squeeze(1)
@@ -137,7 +138,7 @@ def _lens_maps(model, x, target, ids_dev, cfg: AuditConfig, batch_size) -> tuple
                         **_stopping(cfg))
     per_sigma = res.per_sigma.double()
     star = sigma_star(per_sigma, res.sigmas, cfg.noise_scale)
-    used = res.n_samples.sum(dim=1).double()
+    used = res.n_samples.sum(dim=1).long()
     if stats:
         at = (torch.arange(x.shape[0], device=star.index.device), star.index)
         lens_maps = {"sl2": AuditMap(res.sl2, res.halves, res.rel_error.double(), used, "halves"),
@@ -179,8 +180,8 @@ def _measures(model, x, target, maps: dict[str, AuditMap], vg, cfg: AuditConfig,
     return tensors
 
 
-def failed_row(cfg: AuditConfig, index: int, name: str, label: int, error: str) -> dict:
+def failed_row(cfg: AuditConfig, index: int, name: str, label: int | None, error: str) -> dict:
     """The row of an image that could not be read: status "failed", the reason, NaN measures."""
-    row = _nan_row(cfg, index, name, label)
+    row = _empty_row(cfg, index, name, label)
     row.update(status="failed", error=error)
     return row

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..fastpath import COMPILE_MODES
 from ..methods import LENS_METHODS, METHODS
 from ..options import OUTPUTS, PRIORS, SIGMA_GRID
+from .errors import fail
 
 BUILTIN_DATASETS = ("skimage", "fashion-mnist")
 MEASURES = ("ef", "gap", "sigma_opt", "inconsistency", "deletion", "insertion")
@@ -92,9 +93,6 @@ class AuditConfig:
 
     def validate(self) -> "AuditConfig":
         """Check every field; raise ValueError naming the field.  Returns self."""
-        def fail(name, msg):
-            raise ValueError(f"spectral_xai audit: option '{name}': {msg}")
-
         unknown = [m for m in self.methods if m not in METHODS]
         if not self.methods or unknown:
             fail("methods", f"unknown {unknown}; expected some of {sorted(METHODS)}")
@@ -113,7 +111,7 @@ class AuditConfig:
             fail("erosion", "expected an odd window size")
         if not isinstance(self.fractions, int) or self.fractions < 2:
             fail("fractions", f"expected an integer >= 2, got {self.fractions!r}")
-        self._check_target_error(fail)
+        self._check_target_error()
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             fail("limit", f"expected a positive integer, got {self.limit!r}")
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
@@ -128,7 +126,7 @@ class AuditConfig:
             fail("noise_scale", "noise_scale must be > 0 and sg_sigma >= 0")
         if self.normalize not in NORMALIZATIONS:
             fail("normalize", f"expected one of {list(NORMALIZATIONS)}, got {self.normalize!r}")
-        self._check_mean_std(fail)
+        self._check_mean_std()
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 fail(name, f"expected one of {list(allowed)}, got {getattr(self, name)!r}")
@@ -140,7 +138,7 @@ class AuditConfig:
             fail("panels", f"expected a non-negative integer, got {self.panels!r}")
         return self
 
-    def _check_target_error(self, fail) -> None:
+    def _check_target_error(self) -> None:
         """--target-error E in (0, 1); its cap (--max-samples, else --samples) >= the minimum samples."""
         te = self.target_error
         if te is not None and (isinstance(te, bool) or not isinstance(te, (int, float)) or not 0 < te < 1):
@@ -162,7 +160,7 @@ class AuditConfig:
         """The most samples one image (per σ) may take: --max-samples with --target-error, else --samples."""
         return self.max_samples if self.max_samples is not None else self.samples
 
-    def _check_mean_std(self, fail) -> None:
+    def _check_mean_std(self) -> None:
         if (self.mean is None) != (self.std is None):
             fail("mean" if self.mean is None else "std", "give both --mean and --std, or neither")
         if self.mean is None:
@@ -243,7 +241,7 @@ def load_toml(path: str | Path) -> dict:
         raise ValueError(f"spectral_xai audit: option 'config': {str(path)!r} is not valid TOML: {err}") from None
     doc = doc.get("audit", doc)
     if not isinstance(doc, dict):
-        raise ValueError(f"spectral_xai audit: option 'config': the [audit] entry of {str(path)!r} is not a table")
+        fail("config", f"the [audit] entry of {str(path)!r} is not a table")
     names = {f.name for f in fields(AuditConfig)}
     out = {}
     for k, v in doc.items():
@@ -252,18 +250,3 @@ def load_toml(path: str | Path) -> dict:
             raise ValueError(f"spectral_xai audit: config file {path}: unknown option {k!r}")
         out[name] = v
     return out
-
-
-def run_dir_config(out: str | Path) -> dict | None:
-    """The configuration recorded in ``out/manifest.json`` without its runtime knobs, or None when ``out``
-    holds no run.  ``--resume`` starts from it, so the original options need not be repeated."""
-    path = Path(out) / "manifest.json"
-    if not path.is_file():
-        return None
-    try:
-        recorded = json.loads(path.read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"spectral_xai audit: option 'resume': cannot read the configuration of {path}: "
-                         f"{err}") from None
-    names = {f.name for f in fields(AuditConfig)}
-    return {k: v for k, v in recorded.items() if k in names and k not in RUNTIME_FIELDS}

@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import fail as _fail
+
 TIMM = "timm:"
 
 
-def _fail(option: str, msg: str):
-    raise ValueError(f"spectral_xai audit: option '{option}': {msg}")
 
 
 def is_hf_dir(spec: str) -> bool:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..methods import METHODS
+from ..methods import MC_KINDS, METHODS
 from ..spectrum import expected_frequency, explanation_gap
+from .columns import METHOD_COLUMNS
 
-HALVES = ("sg", "sg2", "sl2", "sg2opt")       # the maps the audit gets with halves and standard errors
-KINDS = ("halves", "deterministic", "not estimated")
+KINDS = MC_KINDS
 # kind -> how its EF columns are estimated, in words (the report's method table)
 ESTIMATORS = {"halves": "bias-reduced rank EF and cross-spectrum EF from the halves",
               "deterministic": "plug-in (deterministic map: exact, MC error 0)",
@@ -32,30 +32,29 @@ ESTIMATORS = {"halves": "bias-reduced rank EF and cross-spectrum EF from the hal
 
 def mc_kind(method: str, sample_cap: int) -> str:
     """The kind of ``method``'s audit map (one of :data:`KINDS`) when each image may take ``sample_cap``
-    samples (per σ): a variance needs two samples."""
-    if not METHODS[method].seeded:
-        return "deterministic"
-    return "halves" if method in HALVES and sample_cap >= 2 else "not estimated"
+    samples (per σ): its ``MethodSpec.mc``, except that halves need two samples."""
+    kind = METHODS[method].mc
+    return "not estimated" if kind == "halves" and sample_cap < 2 else kind
 
 
 @dataclass
 class AuditMap:
     """One method's maps for a batch of b images: map (b, S, S); halves (A, B), each (b, S, S), or None;
     rel_error (b,) float64 ||se||_2 / ||map||_2 (0 for a deterministic map, NaN where not estimated);
-    samples (b,) float64 model passes per image (NaN where the count depends on the image); kind: one of
+    samples (b,) int64 model passes per image, or None where the count depends on the image; kind: one of
     :data:`KINDS`."""
 
     map: torch.Tensor
     halves: tuple[torch.Tensor, torch.Tensor] | None
     rel_error: torch.Tensor
-    samples: torch.Tensor
+    samples: torch.Tensor | None
     kind: str
 
     @classmethod
-    def without_halves(cls, mp: torch.Tensor, samples: torch.Tensor, kind: str) -> "AuditMap":
+    def without_halves(cls, mp: torch.Tensor, samples: torch.Tensor | None, kind: str) -> "AuditMap":
         """A deterministic map (error 0) or one whose error is not estimated (NaN)."""
         err = 0.0 if kind == "deterministic" else math.nan
-        return cls(mp, None, torch.full((mp.shape[0],), err, dtype=torch.float64), samples.double(), kind)
+        return cls(mp, None, torch.full((mp.shape[0],), err, dtype=torch.float64), samples, kind)
 
 
 def _no_halves_error(am: AuditMap) -> torch.Tensor:
@@ -103,7 +102,7 @@ def rms(v) -> float:
     return float(np.sqrt(np.mean(v * v))) if v.size else math.nan
 
 
-BIAS_KEYS = ("ef", "ef_unranked", "gap")     # the corrected columns that have a "<key>_plugin" twin
+BIAS_KEYS = tuple(c.key for c in METHOD_COLUMNS if c.plugin)    # the corrected columns with a plug-in twin
 
 
 def plugin_bias(table, methods, kinds: dict[str, str]) -> dict[str, dict[str, dict]]:
@@ -119,8 +118,10 @@ def plugin_bias(table, methods, kinds: dict[str, str]) -> dict[str, dict[str, di
     for m in methods:
         if kinds.get(m) != "halves":
             continue
-        for key in BIAS_KEYS:
-            c, p = f"{m}_{key}", f"{m}_{key}_plugin"
+        for col in METHOD_COLUMNS:
+            if not col.plugin:
+                continue
+            c, p = col.column(m), f"{m}_{col.plugin}"
             if c not in ok or p not in ok:
                 continue
             both = ok[[c, p]].astype(float).dropna()
@@ -129,8 +130,8 @@ def plugin_bias(table, methods, kinds: dict[str, str]) -> dict[str, dict[str, di
             corr, plug = both[c].to_numpy(), both[p].to_numpy()
             d = plug - corr
             mean_c = float(corr.mean())
-            err = f"{m}_{key}_mc_error"
-            out.setdefault(m, {})[key] = {
+            err = f"{m}_{col.mc_error}" if col.mc_error else None
+            out.setdefault(m, {})[col.key] = {
                 "n": len(d), "plugin": float(plug.mean()), "corrected": mean_c, "diff": float(d.mean()),
                 "diff_se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else math.nan,
                 "rel": float(d.mean()) / abs(mean_c) if mean_c != 0 else math.nan,

@@ -18,6 +18,7 @@ from torch import nn
 from ..model_calls import check_logits, model_scope
 from . import hub_models
 from .config import NORMALIZATIONS, AuditConfig
+from .errors import fail
 
 DEFAULT_SIZE = 224          # the input size when neither --size nor the model gives one
 PYTHON = "python:"          # cfg.model of a run whose model object was given to run_audit
@@ -52,7 +53,7 @@ def _factory(spec: str):
     if module_name.endswith(".py"):
         path = Path(module_name).expanduser()
         if not path.is_file():
-            raise ValueError(f"spectral_xai audit: option 'model': no file {module_name!r}")
+            fail("model", f"no file {module_name!r}")
         mod_spec = importlib.util.spec_from_file_location(f"_spectral_xai_model_{path.stem}", path)
         module = importlib.util.module_from_spec(mod_spec)
         mod_spec.loader.exec_module(module)
@@ -62,7 +63,7 @@ def _factory(spec: str):
         except ImportError as err:
             raise ValueError(f"spectral_xai audit: option 'model': cannot import {module_name!r}: {err}") from err
     if not hasattr(module, attr):
-        raise ValueError(f"spectral_xai audit: option 'model': {module_name!r} has no {attr!r}")
+        fail("model", f"{module_name!r} has no {attr!r}")
     return getattr(module, attr)
 
 
@@ -131,9 +132,9 @@ def with_model_defaults(cfg: AuditConfig, model: nn.Module | None = None) -> Aud
         if cfg.mean is None and declared.get("mean") is not None:
             channels = 1 if cfg.grayscale else 3
             if len(declared["mean"]) != channels:
-                raise ValueError(f"spectral_xai audit: option 'normalize': {cfg.model!r} declares a normalisation "
-                                 f"of {len(declared['mean'])} channel(s), the images have {channels}; give "
-                                 "--mean/--std, or --normalize none")
+                fail("normalize", f"{cfg.model!r} declares a normalisation "
+                     f"of {len(declared['mean'])} channel(s), the images have {channels}; give "
+                     "--mean/--std, or --normalize none")
             changes.update(mean=declared["mean"], std=declared["std"])
     return dataclasses.replace(cfg, **changes) if changes else cfg
 
@@ -150,12 +151,12 @@ def given_model(cfg: AuditConfig, model: nn.Module, device: torch.device):
     block (its modes restored after it), on ``device`` in ``cfg.dtype`` (a copy when it is elsewhere, so the
     object itself never moves), behind a normalisation only when ``cfg`` asks for one."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"spectral_xai audit: argument 'model': expected a torch.nn.Module, got "
-                        f"{type(model).__name__} (wrap a function in a module: the audit fingerprints its "
-                        "state_dict)")
+        fail("model", f"expected a torch.nn.Module, got "
+             f"{type(model).__name__} (wrap a function in a module: the audit fingerprints its "
+             "state_dict)", TypeError, scope="argument")
     if cfg.weights is not None:
-        raise ValueError("spectral_xai audit: option 'weights': a model object is audited as given; load the "
-                         "weights into it first, or drop weights")
+        fail("weights", "a model object is audited as given; load the "
+             "weights into it first, or drop weights")
     dtype = getattr(torch, cfg.dtype)
     tensors = list(model.parameters()) + list(model.buffers())
     moved = any(t.device != device or (t.is_floating_point() and t.dtype != dtype) for t in tensors)
@@ -193,9 +194,9 @@ def _load(cfg: AuditConfig, device: torch.device) -> nn.Module:
 
         model = efficientnet_lite0()
     elif kind == "python":
-        raise ValueError(f"spectral_xai audit: option 'model': this run was started from Python with a model "
-                         f"object ({spec[len(PYTHON):]}); resume it from Python: run_audit(cfg, dataset=..., "
-                         "model=...)")
+        fail("model", f"this run was started from Python with a model "
+             f"object ({spec[len(PYTHON):]}); resume it from Python: run_audit(cfg, dataset=..., "
+             "model=...)")
     elif kind == "timm":
         model = hub_models.load_timm(spec, cfg.weights)
     elif kind == "hf_dir":
@@ -203,12 +204,12 @@ def _load(cfg: AuditConfig, device: torch.device) -> nn.Module:
     elif kind == "factory":
         model = _factory(spec)()
         if not isinstance(model, nn.Module):
-            raise ValueError(f"spectral_xai audit: option 'model': {spec!r} returned {type(model).__name__}, "
-                             "not an nn.Module")
+            fail("model", f"{spec!r} returned {type(model).__name__}, "
+                 "not an nn.Module")
     elif kind == "pt2":
         if cfg.dtype != "float32" or cfg.weights is not None:
-            raise ValueError("spectral_xai audit: option 'model': an exported .pt2 program runs as exported "
-                             "(float32, its own weights); drop --dtype/--weights")
+            fail("model", "an exported .pt2 program runs as exported "
+                 "(float32, its own weights); drop --dtype/--weights")
         model = ExportedModel(torch.export.load(spec).module(), device)
     elif kind == "script":
         import warnings
@@ -217,11 +218,11 @@ def _load(cfg: AuditConfig, device: torch.device) -> nn.Module:
             warnings.simplefilter("ignore", FutureWarning)       # torch.jit is deprecated, still supported
             model = torch.jit.load(spec, map_location="cpu")
     elif any(c in spec for c in "/\\") or spec.startswith((".", "~")):
-        raise ValueError(f"spectral_xai audit: option 'model': no such file or directory {spec!r}")
+        fail("model", f"no such file or directory {spec!r}")
     else:
-        raise ValueError(f"spectral_xai audit: option 'model': expected 'efficientnet-lite0', 'module:factory', "
-                         f"'file.py:factory', a torch.export .pt2 file, a TorchScript file, a Hugging Face model "
-                         f"directory or 'timm:NAME', got {spec!r}")
+        fail("model", f"expected 'efficientnet-lite0', 'module:factory', "
+             f"'file.py:factory', a torch.export .pt2 file, a TorchScript file, a Hugging Face model "
+             f"directory or 'timm:NAME', got {spec!r}")
     return model
 
 
@@ -294,9 +295,8 @@ def check_model(cfg: AuditConfig, model: nn.Module, x: torch.Tensor) -> int:
     wants = _input_channels(model)
     if wants is not None and wants != c:
         fix = "drop --grayscale" if cfg.grayscale else ("add --grayscale" if wants == 1 else "")
-        fail = "grayscale" if fix else "model"
-        raise ValueError(f"spectral_xai audit: option '{fail}': the model's first layer takes {wants} channel(s), "
-                         f"the images have {c}" + (f"; {fix}" if fix else ""))
+        fail("grayscale" if fix else "model", f"the model's first layer takes {wants} channel(s), the images have "
+                                              f"{c}" + (f"; {fix}" if fix else ""))
     with _blame("model", f"the model fails on one image of the data, shape {tuple(x.shape)}"), torch.no_grad():
         out = model(x)
     with contextlib.suppress(TypeError, ValueError):
@@ -304,6 +304,6 @@ def check_model(cfg: AuditConfig, model: nn.Module, x: torch.Tensor) -> int:
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1 or out.shape[1] < 2 \
             or not out.is_floating_point():
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"spectral_xai audit: option 'model': expected class scores of shape (1, K), K >= 2, on "
-                         f"one image; got {got}")
+        fail("model", f"expected class scores of shape (1, K), K >= 2, on "
+             f"one image; got {got}")
     return int(out.shape[1])

@@ -8,7 +8,7 @@ import torch
 
 import spectral_xai as sx
 from spectral_xai.audit import AuditConfig, RunDirError, run_audit
-from spectral_xai.audit.data import AuditDataset
+from spectral_xai.audit.sources.folders import FolderDataset
 from spectral_xai.audit.store import DATA_DICTIONARY
 
 from helpers import AUDIT_MODEL, audit_cli, audit_cnn
@@ -25,8 +25,8 @@ def audit(tmp_path_factory):
                       shard_size=N, methods=METHODS, sigmas=SIGMAS, measures=["ef", "gap", "sigma_opt"],
                       quiet=True, report=False, num_workers=0)
     table = run_audit(cfg)["table"]
-    ds = AuditDataset("skimage", SIZE, 3, limit=N)
-    x = torch.stack([ds[i][1] for i in range(N)])
+    ds = FolderDataset("skimage", SIZE, 3, limit=N)
+    x = torch.stack([ds[i].image for i in range(N)])
     model = audit_cnn()
     with torch.no_grad():
         target = model(x).argmax(1)
@@ -150,8 +150,8 @@ def _stop_config(out, **kw) -> AuditConfig:
 
 def test_target_error_stops_each_image_and_records_its_samples(tmp_path):
     loose = run_audit(_stop_config(tmp_path / "loose", target_error=0.9, max_samples=32))["table"]
-    ds = AuditDataset("skimage", 16, 3, limit=N)
-    x = torch.stack([ds[i][1] for i in range(N)])
+    ds = FolderDataset("skimage", 16, 3, limit=N)
+    x = torch.stack([ds[i].image for i in range(N)])
     model = audit_cnn()
     with torch.no_grad():
         target = model(x).argmax(1)

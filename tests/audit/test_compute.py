@@ -7,7 +7,7 @@ import torch
 
 import spectral_xai as sx
 from spectral_xai.audit import AuditConfig, run_audit
-from spectral_xai.audit.data import AuditDataset
+from spectral_xai.audit.sources.folders import FolderDataset
 from spectral_xai.audit.store import read_shard_tensors, shard_path
 from spectral_xai.zoo import efficientnet_lite0
 
@@ -18,8 +18,8 @@ def test_audit_maps_equal_direct_calls(tmp_path):
     cfg = AuditConfig(data="skimage", out=str(tmp_path / "r"), size=32, samples=2, limit=3, shard_size=2,
                       methods=["sg2", "sl2"], sigmas=[0.0, 1.0], measures=["ef"], maps_dtype="float32", quiet=True)
     run_audit(cfg)
-    ds = AuditDataset("skimage", 32, 3, limit=3)
-    x = torch.stack([ds[i][1] for i in range(2, 3)])
+    ds = FolderDataset("skimage", 32, 3, limit=3)
+    x = torch.stack([ds[i].image for i in range(2, 3)])
     model = efficientnet_lite0()
     target = model(x).argmax(1)
     st = sx.smooth_grad(model, x, 0.15, target, n_samples=2, image_ids=torch.tensor([2]), return_stats=True)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from spectral_xai.audit import AuditConfig, run_audit
-from spectral_xai.audit.data import AuditDataset
+from spectral_xai.audit.sources.folders import FolderDataset
 from spectral_xai.zoo import fashion_cnn
 
 from helpers import write_idx
@@ -29,5 +29,5 @@ def test_fashion_mnist_builtin_reads_idx_files(tmp_path, monkeypatch):
     assert table["name"].iloc[2] == "fashion-mnist/test/00002" and np.isfinite(table["sl2_ef"]).all()
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["output_classes"][9] == "Ankle boot" and manifest["dataset"]["n_images"] == 5
-    x = AuditDataset("fashion-mnist", 28, 1)[1][1]
+    x = FolderDataset("fashion-mnist", 28, 1)[1].image
     torch.testing.assert_close(x[0], torch.from_numpy(imgs[1]).float() / 255)

@@ -15,7 +15,7 @@ transformers = pytest.importorskip("transformers")
 timm = pytest.importorskip("timm")
 
 from spectral_xai.audit import AuditConfig, RunDirError, run_audit  # noqa: E402
-from spectral_xai.audit.config import run_dir_config  # noqa: E402
+from spectral_xai.audit.rundir import run_dir_config  # noqa: E402
 from spectral_xai.audit.store import read_shard_tensors, shard_path  # noqa: E402
 
 from helpers import audit_cli, audit_cnn  # noqa: E402

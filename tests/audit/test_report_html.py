@@ -14,7 +14,8 @@ from PIL import Image
 from scipy.stats import ttest_ind
 
 from spectral_xai.audit import AuditConfig, build_report, run_audit
-from spectral_xai.audit.report import _method_table, welch_best
+from spectral_xai.audit.report.tables import method_table as _method_table
+from spectral_xai.comparison import welch_best
 from spectral_xai.audit.store import read_shard_tensors, shard_path
 from spectral_xai.spectrum import expected_frequency
 

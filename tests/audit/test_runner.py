@@ -15,7 +15,7 @@ from PIL import Image
 
 from spectral_xai.audit import AuditConfig, RunDirError, build_report, run_audit
 from spectral_xai.audit.report import FIGURES
-from spectral_xai.audit.store import read_shard_tensors, shard_path, shard_plan
+from spectral_xai.audit.store import read_shard_tensors, shard_path, shard_spans
 
 from helpers import AUDIT_MODEL, HERE, PHOTOS, audit_cli, tiny_audit, tiny_audit_args
 
@@ -61,7 +61,7 @@ def test_audit_end_to_end_on_photos(photo_folder, tmp_path):
 def test_sigkill_then_resume_equals_fresh_run(photo_folder, tmp_path):
     fresh, killed = tmp_path / "fresh", tmp_path / "killed"
     tiny_audit(photo_folder, fresh)
-    n_shards = len(shard_plan(len(PHOTOS) + 1, 1))
+    n_shards = len(shard_spans(len(PHOTOS) + 1, 1))
     proc = subprocess.Popen([sys.executable, "-m", "spectral_xai", *map(str, tiny_audit_args(photo_folder, killed))],
                             cwd=HERE, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -78,7 +78,7 @@ def test_sigkill_then_resume_equals_fresh_run(photo_folder, tmp_path):
     a = pd.read_parquet(fresh / "metrics.parquet")
     b = pd.read_parquet(killed / "metrics.parquet")
     pd.testing.assert_frame_equal(a, b, check_exact=True)
-    for span in shard_plan(len(PHOTOS) + 1, 1):
+    for span in shard_spans(len(PHOTOS) + 1, 1):
         ta, tb = read_shard_tensors(shard_path(fresh, span)), read_shard_tensors(shard_path(killed, span))
         assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
     sessions = json.loads((killed / "sessions.json").read_text())

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from spectral_xai.audit import AuditConfig, run_audit
-from spectral_xai.audit.items import ItemDataset, as_square
+from spectral_xai.audit.sources.items import ItemDataset, as_square
 from spectral_xai.audit.model import with_model_defaults
 
 from helpers import audit_cnn
@@ -42,12 +42,12 @@ def test_items_tuples_dicts_labels_and_failures():
              (img, 1, "extra"), {"picture": img}]
     ds = ItemDataset(items, 12, 3)
     got = [ds[i] for i in range(len(items))]
-    assert [g[2] for g in got] == [-1, 2, 1, -1, -1, -1]
-    assert [bool(g[3]) for g in got] == [False] * 4 + [True, True]
-    assert "3 elements" in got[4][3] and "no image" in got[5][3]
+    assert [g.label for g in got] == [None, 2, 1, None, None, None]
+    assert [bool(g.error) for g in got] == [False] * 4 + [True, True]
+    assert "3 elements" in got[4].error and "no image" in got[5].error
     for g in got[:4]:
-        torch.testing.assert_close(g[1], img)                     # 12 px square: no resize
-    assert got[0][4] != got[1][4] and ds.digest(1) == got[1][4]  # the label is part of the digest
+        torch.testing.assert_close(g.image, img)                  # 12 px square: no resize
+    assert got[0].digest != got[1].digest and ds.digest(1) == got[1].digest  # the label is part of the digest
     assert ItemDataset(items, 12, 3, limit=2).names == ["0", "1"]
     with pytest.raises(TypeError, match="argument 'dataset'.*map-style"):
         ItemDataset(iter(items), 12, 3)
@@ -57,7 +57,7 @@ def test_hf_layouts_columns_splits_parquet_and_imagefolder(tmp_path):
     datasets = pytest.importorskip("datasets")
     from PIL import Image
 
-    from spectral_xai.audit import hf
+    from spectral_xai.audit.sources import hf
 
     imgs = [Image.fromarray(_image(seed=k)) for k in range(3)]
     features = datasets.Features({"img": datasets.Image(), "fine_label": datasets.ClassLabel(names=["a", "b"]),
@@ -67,7 +67,7 @@ def test_hf_layouts_columns_splits_parquet_and_imagefolder(tmp_path):
     assert hf.columns(ds, None, "coarse") == ("img", "coarse", None)
     items = hf.hf_items(ds, 16, 3, source="hf:x", option="data")
     assert items.labels == [1, 0, 1] and items.classes == ["a", "b"]
-    torch.testing.assert_close(items[2][1], as_square(imgs[2], 16, 3))
+    torch.testing.assert_close(items[2].image, as_square(imgs[2], 16, 3))
     datasets.DatasetDict({"train": ds, "test": ds.select([0])}).save_to_disk(str(tmp_path / "dd"))
     assert len(hf.load_hf(str(tmp_path / "dd"))) == 3                          # default: train
     assert len(hf.load_hf(str(tmp_path / "dd"), "test")) == 1

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import fail as _fail
 from .items import IMAGE_KEYS, LABEL_KEYS, ItemDataset
 
 PREFIX = "hf:"
-
-
-def _fail(option: str, msg: str):
-    raise ValueError(f"spectral_xai audit: option '{option}': {msg}")
 
 
 def _datasets(option: str = "data"):
@@ -45,7 +42,7 @@ def load_hf(path: str, split: str | None = None, cache_dir: str | None = None):
     elif any(root.rglob("*.parquet")):
         obj = datasets.load_dataset("parquet", data_dir=str(root), cache_dir=cache_dir)
     else:
-        from .data import IMAGE_SUFFIXES
+        from .folders import IMAGE_SUFFIXES
 
         if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in root.rglob("*")):
             _fail("data", f"hf:{path} is neither a saved dataset (save_to_disk: state.json or dataset_dict.json), "

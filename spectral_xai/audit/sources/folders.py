@@ -1,8 +1,8 @@
 """The audit's datasets: an image folder (recursive, labels optionally from sub-folder names) or a built-in
 (``skimage``: scikit-image's bundled photos; ``fashion-mnist[:train|test]``: the Debian IDX files).
 
-Every item is ``(index, image (C, S, S) float32 in [0, 1], label, error)``; an unreadable or corrupt file
-gives a zero image and the reason in ``error`` (the audit records it as a failed row, it does not crash).
+Every item is an :class:`~spectral_xai.audit.sources.AuditItem`; an unreadable or corrupt file gives a zero
+image and the reason in ``error`` (the audit records it as a failed row, it does not crash).
 Images are centre-cropped to a square and resized with antialiasing, as :func:`spectral_xai.zoo.photos`.
 """
 from __future__ import annotations
@@ -13,14 +13,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..zoo.photos import to_square
+from ...zoo.photos import to_square
+from ..errors import fail
+from . import AuditItem
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 SKIMAGE_PHOTOS = ("astronaut", "camera", "chelsea", "clock", "coffee", "coins", "moon", "rocket")
 
 
-class AuditDataset(torch.utils.data.Dataset):
+class FolderDataset(torch.utils.data.Dataset):
     """Items of a folder or built-in; ``names`` (N,) relative paths or built-in names, ``labels`` (N,) or None."""
+
+    option = None            # given by --data, not by a Python argument
+    dataset_id = None
+    checks_items = False      # identified by file names, sizes and labels (or the built-in's content)
 
     def __init__(self, data: str, size: int, channels: int, labels: str = "none", limit: int | None = None):
         self.size, self.channels = size, channels
@@ -32,7 +38,7 @@ class AuditDataset(torch.utils.data.Dataset):
             self.names = list(SKIMAGE_PHOTOS)
             self.labels = None
         elif data == "fashion-mnist" or data.startswith("fashion-mnist:"):
-            from ..zoo.fashion_mnist import CLASSES, fashion_mnist
+            from ...zoo.fashion_mnist import CLASSES, fashion_mnist
 
             split = data.split(":", 1)[1] if ":" in data else "test"
             x, y = fashion_mnist(split, limit=limit)
@@ -43,14 +49,14 @@ class AuditDataset(torch.utils.data.Dataset):
         else:
             root = Path(data).expanduser()
             if not root.is_dir():
-                raise ValueError(f"spectral_xai audit: argument 'data': {data!r} is neither a folder nor a built-in "
-                                 "('skimage', 'fashion-mnist', 'fashion-mnist:train')")
+                fail("data", f"{data!r} is neither a folder nor a built-in "
+                     "('skimage', 'fashion-mnist', 'fashion-mnist:train')", scope="argument")
             self.root = root
             files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             self.names = [p.relative_to(root).as_posix() for p in files]
             if not self.names:
-                raise ValueError(f"spectral_xai audit: argument 'data': no images ({', '.join(IMAGE_SUFFIXES)}) "
-                                 f"under {data!r}")
+                fail("data", f"no images ({', '.join(IMAGE_SUFFIXES)}) "
+                     f"under {data!r}", scope="argument")
             self.labels = None
         if limit is not None:
             self.names = self.names[:limit]
@@ -60,8 +66,8 @@ class AuditDataset(torch.utils.data.Dataset):
         if labels == "folders" and self.root is not None:
             self.folders = [Path(n).parent.as_posix() for n in self.names]
             if any(p == "." for p in self.folders):
-                raise ValueError("spectral_xai audit: option 'labels': 'folders' needs every image inside a "
-                                 "class sub-folder")
+                fail("labels", "'folders' needs every image inside a "
+                     "class sub-folder")
             self.classes = sorted(set(self.folders))
 
     def resolve_labels(self, class_names: list[str] | None, n_outputs: int, required: bool) -> list[str]:
@@ -124,15 +130,18 @@ class AuditDataset(torch.utils.data.Dataset):
             im.load()
             return square_image(im, self.size, self.channels)
 
-    def __getitem__(self, i: int):
-        label = -1 if self.labels is None or self.labels[i] is None else int(self.labels[i])   # -1: none
+    def __getitem__(self, i: int) -> AuditItem:
+        label = None if self.labels is None or self.labels[i] is None else int(self.labels[i])
         try:
             img, error = self._load(i), ""
             if not bool(torch.isfinite(img).all()):
                 raise ValueError("non-finite pixel values")
         except Exception as err:  # noqa: BLE001 - any decoding failure becomes a failed row
             img, error = torch.zeros(self.channels, self.size, self.size), f"{type(err).__name__}: {err}"
-        return i, img, label, error
+        return AuditItem(i, img, label, error)
+
+
+AuditDataset = FolderDataset      # the name it had before the sources were split by kind
 
 
 def square_image(im, size: int, channels: int) -> torch.Tensor:
@@ -143,14 +152,3 @@ def square_image(im, size: int, channels: int) -> torch.Tensor:
 
 def _class_key(name: str) -> str:
     return " ".join(name.replace("_", " ").replace("-", " ").lower().split())
-
-
-def collate(items):
-    """A list of items -> (indices (b,), images (b, C, S, S), labels (b,), errors list[str], digests): digests
-    is the list of the items' content digests (a user's dataset, :mod:`.items`), or None for folder and
-    built-in items, which carry none."""
-    idx = torch.tensor([it[0] for it in items], dtype=torch.int64)
-    imgs = torch.stack([it[1] for it in items])
-    labels = torch.tensor([it[2] for it in items], dtype=torch.int64)
-    digests = [it[4] for it in items] if len(items[0]) > 4 else None
-    return idx, imgs, labels, [it[3] for it in items], digests

@@ -19,15 +19,13 @@ import hashlib
 import numpy as np
 import torch
 
-from ..zoo.photos import to_square
-from .data import square_image
+from ...zoo.photos import to_square
+from ..errors import fail
+from . import AuditItem
+from .folders import square_image
 
 IMAGE_KEYS = ("image", "img", "pixel_values")
 LABEL_KEYS = ("label", "labels", "fine_label")
-
-
-def _fail(option: str, msg: str, kind: type[Exception] = ValueError):
-    raise kind(f"spectral_xai audit: argument '{option}': {msg}")
 
 
 def as_square(image, size: int, channels: int) -> torch.Tensor:
@@ -61,15 +59,15 @@ def as_square(image, size: int, channels: int) -> torch.Tensor:
     return to_square(a, size, channels)
 
 
-def item_label(value) -> int:
-    """A label as the audit stores it: an int >= 0, or -1 for none (None, or a negative label)."""
+def item_label(value) -> int | None:
+    """A label as the audit stores it: an int >= 0, or None for none (None, or a negative label)."""
     if value is None:
-        return -1
+        return None
     if isinstance(value, (torch.Tensor, np.ndarray, np.generic)) and np.asarray(value).size == 1:
         value = value.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"expected an integer class label, got {value!r}")
-    return int(value) if value >= 0 else -1
+    return int(value) if value >= 0 else None
 
 
 def _hash_image(h, image) -> None:
@@ -90,8 +88,8 @@ def _hash_image(h, image) -> None:
 
 
 class ItemDataset(torch.utils.data.Dataset):
-    """The audit's view of a user's dataset: items ``(index, image (C, S, S) in [0, 1], label (−1: none),
-    error, digest)``; ``names`` (N,) the items' positions as strings.
+    """The audit's view of a user's dataset: :class:`~spectral_xai.audit.sources.AuditItem` with a digest;
+    ``names`` (N,) the items' positions as strings.
 
     ``labels`` (N,) when known without reading the images (a Hugging Face label column), else None: then
     each label comes with its item.  ``classes``: the labels' class names (a ``ClassLabel``), or None.
@@ -106,13 +104,13 @@ class ItemDataset(torch.utils.data.Dataset):
                  classes: list[str] | None = None, labels: list[int] | None = None,
                  dataset_id: str | None = None):
         if not (hasattr(items, "__len__") and hasattr(items, "__getitem__")):
-            _fail(option, f"expected a map-style dataset (with len() and [i]), got {type(items).__name__}",
-                  TypeError)
+            fail(option, f"expected a map-style dataset (with len() and [i]), got {type(items).__name__}",
+                 TypeError, scope="argument")
         n = len(items) if limit is None else min(len(items), limit)
         if n == 0:
-            _fail(option, "the dataset is empty")
+            fail(option, "the dataset is empty", scope="argument")
         if dataset_id is not None and (not isinstance(dataset_id, str) or not dataset_id):
-            _fail("dataset_id", f"expected a non-empty string, got {dataset_id!r}", TypeError)
+            fail("dataset_id", f"expected a non-empty string, got {dataset_id!r}", TypeError, scope="argument")
         self.items, self.size, self.channels = items, size, channels
         self.source, self.option, self.dataset_id = source, option, dataset_id
         self.image_key, self.label_key = image_key, label_key
@@ -137,8 +135,8 @@ class ItemDataset(torch.utils.data.Dataset):
 
     def has_labels(self) -> bool:
         if self.labels is not None:
-            return any(lab >= 0 for lab in self.labels)
-        return self[0][2] >= 0
+            return any(lab is not None for lab in self.labels)
+        return self[0].label is not None
 
     def resolve_labels(self, class_names, n_outputs: int, required: bool) -> list[str]:
         """Labels are class indices of the model already: nothing to match (the folder path's hook)."""
@@ -179,9 +177,9 @@ class ItemDataset(torch.utils.data.Dataset):
             h.update(f"error|{type(err).__name__}: {err}".encode())
             return err, None, h.hexdigest()[:32]
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> AuditItem:
         image, label, digest = self._fetch(i)
-        error, lab = "", -1
+        error, lab = "", None
         try:
             if isinstance(image, Exception):
                 raise image
@@ -189,4 +187,4 @@ class ItemDataset(torch.utils.data.Dataset):
             img = as_square(image, self.size, self.channels)
         except Exception as err:  # noqa: BLE001 - any item failure becomes a failed row
             img, error = torch.zeros(self.channels, self.size, self.size), f"{type(err).__name__}: {err}"
-        return i, img, lab, error, digest
+        return AuditItem(i, img, lab, error, digest)
