@@ -13,15 +13,54 @@ from .ops import perturb
 from .options import output_dtype, split_options
 
 
+ADMISSIBLE_RULES = ("image-dependent", "all")
+
+
 class OptimalSigma(NamedTuple):
     """sigma: (B,) for level="image", () for "dataset", (B, H, W) for "pixel", values from ``sigmas``;
-    curves: CS(σ) as (B, S) (image/dataset, dataset normalised per image by its max) or (B, S, H, W)
-    (pixel); sigmas (S,) the grid; per_sigma (B, S, H, W) the SG² maps G_σ behind the curves."""
+    curves: CS(σ) as (B, S) (image/dataset, dataset normalised per image by its admissible max) or (B, S, H, W)
+    (pixel); sigmas (S,) the grid; per_sigma (B, S, H, W) the SG² maps G_σ behind the curves;
+    at_edge: bool, the shape of ``sigma``, True where σ* is the largest or smallest admissible σ (the curve
+    has not turned there: the maximum may lie beyond the grid); admissible (S,) bool, the σ that could be
+    chosen (docs/methods.md §3)."""
 
     sigma: torch.Tensor
     curves: torch.Tensor
     sigmas: torch.Tensor
     per_sigma: torch.Tensor
+    at_edge: torch.Tensor
+    admissible: torch.Tensor
+
+
+def admissible_sigmas(sigmas, mixing: str = "convex", rule: str = "image-dependent") -> torch.Tensor:
+    """(S,) bool: the σ of the grid that σ* may take (docs/methods.md §3).
+
+    ``rule="image-dependent"`` (default): every σ whose perturbed input still depends on the image, i.e.
+    all but σ = 1 of the convex and damping families (x̃ = σ·s·ε resp. the baseline there, so the map is
+    the same for every image).  ``rule="all"``: every σ of the grid (the behaviour before the rule)."""
+    if rule not in ADMISSIBLE_RULES:
+        V.fail("admissible", f"expected one of {ADMISSIBLE_RULES}, got {rule!r}")
+    s = V.check_sigmas(sigmas, mixing, torch.device("cpu"))
+    if rule == "all" or mixing == "additive":
+        return torch.ones_like(s, dtype=torch.bool)
+    return s < 1.0
+
+
+def _argmax_admissible(curves: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor, dim: int):
+    """Arg-max of ``curves`` along ``dim`` (the σ axis) over the admissible σ only (ties -> first) ->
+    (index, at_edge): at_edge is True where the chosen σ is the largest or smallest admissible σ."""
+    if not bool(mask.any()):
+        V.fail("sigmas", "no admissible noise scale on the grid (convex/damping σ = 1 makes the map the same for "
+                         "every image; add smaller σ or pass admissible='all')")
+    mask = mask.to(curves.device)
+    shape = [1] * curves.dim()
+    shape[dim] = -1
+    masked = curves.masked_fill(~mask.view(shape), -torch.inf)
+    index = masked.argmax(dim=dim)
+    vals = grid.to(curves.device, torch.float64)
+    chosen = vals[index]
+    at_edge = (chosen == vals[mask].max()) | (chosen == vals[mask].min())
+    return index, at_edge
 
 
 def cs_curves(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5):
@@ -36,22 +75,29 @@ def cs_curves(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, ex
 
 class SigmaStar(NamedTuple):
     """index (B,) int64 of σ* on the grid; sigma (B,) float64 its value; maps (B, H, W) the SG² map G_σ* of
-    each image (float64); curves (B, S) the CS curves behind the choice."""
+    each image (float64); curves (B, S) the CS curves behind the choice; at_edge (B,) bool: σ* is the
+    largest or smallest admissible σ (the curve has not turned); admissible (S,) bool (docs/methods.md §3)."""
 
     index: torch.Tensor
     sigma: torch.Tensor
     maps: torch.Tensor
     curves: torch.Tensor
+    at_edge: torch.Tensor
+    admissible: torch.Tensor
 
 
-def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5) -> SigmaStar:
-    """Image-level σ* = argmax_σ CS(σ) (ties -> smallest σ) from the per-σ SG² maps G_σ (B, S, H, W) of one
-    grid (e.g. ``spectral_lens(..., return_per_sigma=True).per_sigma``), with SG²_opt = G_σ*: no extra passes."""
+def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5, *,
+               mixing: str = "convex", admissible: str = "image-dependent") -> SigmaStar:
+    """Image-level σ* = argmax_σ CS(σ) over the admissible σ (ties -> smallest σ) from the per-σ SG² maps G_σ
+    (B, S, H, W) of one grid (e.g. ``spectral_lens(..., return_per_sigma=True).per_sigma``), with SG²_opt =
+    G_σ*: no extra passes.  ``mixing``: the family of the maps; ``admissible``: see :func:`admissible_sigmas`."""
     per_sigma = per_sigma.double()
+    mask = admissible_sigmas(sigmas, mixing, admissible)
     curves, _ = cs_curves(per_sigma, sigmas, noise_scale, exponent)
-    j = curves.argmax(dim=1)
+    j, at_edge = _argmax_admissible(curves, sigmas, mask, dim=1)
     maps = per_sigma[torch.arange(per_sigma.shape[0], device=j.device), j]
-    return SigmaStar(j, sigmas.to(device=j.device, dtype=torch.float64)[j], maps, curves)
+    return SigmaStar(j, sigmas.to(device=j.device, dtype=torch.float64)[j], maps, curves, at_edge,
+                     mask.to(j.device))
 
 
 def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling: dict):
@@ -70,44 +116,56 @@ def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampl
 
 
 def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5, mixing="convex",
-                  noise_scale=1.0, return_curves=False, **sampling):
-    """σ* = argmax_σ CS(σ), CS(σ) = (σ·s)^exponent · ||E_σ[g²]||_1 (docs/methods.md §3).
+                  noise_scale=1.0, admissible="image-dependent", return_curves=False, **sampling):
+    """σ* = argmax_σ CS(σ), CS(σ) = (σ·s)^exponent · ||E_σ[g²]||_1 (docs/methods.md §3), over the admissible σ.
 
-    level="image": per image (B,); "dataset": argmax of the mean over images of CS/max CS, (); "pixel":
+    level="image": per image (B,); "dataset": argmax of the mean over images of CS / (max of CS over the
+    admissible σ), (); "pixel":
     argmax of (σ s)^exponent · G_σ(p), (B, H, W).  ``exponent=1`` reproduces the authors' code.
-    Ties go to the smallest σ.  With ``return_curves=True`` returns an :class:`OptimalSigma`.
+    ``admissible="image-dependent"`` (default) leaves out σ = 1 of the convex family, where the map is the
+    same for every image; ``"all"`` keeps every σ (see :func:`admissible_sigmas`).
+    Ties go to the smallest σ.  With ``return_curves=True`` returns an :class:`OptimalSigma` (with ``at_edge``).
     ``sampling``: n_samples, seed, image_ids, batch_size, output, tol, ... of the engine.
     """
     if level not in ("image", "dataset", "pixel"):
         V.fail("level", f"expected 'image', 'dataset' or 'pixel', got {level!r}")
     x = V.check_images(x)
+    mask = admissible_sigmas(sigmas, mixing, admissible)
     s, image_curves, pixel_curves, per_sigma = _sigma_curves(model, x, sigmas, target, exponent, mixing,
                                                              noise_scale, sampling)
     grid = s.to(image_curves.device)
     if level == "image":
         curves = image_curves
-        sigma = grid[curves.argmax(dim=1)]
+        j, at_edge = _argmax_admissible(curves, grid, mask, dim=1)
     elif level == "dataset":
-        curves = image_curves / image_curves.amax(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
-        sigma = grid[curves.mean(dim=0).argmax()]
+        top = image_curves[:, mask.to(image_curves.device)].amax(dim=1, keepdim=True) if mask.any() else image_curves
+        curves = image_curves / top.clamp_min(torch.finfo(torch.float64).tiny)
+        j, at_edge = _argmax_admissible(curves.mean(dim=0, keepdim=True), grid, mask, dim=1)
+        j, at_edge = j[0], at_edge[0]
     else:
         curves = pixel_curves
-        sigma = grid[curves.argmax(dim=1)]
+        j, at_edge = _argmax_admissible(curves, grid, mask, dim=1)
+    sigma = grid[j]
     dt = output_dtype(x)
     if not return_curves:
         return sigma.to(dt)
-    return OptimalSigma(sigma.to(dt), curves.to(dt), s, per_sigma.to(dt))
+    return OptimalSigma(sigma.to(dt), curves.to(dt), s, per_sigma.to(dt), at_edge, mask.to(at_edge.device))
 
 
-def sg2_opt(model, x, sigmas, target=None, *, exponent=2.5, mixing="convex", noise_scale=1.0, **sampling):
-    """SG²_opt: the SG² map of each image at its own σ* (image level) -> (maps (B, H, W), σ* (B,)).
+def sg2_opt(model, x, sigmas, target=None, *, exponent=2.5, mixing="convex", noise_scale=1.0,
+            admissible="image-dependent", **sampling):
+    """SG²_opt: the SG² map of each image at its own σ* (image level, over the admissible σ, see
+    :func:`optimal_sigma`) -> (maps (B, H, W), σ* (B,)).
 
-    The maps come from the same passes as the CS curves (no extra sampling)."""
-    res = optimal_sigma(model, x, sigmas, target, level="image", exponent=exponent, mixing=mixing,
-                        noise_scale=noise_scale, return_curves=True, **sampling)
-    j = res.curves.argmax(dim=1)
-    maps = res.per_sigma[torch.arange(x.shape[0], device=j.device), j]
-    return maps, res.sigma
+    The maps come from the same passes as the CS curves (no extra sampling).  The edge flags are in
+    ``optimal_sigma(..., return_curves=True).at_edge`` or :func:`sigma_star`."""
+    x = V.check_images(x)
+    mask = admissible_sigmas(sigmas, mixing, admissible)
+    s, image_curves, _, per_sigma = _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling)
+    j, _ = _argmax_admissible(image_curves, s, mask, dim=1)
+    dt = output_dtype(x)
+    maps = per_sigma[torch.arange(x.shape[0], device=j.device), j]
+    return maps.to(dt), s.to(j.device)[j].to(dt)
 
 
 class NoiseCutoff(NamedTuple):
