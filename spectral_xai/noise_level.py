@@ -32,35 +32,54 @@ class OptimalSigma(NamedTuple):
     admissible: torch.Tensor
 
 
-def admissible_sigmas(sigmas, mixing: str = "convex", rule: str = "image-dependent") -> torch.Tensor:
-    """(S,) bool: the σ of the grid that σ* may take (docs/methods.md §3).
+def admissible_sigmas(sigmas, mixing: str = "convex", rule="image-dependent", batch: int | None = None) -> torch.Tensor:
+    """(S,) bool (or (B, S) for a per-image mask): the σ of the grid that σ* may take (docs/methods.md §3).
 
     ``rule="image-dependent"`` (default): every σ whose perturbed input still depends on the image, i.e.
     all but σ = 1 of the convex and damping families (x̃ = σ·s·ε resp. the baseline there, so the map is
-    the same for every image).  ``rule="all"``: every σ of the grid (the behaviour before the rule)."""
-    if rule not in ADMISSIBLE_RULES:
-        V.fail("admissible", f"expected one of {ADMISSIBLE_RULES}, got {rule!r}")
+    the same for every image).  ``rule="all"``: every σ of the grid (the behaviour before the rule).
+    ``rule`` may also be a bool tensor (S,) or (batch, S) of the caller's own choice (e.g. σ whose map
+    correlates with a blank's less than a threshold, :func:`map_correlation`); the image-dependent rule
+    is applied on top of it."""
     s = V.check_sigmas(sigmas, mixing, torch.device("cpu"))
-    if rule == "all" or mixing == "additive":
-        return torch.ones_like(s, dtype=torch.bool)
-    return s < 1.0
+    exact = s < 1.0 if mixing != "additive" else torch.ones_like(s, dtype=torch.bool)
+    if isinstance(rule, torch.Tensor):
+        shapes = [(s.numel(),)] + ([(batch, s.numel())] if batch is not None else [])
+        if rule.dtype != torch.bool or tuple(rule.shape) not in shapes:
+            V.fail("admissible", f"expected a bool tensor of shape {' or '.join(map(str, shapes))}, got "
+                                 f"{rule.dtype} {tuple(rule.shape)}")
+        return rule.cpu() & exact
+    if rule not in ADMISSIBLE_RULES:
+        V.fail("admissible", f"expected one of {ADMISSIBLE_RULES} or a bool mask, got {rule!r}")
+    return torch.ones_like(s, dtype=torch.bool) if rule == "all" else exact
+
+
+def map_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of maps a, b (..., H, W) over their pixels -> (...) float64 (0 where a map is flat),
+    e.g. of per-σ maps G_σ(x) (B, S, H, W) with those of a blank image, to find σ whose map no longer depends
+    on the image (docs/methods.md §3)."""
+    a, b = a.flatten(start_dim=-2).double(), b.flatten(start_dim=-2).double()
+    a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
+    den = (a.norm(dim=-1) * b.norm(dim=-1))
+    return torch.where(den > 0, (a * b).sum(-1) / den.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
 
 
 def _argmax_admissible(curves: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor, dim: int):
-    """Arg-max of ``curves`` along ``dim`` (the σ axis) over the admissible σ only (ties -> first) ->
-    (index, at_edge): at_edge is True where the chosen σ is the largest or smallest admissible σ."""
-    if not bool(mask.any()):
+    """Arg-max of ``curves`` (B, S, ...) along ``dim`` = 1 (the σ axis) over the admissible σ only (mask (S,) or
+    (B, S); ties -> first) -> (index, at_edge): at_edge is True where the chosen σ is the largest or smallest
+    admissible σ (of that image)."""
+    if not bool(mask.any(dim=-1).all()):
         V.fail("sigmas", "no admissible noise scale on the grid (convex/damping σ = 1 makes the map the same for "
                          "every image; add smaller σ or pass admissible='all')")
     mask = mask.to(curves.device)
-    shape = [1] * curves.dim()
-    shape[dim] = -1
-    masked = curves.masked_fill(~mask.view(shape), -torch.inf)
-    index = masked.argmax(dim=dim)
+    m2 = mask.view(1, -1) if mask.dim() == 1 else mask                        # (1 or B, S)
+    m = m2.view(*m2.shape, *([1] * (curves.dim() - 2)))
+    index = curves.masked_fill(~m, -torch.inf).argmax(dim=dim)
     vals = grid.to(curves.device, torch.float64)
+    hi = vals.masked_fill(~m2, -torch.inf).amax(dim=1).view(-1, *([1] * (index.dim() - 1)))
+    lo = vals.masked_fill(~m2, torch.inf).amin(dim=1).view(-1, *([1] * (index.dim() - 1)))
     chosen = vals[index]
-    at_edge = (chosen == vals[mask].max()) | (chosen == vals[mask].min())
-    return index, at_edge
+    return index, (chosen == hi) | (chosen == lo)
 
 
 def cs_curves(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5):
@@ -92,7 +111,7 @@ def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, e
     (B, S, H, W) of one grid (e.g. ``spectral_lens(..., return_per_sigma=True).per_sigma``), with SG²_opt =
     G_σ*: no extra passes.  ``mixing``: the family of the maps; ``admissible``: see :func:`admissible_sigmas`."""
     per_sigma = per_sigma.double()
-    mask = admissible_sigmas(sigmas, mixing, admissible)
+    mask = admissible_sigmas(sigmas, mixing, admissible, per_sigma.shape[0])
     curves, _ = cs_curves(per_sigma, sigmas, noise_scale, exponent)
     j, at_edge = _argmax_admissible(curves, sigmas, mask, dim=1)
     maps = per_sigma[torch.arange(per_sigma.shape[0], device=j.device), j]
@@ -123,14 +142,15 @@ def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5,
     admissible σ), (); "pixel":
     argmax of (σ s)^exponent · G_σ(p), (B, H, W).  ``exponent=1`` reproduces the authors' code.
     ``admissible="image-dependent"`` (default) leaves out σ = 1 of the convex family, where the map is the
-    same for every image; ``"all"`` keeps every σ (see :func:`admissible_sigmas`).
+    same for every image; ``"all"`` keeps every σ; a bool mask (S,) (or (B, S), not for "dataset") is the
+    caller's own choice (see :func:`admissible_sigmas`).
     Ties go to the smallest σ.  With ``return_curves=True`` returns an :class:`OptimalSigma` (with ``at_edge``).
     ``sampling``: n_samples, seed, image_ids, batch_size, output, tol, ... of the engine.
     """
     if level not in ("image", "dataset", "pixel"):
         V.fail("level", f"expected 'image', 'dataset' or 'pixel', got {level!r}")
     x = V.check_images(x)
-    mask = admissible_sigmas(sigmas, mixing, admissible)
+    mask = admissible_sigmas(sigmas, mixing, admissible, None if level == "dataset" else x.shape[0])
     s, image_curves, pixel_curves, per_sigma = _sigma_curves(model, x, sigmas, target, exponent, mixing,
                                                              noise_scale, sampling)
     grid = s.to(image_curves.device)
@@ -160,7 +180,7 @@ def sg2_opt(model, x, sigmas, target=None, *, exponent=2.5, mixing="convex", noi
     The maps come from the same passes as the CS curves (no extra sampling).  The edge flags are in
     ``optimal_sigma(..., return_curves=True).at_edge`` or :func:`sigma_star`."""
     x = V.check_images(x)
-    mask = admissible_sigmas(sigmas, mixing, admissible)
+    mask = admissible_sigmas(sigmas, mixing, admissible, x.shape[0])
     s, image_curves, _, per_sigma = _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling)
     j, _ = _argmax_admissible(image_curves, s, mask, dim=1)
     dt = output_dtype(x)

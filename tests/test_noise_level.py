@@ -140,3 +140,22 @@ def test_admissible_rule_errors():
         sx.sigma_star(torch.ones(1, 1, 2, 2), torch.tensor([1.0]))
     with pytest.raises(ValueError, match="'admissible'"):
         sx.optimal_sigma(small_cnn(), torch.rand(1, 3, 12, 12), [0.5], admissible=None)
+
+
+def test_a_callers_mask_restricts_sigma_star_per_image():
+    import numpy as np
+
+    sigmas = torch.tensor([0.2, 0.4, 0.6, 0.8, 1.0], dtype=torch.float64)
+    per_sigma = (sigmas ** -1.0).expand(2, -1)[:, :, None, None] * torch.ones(2, 5, 2, 2, dtype=torch.float64)
+    mask = torch.tensor([[True, True, True, False, False], [True, False, True, True, True]])
+    st = sx.sigma_star(per_sigma, sigmas, 1.0, 2.5, admissible=mask)
+    assert st.sigma.tolist() == [0.6, 0.8] and st.at_edge.tolist() == [True, True]
+    assert st.admissible.tolist() == [[True, True, True, False, False], [True, False, True, True, False]]
+    x, y = torch.rand(2, 4, 6, 6, generator=torch.Generator().manual_seed(4)).double()
+    ref = [np.corrcoef(x[j].flatten().numpy(), y[j].flatten().numpy())[0, 1] for j in range(4)]
+    np.testing.assert_allclose(sx.map_correlation(x, y).numpy(), ref, rtol=1e-12)
+    assert sx.map_correlation(x, torch.ones_like(x)).tolist() == [0.0] * 4
+    with pytest.raises(ValueError, match="'admissible'"):
+        sx.sigma_star(per_sigma, sigmas, admissible=mask[:, :4])
+    with pytest.raises(ValueError, match="'admissible'"):
+        sx.optimal_sigma(linear_model(), torch.rand(2, 1, 6, 6), sigmas, level="dataset", admissible=mask)
