@@ -20,7 +20,8 @@ from .gradients import integrated_grad, smooth_grad, vanilla_grad
 from .lens import SpectralLensResult, prior_weights, spectral_lens
 from .methods import METHODS, MethodSpec, explain, quantus_explain_func
 from .metrics import inconsistency, scale_rank_correlation
-from .noise_level import NoiseCutoff, OptimalSigma, cs_curves, noise_cutoff, optimal_sigma, sg2_opt, sigma_star
+from .noise_level import (NoiseCutoff, OptimalSigma, SigmaStar, admissible_sigmas, cs_curves, map_correlation,
+                          noise_cutoff, optimal_sigma, sg2_opt, sigma_star)
 from .options import ExecutionOptions, SamplingOptions
 from .perturbation_methods import occlusion, rise
 from .presets import PRESETS, preset
@@ -44,7 +45,7 @@ def build_info() -> dict:
 
 __all__ = [
     "Estimate", "ExecutionOptions", "FastPath", "MapStats", "MethodSpec", "SamplingOptions", "sigma_star", "NoiseCutoff", "OptimalSigma", "PRESETS", "SpectralLensResult", "attribute", "build_info",
-    "cs_curves", "estimate",
+    "cs_curves", "estimate", "SigmaStar", "admissible_sigmas", "map_correlation",
     "inconsistency", "integrated_grad", "metrics", "noise_cutoff", "optimal_sigma", "preset", "prior_weights",
     "scale_rank_correlation", "sg2_opt", "smooth_grad", "spectral_lens", "vanilla_grad", "SmoothReLU",
     "exact_gap", "expected_frequency", "explanation_gap", "radial_power_spectrum", "rank_normalize",

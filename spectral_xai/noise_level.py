@@ -13,15 +13,73 @@ from .ops import perturb
 from .options import accepts_options, output_dtype, split_options
 
 
+ADMISSIBLE_RULES = ("image-dependent", "all")
+
+
 class OptimalSigma(NamedTuple):
     """sigma: (B,) for level="image", () for "dataset", (B, H, W) for "pixel", values from ``sigmas``;
-    curves: CS(σ) as (B, S) (image/dataset, dataset normalised per image by its max) or (B, S, H, W)
-    (pixel); sigmas (S,) the grid; per_sigma (B, S, H, W) the SG² maps G_σ behind the curves."""
+    curves: CS(σ) as (B, S) (image/dataset, dataset normalised per image by its admissible max) or (B, S, H, W)
+    (pixel); sigmas (S,) the grid; per_sigma (B, S, H, W) the SG² maps G_σ behind the curves;
+    at_edge: bool, the shape of ``sigma``, True where σ* is the largest or smallest admissible σ (the curve
+    has not turned there: the maximum may lie beyond the grid); admissible (S,) bool, the σ that could be
+    chosen (docs/methods.md §3)."""
 
     sigma: torch.Tensor
     curves: torch.Tensor
     sigmas: torch.Tensor
     per_sigma: torch.Tensor
+    at_edge: torch.Tensor
+    admissible: torch.Tensor
+
+
+def admissible_sigmas(sigmas, mixing: str = "convex", rule="image-dependent", batch: int | None = None) -> torch.Tensor:
+    """(S,) bool (or (B, S) for a per-image mask): the σ of the grid that σ* may take (docs/methods.md §3).
+
+    ``rule="image-dependent"`` (default): every σ whose perturbed input still depends on the image, i.e.
+    all but σ = 1 of the convex and damping families (x̃ = σ·s·ε resp. the baseline there, so the map is
+    the same for every image).  ``rule="all"``: every σ of the grid (the behaviour before the rule).
+    ``rule`` may also be a bool tensor (S,) or (batch, S) of the caller's own choice (e.g. σ whose map
+    correlates with a blank's less than a threshold, :func:`map_correlation`); the image-dependent rule
+    is applied on top of it."""
+    s = V.check_sigmas(sigmas, mixing, torch.device("cpu"))
+    exact = s < 1.0 if mixing != "additive" else torch.ones_like(s, dtype=torch.bool)
+    if isinstance(rule, torch.Tensor):
+        shapes = [(s.numel(),)] + ([(batch, s.numel())] if batch is not None else [])
+        if rule.dtype != torch.bool or tuple(rule.shape) not in shapes:
+            V.fail("admissible", f"expected a bool tensor of shape {' or '.join(map(str, shapes))}, got "
+                                 f"{rule.dtype} {tuple(rule.shape)}")
+        return rule.cpu() & exact
+    if rule not in ADMISSIBLE_RULES:
+        V.fail("admissible", f"expected one of {ADMISSIBLE_RULES} or a bool mask, got {rule!r}")
+    return torch.ones_like(s, dtype=torch.bool) if rule == "all" else exact
+
+
+def map_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of maps a, b (..., H, W) over their pixels -> (...) float64 (0 where a map is flat),
+    e.g. of per-σ maps G_σ(x) (B, S, H, W) with those of a blank image, to find σ whose map no longer depends
+    on the image (docs/methods.md §3)."""
+    a, b = a.flatten(start_dim=-2).double(), b.flatten(start_dim=-2).double()
+    a, b = a - a.mean(-1, keepdim=True), b - b.mean(-1, keepdim=True)
+    den = (a.norm(dim=-1) * b.norm(dim=-1))
+    return torch.where(den > 0, (a * b).sum(-1) / den.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
+
+
+def _argmax_admissible(curves: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor, dim: int):
+    """Arg-max of ``curves`` (B, S, ...) along ``dim`` = 1 (the σ axis) over the admissible σ only (mask (S,) or
+    (B, S); ties -> first) -> (index, at_edge): at_edge is True where the chosen σ is the largest or smallest
+    admissible σ (of that image)."""
+    if not bool(mask.any(dim=-1).all()):
+        V.fail("sigmas", "no admissible noise scale on the grid (convex/damping σ = 1 makes the map the same for "
+                         "every image; add smaller σ or pass admissible='all')")
+    mask = mask.to(curves.device)
+    m2 = mask.view(1, -1) if mask.dim() == 1 else mask                        # (1 or B, S)
+    m = m2.view(*m2.shape, *([1] * (curves.dim() - 2)))
+    index = curves.masked_fill(~m, -torch.inf).argmax(dim=dim)
+    vals = grid.to(curves.device, torch.float64)
+    hi = vals.masked_fill(~m2, -torch.inf).amax(dim=1).view(-1, *([1] * (index.dim() - 1)))
+    lo = vals.masked_fill(~m2, torch.inf).amin(dim=1).view(-1, *([1] * (index.dim() - 1)))
+    chosen = vals[index]
+    return index, (chosen == hi) | (chosen == lo)
 
 
 def cs_curves(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5):
@@ -55,36 +113,45 @@ def cs_curves(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, ex
 
 class SigmaStar(NamedTuple):
     """index (B,) int64 of σ* on the grid; sigma (B,) float64 its value; maps (B, H, W) the SG² map G_σ* of
-    each image (float64); curves (B, S) the CS curves behind the choice."""
+    each image (float64); curves (B, S) the CS curves behind the choice; at_edge (B,) bool: σ* is the
+    largest or smallest admissible σ (the curve has not turned); admissible (S,) bool (docs/methods.md §3)."""
 
     index: torch.Tensor
     sigma: torch.Tensor
     maps: torch.Tensor
     curves: torch.Tensor
+    at_edge: torch.Tensor
+    admissible: torch.Tensor
 
 
-def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5) -> SigmaStar:
-    """Image-level σ* = argmax_σ CS(σ) (ties -> smallest σ) and SG²_opt = G_σ* from per-σ maps of one
-    grid (e.g. ``spectral_lens(..., return_per_sigma=True).per_sigma``): no extra passes.
+def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5, *,
+               mixing: str = "convex", admissible: str = "image-dependent") -> SigmaStar:
+    """Image-level σ* = argmax_σ CS(σ) over the admissible σ (ties -> smallest σ) and SG²_opt = G_σ* from per-σ
+    maps of one grid (e.g. ``spectral_lens(..., return_per_sigma=True).per_sigma``): no extra passes.
 
     Args:
         per_sigma: G_σ (B, S, H, W).
         sigmas: the grid (S,).
         noise_scale: s, a number or (B,).
         exponent: the CS exponent, see :func:`cs_curves`.
+        mixing: the family of the maps.
+        admissible: which σ may be chosen, see :func:`admissible_sigmas`.
 
     Returns:
-        A :class:`SigmaStar`: index (B,) int64, sigma (B,) float64, maps (B, H, W) float64, curves (B, S).
+        A :class:`SigmaStar`: index (B,) int64, sigma (B,) float64, maps (B, H, W) float64, curves (B, S),
+        at_edge (B,) bool, admissible (S,) or (B, S) bool.
 
     Example:
         >>> sx.sigma_star(torch.rand(2, 3, 8, 8), torch.tensor([0.1, 0.2, 0.3])).maps.shape
         torch.Size([2, 8, 8])
     """
     per_sigma = per_sigma.double()
+    mask = admissible_sigmas(sigmas, mixing, admissible, per_sigma.shape[0])
     curves, _ = cs_curves(per_sigma, sigmas, noise_scale, exponent)
-    j = curves.argmax(dim=1)
+    j, at_edge = _argmax_admissible(curves, sigmas, mask, dim=1)
     maps = per_sigma[torch.arange(per_sigma.shape[0], device=j.device), j]
-    return SigmaStar(j, sigmas.to(device=j.device, dtype=torch.float64)[j], maps, curves)
+    return SigmaStar(j, sigmas.to(device=j.device, dtype=torch.float64)[j], maps, curves, at_edge,
+                     mask.to(j.device))
 
 
 def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling: dict):
@@ -104,19 +171,23 @@ def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampl
 
 @accepts_options
 def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5, mixing="convex",
-                  noise_scale=1.0, return_curves=False, **sampling):
-    """σ* = argmax_σ CS(σ), CS(σ) = (σ·s)^exponent · ||E_σ[g²]||_1 (docs/methods.md §3); ties -> smallest σ.
+                  noise_scale=1.0, admissible="image-dependent", return_curves=False, **sampling):
+    """σ* = argmax_σ CS(σ), CS(σ) = (σ·s)^exponent · ||E_σ[g²]||_1 (docs/methods.md §3), over the admissible σ;
+    ties -> smallest σ.
 
     Args:
         model: a classifier x (B, C, H, W) -> logits (B, K).
         x: images (B, C, H, W), floating point.
         sigmas: the grid (S,).
         target: None (the clean arg-max), an int or (B,) class indices.
-        level: "image" (per image), "dataset" (argmax of the mean over images of CS / max CS) or "pixel"
-            (argmax of (σ s)^exponent · G_σ(p)).
+        level: "image" (per image), "dataset" (argmax of the mean over images of CS / (max of CS over the
+            admissible σ)) or "pixel" (argmax of (σ s)^exponent · G_σ(p)).
         exponent: 2.5 (the paper); 1 reproduces the authors' code.
         mixing, noise_scale: the perturbation family (default convex) and s.
-        return_curves: return an :class:`OptimalSigma` with the curves and per-σ maps.
+        admissible: "image-dependent" (default) leaves out σ = 1 of the convex family, where the map is the same
+            for every image; "all" keeps every σ; a bool mask (S,) (or (B, S), not for "dataset") is the
+            caller's own choice (see :func:`admissible_sigmas`).
+        return_curves: return an :class:`OptimalSigma` with the curves, per-σ maps and ``at_edge``.
         **sampling: the engine's options by name (n_samples, seed, image_ids, batch_size, output, tol, ...), or
             ``sampling=`` a :class:`SamplingOptions` and ``execution=`` an :class:`ExecutionOptions`.
 
@@ -130,44 +201,54 @@ def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5,
     if level not in ("image", "dataset", "pixel"):
         V.fail("level", f"expected 'image', 'dataset' or 'pixel', got {level!r}")
     x = V.check_inputs(x)
+    mask = admissible_sigmas(sigmas, mixing, admissible, None if level == "dataset" else x.shape[0])
     s, image_curves, pixel_curves, per_sigma = _sigma_curves(model, x, sigmas, target, exponent, mixing,
                                                              noise_scale, sampling)
     grid = s.to(image_curves.device)
     if level == "image":
         curves = image_curves
-        sigma = grid[curves.argmax(dim=1)]
+        j, at_edge = _argmax_admissible(curves, grid, mask, dim=1)
     elif level == "dataset":
-        curves = image_curves / image_curves.amax(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
-        sigma = grid[curves.mean(dim=0).argmax()]
+        top = image_curves[:, mask.to(image_curves.device)].amax(dim=1, keepdim=True) if mask.any() else image_curves
+        curves = image_curves / top.clamp_min(torch.finfo(torch.float64).tiny)
+        j, at_edge = _argmax_admissible(curves.mean(dim=0, keepdim=True), grid, mask, dim=1)
+        j, at_edge = j[0], at_edge[0]
     else:
         curves = pixel_curves
-        sigma = grid[curves.argmax(dim=1)]
+        j, at_edge = _argmax_admissible(curves, grid, mask, dim=1)
+    sigma = grid[j]
     dt = output_dtype(x)
     if not return_curves:
         return sigma.to(dt)
-    return OptimalSigma(sigma.to(dt), curves.to(dt), s, per_sigma.to(dt))
+    return OptimalSigma(sigma.to(dt), curves.to(dt), s, per_sigma.to(dt), at_edge, mask.to(at_edge.device))
 
 
 @accepts_options
-def sg2_opt(model, x, sigmas, target=None, *, exponent=2.5, mixing="convex", noise_scale=1.0, **sampling):
-    """SG²_opt: the SG² map of each image at its own σ* (image level), from the same passes as the CS curves.
+def sg2_opt(model, x, sigmas, target=None, *, exponent=2.5, mixing="convex", noise_scale=1.0,
+            admissible="image-dependent", **sampling):
+    """SG²_opt: the SG² map of each image at its own σ* (image level, over the admissible σ), from the same
+    passes as the CS curves.
 
     Args:
-        model, x, sigmas, target, exponent, mixing, noise_scale, **sampling: as in :func:`optimal_sigma`.
+        model, x, sigmas, target, exponent, mixing, noise_scale, admissible, **sampling: as in
+            :func:`optimal_sigma`.
 
     Returns:
-        (maps (B, H, W), σ* (B,)).
+        (maps (B, H, W), σ* (B,)); the edge flags are in ``optimal_sigma(..., return_curves=True).at_edge`` or
+        :func:`sigma_star`.
 
     Example:
         >>> maps, sigma = sx.sg2_opt(model, x, [0.1, 0.3, 0.5], n_samples=4)
         >>> maps.shape, sigma.shape
         (torch.Size([2, 8, 8]), torch.Size([2]))
     """
-    res = optimal_sigma(model, x, sigmas, target, level="image", exponent=exponent, mixing=mixing,
-                        noise_scale=noise_scale, return_curves=True, **sampling)
-    j = res.curves.argmax(dim=1)
-    maps = res.per_sigma[torch.arange(x.shape[0], device=j.device), j]
-    return maps, res.sigma
+    x = V.check_inputs(x)
+    mask = admissible_sigmas(sigmas, mixing, admissible, x.shape[0])
+    s, image_curves, _, per_sigma = _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling)
+    j, _ = _argmax_admissible(image_curves, s, mask, dim=1)
+    dt = output_dtype(x)
+    maps = per_sigma[torch.arange(x.shape[0], device=j.device), j]
+    return maps.to(dt), s.to(j.device)[j].to(dt)
 
 
 class NoiseCutoff(NamedTuple):
