@@ -104,13 +104,15 @@ def test_spectrum_checks_on_both_backends(device):
         rank_normalize(torch.tensor([[[0.0, float("nan")]]], device=device))
     for op in (rank_normalize, radial_power_spectrum):
         with pytest.raises(ValueError, match="argument 'maps'"):
-            op(torch.zeros(2, 3, device=device))
+            op(torch.zeros(6, device=device))                       # no map axis
         with pytest.raises(ValueError, match="argument 'maps'"):
             op(torch.zeros(1, 2, 3, dtype=torch.int64, device=device))
     # 2^31 pixels per map: refused before any memory is touched (an expanded view of one value)
     huge = torch.zeros(1, 1, 1, device=device).expand(1, 2**16, 2**15)
-    with pytest.raises(ValueError, match="fewer than 2\\^31 pixels"):
+    with pytest.raises(ValueError, match="fewer than 2\\^31 elements"):
         rank_normalize(huge)
+    with pytest.raises(ValueError, match="argument 'maps'.*\\(B, D, H, W\\)"):
+        radial_power_spectrum(torch.zeros(1, 2, 2, 2, 2, device=device))   # signals, images, volumes only
 
 
 @pytest.mark.parametrize("device", DEVICES)
