@@ -6,8 +6,8 @@ For a model and a batch of images, on the convex grid σ ∈ {0, 0.1, …, 1} (d
   of the batch), explained for the same target class with the same noise keys (same image ids), so at
   convex σ = 1 — pure noise — the three maps are identical sample by sample;
 - per σ: the mean over images of the cosine and Pearson correlation of G_σ(x) with G_σ(blank) and with
-  G_σ(other), the mean ‖G_σ‖₁ and its log-slope d log‖G_σ‖₁ / d log σ (CS(σ) = (σ s)^e ‖G_σ‖₁ still rises
-  where the slope is above −e);
+  G_σ(other), the mean ‖G_σ‖₁ and its log-slope d log‖G_σ‖₁ / d log σ (CS = (σ s)^e ‖G_σ‖₁ still
+  rises where the slope is above −e);
 - where σ* = argmax CS lands for exponents 2.5 and 1 and noise scales 0.3 and 1, with every σ of the grid
   (``admissible="all"``, the old rule), with the image-independent σ = 1 excluded (the default rule) and
   with the measured rule (also leave out σ whose map has a Pearson correlation >= 0.9 with the blank's,
@@ -145,7 +145,8 @@ def markdown(res: dict, argv: list[str]) -> str:
                              f"{fmt(row['pearson_other'][j])} | {row['l1'][j][0]:.4g} | "
                              f"{'' if sl is None else f'{sl:.2f}'} |")
             lines += ["", f"max |G_1(x) − G_1(blank)| = {row['max_abs_diff_blank_at_1']:g}.", "",
-                      "| exponent, rule | σ* counts | fraction at σ = 1 | fraction at the edge |", "|---|---|---|---|"]
+                      "| exponent, rule | σ* counts | fraction at σ = 1 | fraction at the edge |",
+                      "|---|---|---|---|"]
             for k, v in row["sigma_star"].items():
                 counts = ", ".join(f"{s}: {c}" for s, c in v["counts"].items())
                 lines.append(f"| {k} | {counts} | {v['at_1']:.2f} | {v['at_edge']:.2f} |")
@@ -176,7 +177,8 @@ def main(argv=None) -> int:
     model, x, info = fashion(args)
     r = study(model, x, args.samples, 4096)
     r["training"] = info
-    r["note"] = f"ICCV25 CNN (ReLU, Adam 3e-4, {args.train_images} training images), trained to {info['check_accuracy']:.3f} test accuracy in {info['steps']} steps."
+    r["note"] = (f"ICCV25 CNN (ReLU, Adam 3e-4, {args.train_images} training images), trained to "
+                 f"{info['check_accuracy']:.3f} test accuracy in {info['steps']} steps.")
     res["models"]["Fashion-MNIST CNN"] = r
     if not args.skip_photos:
         x = photos(args.photo_size)

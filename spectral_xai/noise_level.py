@@ -21,8 +21,8 @@ class OptimalSigma(NamedTuple):
     curves: CS(σ) as (B, S) (image/dataset, dataset normalised per image by its admissible max) or (B, S, H, W)
     (pixel); sigmas (S,) the grid; per_sigma (B, S, H, W) the SG² maps G_σ behind the curves;
     at_edge: bool, the shape of ``sigma``, True where σ* is the largest or smallest admissible σ (the curve
-    has not turned there: the maximum may lie beyond the grid); admissible (S,) bool, the σ that could be
-    chosen (docs/methods.md §3)."""
+    has not turned there: the maximum may lie beyond the grid); admissible (S,) bool (or (B, S) for a
+    per-image mask), the σ that could be chosen (docs/methods.md §3)."""
 
     sigma: torch.Tensor
     curves: torch.Tensor
@@ -64,8 +64,8 @@ def map_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, (a * b).sum(-1) / den.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
 
 
-def _argmax_admissible(curves: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor, dim: int):
-    """Arg-max of ``curves`` (B, S, ...) along ``dim`` = 1 (the σ axis) over the admissible σ only (mask (S,) or
+def _argmax_admissible(curves: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor):
+    """Arg-max of ``curves`` (B, S, ...) along the σ axis (dim 1) over the admissible σ only (mask (S,) or
     (B, S); ties -> first) -> (index, at_edge): at_edge is True where the chosen σ is the largest or smallest
     admissible σ (of that image)."""
     if not bool(mask.any(dim=-1).all()):
@@ -74,7 +74,7 @@ def _argmax_admissible(curves: torch.Tensor, grid: torch.Tensor, mask: torch.Ten
     mask = mask.to(curves.device)
     m2 = mask.view(1, -1) if mask.dim() == 1 else mask                        # (1 or B, S)
     m = m2.view(*m2.shape, *([1] * (curves.dim() - 2)))
-    index = curves.masked_fill(~m, -torch.inf).argmax(dim=dim)
+    index = curves.masked_fill(~m, -torch.inf).argmax(dim=1)
     vals = grid.to(curves.device, torch.float64)
     hi = vals.masked_fill(~m2, -torch.inf).amax(dim=1).view(-1, *([1] * (index.dim() - 1)))
     lo = vals.masked_fill(~m2, torch.inf).amin(dim=1).view(-1, *([1] * (index.dim() - 1)))
@@ -148,7 +148,7 @@ def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, e
     per_sigma = per_sigma.double()
     mask = admissible_sigmas(sigmas, mixing, admissible, per_sigma.shape[0])
     curves, _ = cs_curves(per_sigma, sigmas, noise_scale, exponent)
-    j, at_edge = _argmax_admissible(curves, sigmas, mask, dim=1)
+    j, at_edge = _argmax_admissible(curves, sigmas, mask)
     maps = per_sigma[torch.arange(per_sigma.shape[0], device=j.device), j]
     return SigmaStar(j, sigmas.to(device=j.device, dtype=torch.float64)[j], maps, curves, at_edge,
                      mask.to(j.device))
@@ -207,15 +207,15 @@ def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5,
     grid = s.to(image_curves.device)
     if level == "image":
         curves = image_curves
-        j, at_edge = _argmax_admissible(curves, grid, mask, dim=1)
+        j, at_edge = _argmax_admissible(curves, grid, mask)
     elif level == "dataset":
         top = image_curves[:, mask.to(image_curves.device)].amax(dim=1, keepdim=True) if mask.any() else image_curves
         curves = image_curves / top.clamp_min(torch.finfo(torch.float64).tiny)
-        j, at_edge = _argmax_admissible(curves.mean(dim=0, keepdim=True), grid, mask, dim=1)
+        j, at_edge = _argmax_admissible(curves.mean(dim=0, keepdim=True), grid, mask)
         j, at_edge = j[0], at_edge[0]
     else:
         curves = pixel_curves
-        j, at_edge = _argmax_admissible(curves, grid, mask, dim=1)
+        j, at_edge = _argmax_admissible(curves, grid, mask)
     sigma = grid[j]
     dt = output_dtype(x)
     if not return_curves:
@@ -245,7 +245,7 @@ def sg2_opt(model, x, sigmas, target=None, *, exponent=2.5, mixing="convex", noi
     x = V.check_inputs(x)
     mask = admissible_sigmas(sigmas, mixing, admissible, x.shape[0])
     s, image_curves, _, per_sigma = _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling)
-    j, _ = _argmax_admissible(image_curves, s, mask, dim=1)
+    j, _ = _argmax_admissible(image_curves, s, mask)
     dt = output_dtype(x)
     maps = per_sigma[torch.arange(x.shape[0], device=j.device), j]
     return maps.to(dt), s.to(j.device)[j].to(dt)
