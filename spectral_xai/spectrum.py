@@ -4,7 +4,8 @@ Frequency (EF), the explanation gap.
 A note on rank normalisation (the paper's recipe, ``rank_normalize=True``): ranks of a *signed*
 gradient map have mean ≈ 0.5, so the DC ring dominates the spectrum and EF values are tiny and
 hardly separate methods.  Measured on EfficientNet-Lite0 with real photos, VG and SG then both get
-EF ≈ 6.6e-4, while without rank normalisation SG is clearly smoother (0.33 vs 0.39).  Use
+EF ≈ 6.6e-4, while without rank normalisation SG is clearly smoother (0.28 vs 0.39,
+examples/reference/gap_table_efficientnet_lite0.md).  Use
 ``rank_normalize=False`` or ``exclude_dc=True`` for better-conditioned comparisons; keep the default
 to reproduce the paper.
 """

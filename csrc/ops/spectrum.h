@@ -1,4 +1,4 @@
-// Spectral ops of explanation maps (SPEC §7), for 1-D signals, 2-D images and 3-D volumes.
+// Spectral ops of explanation maps (docs/methods.md §7), for 1-D signals, 2-D images and 3-D volumes.
 //
 // rank_normalize(maps (B, ...)) -> (B, ...): average ranks (1..N, ties averaged) divided by
 //   N = the number of elements per map; the result equals scipy.stats.rankdata(m, "average") / N.
@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "common/philox.h"  // SXAI_HD
+#include "common/macros.h"  // SXAI_HD
 
 namespace spectral_xai {
 
