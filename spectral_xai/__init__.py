@@ -30,8 +30,10 @@ from .spectrum import (exact_gap, expected_frequency, explanation_gap, radial_po
 
 
 def build_info() -> dict:
-    """Torch version, CUDA on/off, CUDA version and architectures the extension was compiled with."""
-    return _C.build_info()
+    """The installed version (``spectral_xai``) and the build's facts: the torch it was compiled against
+    (``torch_version``), whether it holds the CUDA kernels (``cuda``), ``cuda_version``, ``cuda_archs``,
+    ``compiler``. ``spectral-xai --version`` says the same in one line."""
+    return {"spectral_xai": __version__, **_C.build_info()}
 
 
 __all__ = [
