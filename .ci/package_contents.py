@@ -143,23 +143,27 @@ def closure(kind: str) -> list[str]:
     from packaging.utils import canonicalize_name
 
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    todo = list(pyproject["project"]["dependencies"])
+    todo = [Requirement(r) for r in pyproject["project"]["dependencies"]]
     if kind == "build":
-        todo += pyproject["build-system"]["requires"]
-    seen, paths = set(), set()
+        todo += [Requirement(r) for r in pyproject["build-system"]["requires"]]
+    done, paths = set(), set()   # (name, extra) pairs followed; extra "" is the distribution itself
     while todo:
-        req = Requirement(todo.pop())
+        req = todo.pop()
         name = canonicalize_name(req.name)
-        if name in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+        extras = {""} | set(req.extras)
+        if not extras - {e for n, e in done if n == name}:
             continue
-        seen.add(name)
+        done |= {(name, e) for e in extras}
         try:
             dist = distribution(name)
         except PackageNotFoundError:
             raise SystemExit(f"package_contents: {req} is not installed in {sys.prefix}") from None
         paths |= {str(dist.locate_file(f.parts[0])) for f in dist.files or []
                   if f.parts[0] not in ("..", "__pycache__") and not f.parts[0].endswith(".pth")}
-        todo += dist.requires or []
+        for line in dist.requires or []:
+            sub = Requirement(line)
+            if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in extras):
+                todo.append(sub)
     return sorted(paths)
 
 
