@@ -96,22 +96,22 @@ def main(argv=None) -> int:
     modes = [m.strip() for m in args.modes.split(",")]
     if not set(modes) <= {"isolated", "no-isolation"}:
         parser.error(f"--modes: isolated and/or no-isolation, got {args.modes!r}")
-    runs = []
+    utc = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    result = {"utc": utc, "machine": f"cpu-{os.cpu_count()}core", "cpus": os.cpu_count(),
+              "nvidia_driver": Path("/proc/driver/nvidia/version").exists(), "runs": []}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"install-{utc}-cpu-{os.cpu_count()}core"
     for ref in args.ref or ["HEAD"]:
         for mode in modes:
             with tempfile.TemporaryDirectory(prefix="sxai-install-") as tmp:
                 work = Path(tmp)
                 commit = export(ref, work / "src")
                 r = measure(work / "src", mode == "isolated", args.torch, work)
-                runs.append({"ref": ref, "commit": commit, **r})
-                print(json.dumps(runs[-1]), flush=True)
-    utc = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    result = {"utc": utc, "machine": f"cpu-{os.cpu_count()}core", "cpus": os.cpu_count(),
-              "nvidia_driver": Path("/proc/driver/nvidia/version").exists(), "runs": runs}
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"install-{utc}-cpu-{os.cpu_count()}core"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(result))
+            result["runs"].append({"ref": ref, "commit": commit, **r})
+            print(json.dumps(result["runs"][-1]), flush=True)
+            # written after every run: a long series stopped half-way keeps what it measured
+            stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+            stem.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))
     return 0
 
