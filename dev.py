@@ -21,9 +21,9 @@ run there took most of a first build), and torch comes from PyTorch's CPU-only i
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 import venv
@@ -52,17 +52,28 @@ REQUIREMENTS = ROOT / "requirements" / "dev.txt"
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
-def nvidia_driver() -> bool:
-    """An NVIDIA kernel driver is loaded (Linux), or nvidia-smi is on PATH."""
-    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+def _cuda_rule():
+    """cmake/cuda_request.py as a module: the rule behind SPECTRAL_XAI_CUDA=AUTO, which CMakeLists.txt runs too."""
+    spec = importlib.util.spec_from_file_location("cuda_request", ROOT / "cmake" / "cuda_request.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CUDA_RULE = _cuda_rule()
+
+
+def cuda_request() -> tuple[str, str]:
+    """(mode, reason) for the environment's SPECTRAL_XAI_CUDA: ON, OFF, or AUTO where an NVIDIA driver exists
+    (without one AUTO is OFF), as the build decides it."""
+    try:
+        return CUDA_RULE.cuda_request(os.environ.get("SPECTRAL_XAI_CUDA"))
+    except ValueError as err:
+        raise SystemExit(f"dev.py: {err}") from None
 
 
 def cuda_mode() -> str:
-    """SPECTRAL_XAI_CUDA as the build gets it: ON/OFF as given; AUTO becomes OFF without an NVIDIA driver."""
-    mode = os.environ.get("SPECTRAL_XAI_CUDA", "AUTO").upper()
-    if mode not in ("AUTO", "ON", "OFF"):
-        raise SystemExit(f"dev.py: SPECTRAL_XAI_CUDA must be AUTO, ON or OFF, got {mode!r}")
-    return "OFF" if mode == "AUTO" and not nvidia_driver() else mode
+    return cuda_request()[0]
 
 
 def answers(url: str, timeout: float = 3.0) -> bool:
@@ -125,11 +136,8 @@ def build_dir() -> str:
 def build() -> None:
     """Build and install the extension against the venv's torch (no build isolation)."""
     ensure_venv()
-    mode = cuda_mode()
-    if mode == "OFF" and os.environ.get("SPECTRAL_XAI_CUDA", "AUTO").upper() == "AUTO":
-        print("dev.py: no NVIDIA driver: building the CPU kernels only (SPECTRAL_XAI_CUDA=ON to compile the "
-              "CUDA kernels too)", flush=True)
-    os.environ["SPECTRAL_XAI_CUDA"] = mode
+    if cuda_mode() == "OFF":   # the build decides the same (CMakeLists.txt), but pip hides its log
+        print(f"dev.py: CPU kernels only: {cuda_request()[1]}", flush=True)
     run(python(), "-m", "pip", "install", "--no-build-isolation", "--no-deps",
         f"--config-settings=build-dir={build_dir()}", ROOT)
     run(python(), "-I", "-m", "spectral_xai", "info")

@@ -31,16 +31,18 @@ from .spectrum import (exact_gap, expected_frequency, explanation_gap, radial_po
 
 
 def build_info() -> dict:
-    """How the extension was built.
+    """The installed version and how the extension was built (``spectral-xai --version`` says the same in one
+    line).
 
     Returns:
-        dict: torch_version, cuda (bool), cuda_version, cuda_archs (list), compiler.
+        dict: spectral_xai (the installed version), torch_version (the torch it was compiled against), cuda
+        (bool: the CUDA kernels are in the build), cuda_version, cuda_archs (list), compiler.
 
     Example:
         >>> sorted(sx.build_info())
-        ['compiler', 'cuda', 'cuda_archs', 'cuda_version', 'torch_version']
+        ['compiler', 'cuda', 'cuda_archs', 'cuda_version', 'spectral_xai', 'torch_version']
     """
-    return _C.build_info()
+    return {"spectral_xai": __version__, **_C.build_info()}
 
 
 __all__ = [

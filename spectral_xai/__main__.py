@@ -6,7 +6,7 @@ import difflib
 import json
 import sys
 
-from . import __version__
+from .environment import build_summary
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -17,7 +17,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         prog="spectral-xai", description="Spectrally aware gradient explanations: SmoothGrad-Squared, SpectralLens, "
                                          "Expected Frequency, and dataset-scale audits of image classifiers.",
         epilog="`spectral-xai COMMAND --help` describes a command.")
-    parser.add_argument("--version", action="version", version=f"spectral-xai {__version__}")
+    parser.add_argument("--version", action="version", version=build_summary(),
+                        help="show the version, the kernels in the build and its torch, and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="audit EfficientNet-Lite0 on the bundled photos and write the report",
                           description="The embedded default: EfficientNet-Lite0 on scikit-image's bundled photos. "
@@ -80,7 +81,7 @@ def _run(args) -> None:
     elif args.command == "info":
         from . import build_info
 
-        print(json.dumps({"spectral_xai": __version__, **build_info()}, indent=2))
+        print(json.dumps(build_info(), indent=2))
 
 
 def main(argv=None) -> int:

@@ -194,7 +194,7 @@ def test_version_methods_info_and_help(work, capsys, monkeypatch):
     from spectral_xai.audit.cli import method_summaries
     from spectral_xai.methods import METHODS
 
-    assert cli(work, "--version").stdout.strip() == f"spectral-xai {spectral_xai.__version__}"
+    assert cli(work, "--version").stdout.startswith(f"spectral-xai {spectral_xai.__version__} (")
     here = lambda *a: main_here(capsys, monkeypatch, work, *a)            # noqa: E731
     assert json.loads(here("info").stdout)["spectral_xai"] == spectral_xai.__version__
     listed = [line.split()[0] for line in here("methods").stdout.splitlines()]

@@ -43,8 +43,10 @@ def test_cuda_mode_builds_cpu_kernels_only_without_a_driver_unless_asked(monkeyp
         monkeypatch.delenv("SPECTRAL_XAI_CUDA", raising=False)
     else:
         monkeypatch.setenv("SPECTRAL_XAI_CUDA", env)
-    monkeypatch.setattr(dev, "nvidia_driver", lambda: driver)
+    monkeypatch.setattr(dev.CUDA_RULE, "nvidia_driver", lambda: driver)
     assert dev.cuda_mode() == want
+    if want == "OFF" and env != "OFF":
+        assert dev.cuda_request()[1].startswith("no NVIDIA driver")
 
 
 def test_cuda_mode_rejects_other_values(monkeypatch):
