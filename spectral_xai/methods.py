@@ -119,7 +119,9 @@ def explain(method: str, model, x: torch.Tensor, target=None, **options) -> torc
 
 def quantus_explain_func(model, inputs, targets, *, method: str = "sg2", device=None, **options) -> np.ndarray:
     """Quantus-compatible ``explain_func(model, inputs, targets, **kwargs)``: numpy (B, C, H, W) inputs and
-    (B,) targets -> numpy (B, 1, H, W) float32 maps of ``method`` (see :data:`METHODS`)."""
+    (B,) targets -> numpy (B, 1, H, W) float32 maps of ``method`` (see :data:`METHODS`).  In
+    ``quantus.evaluate`` the keys of ``xai_methods`` arrive as ``method``.  EF and the explanation gap as Quantus
+    metrics: :mod:`spectral_xai.integrations.quantus` (docs/integrations.md §2)."""
     dev = torch.device(device) if device is not None else next(
         (p.device for p in model.parameters()), torch.device("cpu")) if isinstance(model, torch.nn.Module) \
         else torch.device("cpu")
