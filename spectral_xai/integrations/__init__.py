@@ -29,9 +29,11 @@ def require(package: str, extra: str):
 
 
 def ef_keywords() -> frozenset:
-    """The keyword-only options of :func:`spectral_xai.expected_frequency` (rank_normalize, reduction, ...)."""
+    """The options of :func:`spectral_xai.expected_frequency` (rank_normalize, reduction, ...): its named
+    parameters other than the maps and their second half ``b``."""
     sig = inspect.signature(expected_frequency)
-    return frozenset(n for n, p in sig.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
+    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return frozenset(n for n, p in sig.parameters.items() if p.kind in named and n not in ("maps", "b"))
 
 
 def split_ef_options(options: dict) -> tuple[dict, dict]:
@@ -44,13 +46,14 @@ def check_ef_options(ef_options: dict, size=None) -> tuple | None:
     """Validate EF options early by measuring a small probe map with them (so a bad ``reduction`` or
     ``ndim`` fails at construction, naming the argument).  ``size``: the spatial size of the maps, a
     tuple of positive ints, or None.  Returns ``size`` as a tuple (or None)."""
+    ndim = ef_options.get("ndim", 2)
     if size is not None:
-        if isinstance(size, (int, str)) or not all(isinstance(s, int) and not isinstance(s, bool) for s in size):
+        if not isinstance(size, (tuple, list)) or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                          for s in size):
             V.fail("size", f"expected a tuple of ints (the maps' spatial size), got {size!r}", TypeError)
         size = tuple(size)
-        if min(size, default=0) <= 0:
-            V.fail("size", f"expected positive sizes, got {size!r}")
-    ndim = ef_options.get("ndim", 2)
+        if len(size) != ndim or min(size, default=0) <= 0:
+            V.fail("size", f"expected {ndim} positive sizes (ndim={ndim}), got {size!r}")
     probe = torch.rand((1,) + (size or (4,) * (ndim if isinstance(ndim, int) else 2)), dtype=torch.float64,
                        generator=torch.Generator().manual_seed(0))
     expected_frequency(probe, **ef_options)

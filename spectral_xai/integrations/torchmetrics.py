@@ -55,9 +55,6 @@ class _SpectralMetric(Metric):
     def __init__(self, *, size=None, **kwargs):
         self.ef_options, metric_kwargs = split_ef_options(kwargs)
         super().__init__(**metric_kwargs)
-        ndim = self.ef_options.get("ndim", 2)
-        if size is not None and not isinstance(size, int) and len(tuple(size)) != ndim:
-            V.fail("size", f"expected {ndim} spatial sizes (ndim={ndim}), got {size!r}")
         self.size = check_ef_options(self.ef_options, size)
         for name in ("value_sum", "value_sq_sum", "count"):
             self.add_state(name, _zero(), dist_reduce_fx="sum")
