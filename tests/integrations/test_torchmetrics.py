@@ -188,3 +188,16 @@ def test_bad_arguments_fail_at_construction_or_update_naming_them():
     with pytest.raises(ValueError, match="'method_maps'"):
         ExplanationGap().update(maps(0), maps(1, n=5))
     assert ExpectedFrequency(sync_on_compute=False).sync_on_compute is False   # torchmetrics' keywords pass on
+
+
+def test_states_follow_the_metric_to_the_maps_device(device):
+    a, ref = maps(14).to(device), maps(15).to(device)
+    metric = ExpectedFrequency(size=(10, 10)).to(device)
+    stream(metric, a)
+    assert metric.value_sum.device.type == device and metric.value_sum.dtype == torch.float64
+    torch.testing.assert_close(metric.compute().cpu(), sx.expected_frequency(a.cpu()).mean(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(metric.compute_spectrum().cpu(), sx.radial_power_spectrum(a.cpu(), rank_normalize=True)
+                               .mean(0), rtol=1e-12, atol=1e-12)
+    gap = ExplanationGap().to(device)
+    gap.update(ref, a)
+    torch.testing.assert_close(gap.compute().cpu(), sx.explanation_gap(ref.cpu(), a.cpu()).mean(), rtol=1e-12, atol=0)
