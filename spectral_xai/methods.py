@@ -153,12 +153,13 @@ def quantus_explain_func(model, inputs, targets, *, method: str = "sg2", device=
         model: a classifier x (B, C, H, W) -> logits (B, K).
         inputs: numpy (B, C, H, W) images.
         targets: (B,) class indices.
-        method: a key of :data:`METHODS`.
+        method: a key of :data:`METHODS` (in ``quantus.evaluate`` the keys of ``xai_methods`` arrive as it).
         device: where to compute (default: the model's).
         **options: keywords of the method's function.
 
     Returns:
-        numpy (B, 1, H, W) float32 maps.
+        numpy (B, 1, H, W) float32 maps.  EF and the explanation gap as Quantus metrics:
+        :mod:`spectral_xai.integrations.quantus` (docs/integrations.md §2).
 
     Example:
         >>> sx.quantus_explain_func(model, x.numpy(), [0, 1], method="vg").shape

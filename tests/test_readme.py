@@ -89,6 +89,15 @@ def test_readme_cpu_snippets_run(tmp_path, monkeypatch):
     assert ns["out"]["deletion_auc"].shape == (2,) and ns["rise_map"].shape == ns["occ_map"].shape == (2, 32, 32)
     assert torch.isfinite(ns["sg2"]).all() and 0 <= ns["cut"].scale <= 1.0
     assert (tmp_path / "run" / "metrics.parquet").exists()      # the audit of the user's dataset and model
+    # "Use it from other libraries": Quantus's evaluate with our metric, the torchmetrics loop
+    import numpy as np
+    import spectral_xai as sx
+    a = sx.quantus_explain_func(ns["model"], ns["x_np"], ns["y_np"], method="sg2")
+    np.testing.assert_array_equal(ns["results"]["sg2"]["EF no DC"],
+                                  sx.expected_frequency(torch.from_numpy(a[:, 0]), exclude_dc=True).double().numpy())
+    assert len(ns["results"]["vg"]["Sparseness"]) == 2 and np.all(np.asarray(ns["results"]["sg2"]["Gap to VG"]) > 0)
+    assert ns["stats"].count == 2 and ns["spectrum"].shape == (sx.radial_power_spectrum(ns["x"][:, 0]).shape[1],)
+    assert bool(torch.isfinite(ns["ef_cross"])) and ns["ig_attr"].shape == ns["x"].shape
 
 
 @pytest.mark.cuda
