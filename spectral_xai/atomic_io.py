@@ -14,11 +14,9 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())    # mkstemp makes 0600, and a writer may replace the file (safetensors)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -27,6 +25,17 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask (read without changing it where /proc tells it, else set and restored)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0)
+        os.umask(umask)
+        return umask
 
 
 def write_json(obj, path: str | os.PathLike) -> Path:

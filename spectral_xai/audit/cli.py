@@ -10,7 +10,8 @@ from ..options import OUTPUTS, PRIORS
 from ..methods import METHOD_NAMES
 from .config import (AUTOCAST_DTYPES, DELETION_BASELINES, DTYPES, LABEL_SOURCES, MAP_DTYPES, MEASURES,
                      NORMALIZATIONS, TARGETS, AuditConfig, load_toml)
-from .rundir import run_dir_config
+from .errors import fail
+from .rundir import MANIFEST, run_dir_config
 
 S = argparse.SUPPRESS
 
@@ -163,8 +164,12 @@ def config_from_args(args: argparse.Namespace) -> AuditConfig:
     values = load_toml(given["config"]) if given.get("config") else {}
     values.update(given)
     if values.get("resume"):
-        recorded = run_dir_config(values.get("out", AuditConfig.out))
-        values = {**(recorded or {}), **values}
+        out = values.get("out", AuditConfig.out)
+        recorded = run_dir_config(out)
+        if recorded is None:
+            fail("resume", f"{out} holds no audit run to continue (no {MANIFEST}); check --out, or drop --resume "
+                           "to start a new run there")
+        values = {**recorded, **values}
     return AuditConfig(**values).validate()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -33,6 +34,7 @@ CHOICES = {  # option -> its allowed values (the CLI's choices come from here to
     "compile": (None, *COMPILE_MODES), "maps_dtype": MAP_DTYPES,
 }
 TARGET_ERROR_MIN_SAMPLES = 8   # samples per image (per noisy σ) before --target-error may stop it
+INCONSISTENCY_DOWNSAMPLE = 5   # the inconsistency measure's area down-sampling (its default; docs/methods.md §6)
 RUNTIME_FIELDS = ("out", "resume", "batch_size", "num_workers", "quiet", "report", "config")
 
 
@@ -107,6 +109,10 @@ class AuditConfig:
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 fail(name, f"expected a positive integer, got {v!r}")
+        if self.size is not None and self.size < self.min_size():
+            why = (f" (the inconsistency measure down-samples by {INCONSISTENCY_DOWNSAMPLE} and needs 2 x 2 "
+                   "pixels)") if "inconsistency" in self.measures else " (a spectrum needs two frequency rings)"
+            fail("size", f"expected at least {self.min_size()} pixels{why}, got {self.size}")
         if self.erosion % 2 == 0:
             fail("erosion", "expected an odd window size")
         if not isinstance(self.fractions, int) or self.fractions < 2:
@@ -122,8 +128,12 @@ class AuditConfig:
             fail("sigmas", "expected a non-empty list of noise levels in [0, 1] (convex mixing)")
         if len(set(self.sigmas)) != len(self.sigmas):
             fail("sigmas", "contains duplicates")
-        if not self.noise_scale > 0 or not self.sg_sigma >= 0:
-            fail("noise_scale", "noise_scale must be > 0 and sg_sigma >= 0")
+        if not _real(self.noise_scale) or not 0 < self.noise_scale < math.inf:
+            fail("noise_scale", f"expected a finite number > 0, got {self.noise_scale!r}")
+        if not _real(self.sg_sigma) or not 0 <= self.sg_sigma < math.inf:
+            fail("sg_sigma", f"expected a finite number >= 0, got {self.sg_sigma!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
+            fail("seed", f"expected an integer 0 <= seed < 2^64, got {self.seed!r}")
         if self.normalize not in NORMALIZATIONS:
             fail("normalize", f"expected one of {list(NORMALIZATIONS)}, got {self.normalize!r}")
         self._check_mean_std()
@@ -137,6 +147,11 @@ class AuditConfig:
         if not isinstance(self.panels, int) or self.panels < 0:
             fail("panels", f"expected a non-negative integer, got {self.panels!r}")
         return self
+
+    def min_size(self) -> int:
+        """The smallest --size the measures can use: 2 (a spectrum needs two frequency rings), and with the
+        inconsistency measure 2 × its down-sampling factor (it compares at least 2 × 2 down-sampled pixels)."""
+        return 2 * INCONSISTENCY_DOWNSAMPLE if "inconsistency" in self.measures else 2
 
     def _check_target_error(self) -> None:
         """--target-error E in (0, 1); its cap (--max-samples, else --samples) >= the minimum samples."""
@@ -212,6 +227,10 @@ class AuditConfig:
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         return self.device.split(":")[0]
+
+
+def _real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _data_identity(data: str) -> str:

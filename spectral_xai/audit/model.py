@@ -243,12 +243,14 @@ def _hash_tensor(h, t: torch.Tensor) -> None:
 
 
 def model_fingerprint(cfg: AuditConfig | None, model: nn.Module) -> str:
-    """sha256 hex digest of the loaded model: its class name, then every state_dict entry in name order
+    """sha256 hex digest of the loaded model: its class name; its code (:func:`_hash_code`: the module tree's
+    structure, its classes' source, the factory's source file); then every state_dict entry in name order
     (name, dtype, shape, bytes); for a .pt2 or TorchScript file also the file's bytes (the program).  Equal
-    digests: the same weights in the same architecture class; any changed weight changes it.  ``cfg`` None:
-    a model object (no file)."""
+    digests: the same weights in the same code; any changed weight, layer or line of the model's code changes
+    it.  ``cfg`` None: a model object (no file)."""
     h = hashlib.sha256()
     h.update(f"{type(model).__qualname__}/{type(_inner(model)).__qualname__}\n".encode())
+    _hash_code(h, cfg, model)
     state = model.state_dict()
     for name in sorted(state):
         t = state[name]
@@ -259,10 +261,51 @@ def model_fingerprint(cfg: AuditConfig | None, model: nn.Module) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
         _hash_tensor(h, t if t.layout == torch.strided else t.to_dense())
     if cfg is not None and model_kind(cfg.model) in ("pt2", "script"):       # a .pt2 / TorchScript file
-        with open(cfg.model, "rb") as f:
-            for block in iter(lambda: f.read(_CHUNK), b""):
-                h.update(block)
+        _hash_file(h, cfg.model)
     return h.hexdigest()
+
+
+def _hash_file(h, path) -> None:
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            h.update(block)
+
+
+def _hash_code(h, cfg: AuditConfig | None, model: nn.Module) -> None:
+    """The model's code into ``h``: the module tree's ``repr`` (layers and their settings, memory addresses
+    removed), the source of every class in the tree that is not torch's or this library's
+    (``inspect.getsource``, where Python can find it), and for ``module:factory`` / ``file.py:factory`` the
+    factory module's source file."""
+    import inspect
+    import re
+
+    h.update(b"structure\n" + re.sub(r" at 0x[0-9a-fA-F]+", "", repr(model)).encode() + b"\n")
+    for cls in sorted({type(m) for m in model.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
+        if cls.__module__.split(".")[0] in ("torch", "spectral_xai"):      # the framework, this library
+            continue
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):                # defined in a REPL, or its module is not importable by name
+            source = "?"
+        h.update(f"class {cls.__module__}.{cls.__qualname__}\n{source}\n".encode())
+    path = _factory_file(cfg.model) if cfg is not None and model_kind(cfg.model) == "factory" else None
+    if path is not None:
+        h.update(b"factory file\n")
+        _hash_file(h, path)
+
+
+def _factory_file(spec: str) -> Path | None:
+    """The source file of the module of ``module:factory`` / ``file.py:factory``, or None when not found."""
+    module_name = spec.rpartition(":")[0]
+    if module_name.endswith(".py"):
+        path = Path(module_name).expanduser()
+    else:
+        try:
+            found = importlib.util.find_spec(module_name)
+        except (ImportError, ValueError):
+            return None
+        path = Path(found.origin) if found is not None and found.origin else None
+    return path if path is not None and path.is_file() else None
 
 
 def model_classes(cfg: AuditConfig, model: nn.Module, dataset) -> list[str] | None:

@@ -48,3 +48,9 @@ def duration(seconds: float) -> str:
 def log(cfg: AuditConfig, ranks: distributed.Ranks, msg: str) -> None:
     if ranks.is_main and not cfg.quiet:
         print(msg, flush=True)
+
+
+def warn(ranks: distributed.Ranks, msg: str) -> None:
+    """A warning line on rank 0's stderr, also with --quiet."""
+    if ranks.is_main:
+        print(f"spectral_xai audit: warning: {msg}", file=sys.stderr, flush=True)

@@ -18,10 +18,11 @@ from . import distributed
 from .compute import audit_batch, failed_row
 from .config import AuditConfig
 from .errors import fail
-from .progress import Progress, log
-from .rundir import RunDirError, check_items, check_run_dir, new_manifest, record_session
+from .progress import Progress, log, warn
+from .rundir import (RunDirError, WithDigests, check_items, check_run_dir, checks_content, loader_workers, locked,
+                     new_manifest, record_session)
 from .sources import AuditBatch, collate, open_dataset
-from .store import finished_shards, merge_table, remove_stale_temporaries, shard_spans, write_shard
+from .store import finished_shards, merge_table, remove_stale_temporaries, shard_path, shard_spans, write_shard
 
 __all__ = ["RunDirError", "open_dataset", "run_audit"]
 
@@ -136,20 +137,34 @@ def _run(cfg: AuditConfig, ranks: distributed.Ranks, given_dataset=None, given_m
     dataset, model, classes, fingerprint = _prepare(cfg, ranks, device, given_dataset, given_model, dataset_id)
     spans = shard_spans(len(dataset), cfg.shard_size)
     run_dir = Path(cfg.out)
-    problem = None
-    if ranks.is_main:
-        try:
-            manifest = new_manifest(cfg, dataset, classes, len(spans), ranks.world, device, fingerprint)
-            problem = check_run_dir(cfg, manifest)
-            remove_stale_temporaries(run_dir)
-        except OSError as err:
-            problem = f"cannot use {run_dir}: {err}"
-    problem = distributed.broadcast(ranks, problem)
-    if problem:
-        raise RunDirError(f"spectral_xai audit: {problem}")
-    done = finished_shards(run_dir, spans)
+    with contextlib.ExitStack() as held:
+        problem = None
+        if ranks.is_main:                       # rank 0 holds the run directory's lock for the whole run
+            try:
+                held.enter_context(locked(run_dir))
+                manifest = new_manifest(cfg, dataset, classes, len(spans), ranks.world, device, fingerprint)
+                problem = check_run_dir(cfg, manifest)
+                if not problem:
+                    remove_stale_temporaries(run_dir)
+            except RunDirError as err:
+                problem = str(err).removeprefix("spectral_xai audit: ")
+            except OSError as err:
+                problem = f"cannot use {run_dir}: {err}"
+        problem = distributed.broadcast(ranks, problem)
+        if problem:
+            raise RunDirError(f"spectral_xai audit: {problem}")
+        return _run_locked(cfg, ranks, device, dataset, model, spans, run_dir)
+
+
+def _run_locked(cfg: AuditConfig, ranks: distributed.Ranks, device, dataset, model, spans, run_dir: Path) -> dict:
+    """The run in a run directory that can take it (rank 0 holds its lock): the pending shards, the table,
+    the report."""
+    done, broken = finished_shards(run_dir, spans, cfg.key())
+    for span, why in broken.items():
+        warn(ranks, f"shard {shard_path(run_dir, span)} does not open (truncated or empty? {why}); it is computed "
+                    "again")
     mine = [span for k, span in enumerate(spans) if k % ranks.world == ranks.rank]
-    if dataset.checks_items and done:
+    if checks_content(dataset) and done:
         problems = distributed.gather(ranks, check_items(cfg, dataset, run_dir, [s for s in mine if s in done]))
         problem = next((p for p in problems if p), None)
         if problem:
@@ -183,10 +198,10 @@ def _run(cfg: AuditConfig, ranks: distributed.Ranks, given_dataset=None, given_m
 
 def _process(cfg, ranks, device, model, dataset, run_dir, pending, n_pending) -> dict:
     """Compute and write this rank's pending shards; returns images, shards and seconds spent."""
-    workers = cfg.num_workers if cfg.num_workers is not None else (0 if dataset.root is None else 2)
+    workers = loader_workers(cfg, dataset)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=[list(range(a, b)) for a, b in pending], collate_fn=collate, num_workers=workers,
-        pin_memory=device.type == "cuda", prefetch_factor=2 if workers > 0 else None)
+        WithDigests(dataset), batch_sampler=[list(range(a, b)) for a, b in pending], collate_fn=collate,
+        num_workers=workers, pin_memory=device.type == "cuda", prefetch_factor=2 if workers > 0 else None)
     dtype = getattr(torch, cfg.dtype)
     # Every image has the same size: probe the model's memory per row once for the whole run.
     probe = torch.zeros(1, 1 if cfg.grayscale else 3, cfg.size, cfg.size, device=device, dtype=dtype)
@@ -195,26 +210,33 @@ def _process(cfg, ranks, device, model, dataset, run_dir, pending, n_pending) ->
     t0 = time.perf_counter()
     # Shards are written by one background thread while the next shard computes; at most two writes
     # are pending (bounded memory).  A write lost to a crash leaves no file: the shard is redone on resume.
+    # The progress counts a shard once its write has succeeded.
     bar = Progress(n_pending, len(pending), cfg, ranks)
     with contextlib.closing(bar), ThreadPoolExecutor(1, thread_name_prefix="shard-writer") as io:
-        pending_writes: list = []
+        writes: list = []                                   # (future, images) in submission order
+
+        def settle(keep: int) -> None:
+            """Wait for the oldest writes until at most ``keep`` are pending, and count every finished one."""
+            while writes and (len(writes) > keep or writes[0][0].done()):
+                future, n = writes.pop(0)
+                future.result()                             # a failed write raises here, before it is counted
+                stats["images"] += n
+                stats["shards"] += 1
+                bar.update(n)
+
         for span, batch in zip(pending, loader):
             tc = time.perf_counter()
             rows, tensors = _shard(cfg, model, device, dtype, dataset, batch, batch_size)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             stats["compute_seconds"] += time.perf_counter() - tc
-            while len(pending_writes) >= 2:
-                pending_writes.pop(0).result()
+            settle(1)
             meta = {"key": cfg.key(), "span": list(span)}
             if batch.digests is not None:
-                meta["digests"] = batch.digests                 # a user's items: checked on resume
-            pending_writes.append(io.submit(write_shard, run_dir, span, tensors, rows, meta))
-            stats["images"] += len(rows)
-            stats["shards"] += 1
-            bar.update(len(rows))
-        for f in pending_writes:
-            f.result()
+                meta["digests"] = batch.digests                 # checked on resume (:func:`.rundir.check_items`)
+            writes.append((io.submit(write_shard, run_dir, span, tensors, rows, meta), len(rows)))
+            settle(2)
+        settle(0)
     stats["seconds"] = time.perf_counter() - t0
     return stats
 

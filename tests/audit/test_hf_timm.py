@@ -173,6 +173,6 @@ def test_clear_errors_before_anything_is_written(files, tmp_path):
     assert not (tmp_path / "x").exists()
     normalised = [((torch.rand(3, 8, 8) - 0.5) / 0.2, 0)]
     with pytest.raises(ValueError, match=r"argument 'dataset'.*must be in \[0, 1\]"):
-        run_audit(AuditConfig(out=str(tmp_path / "y"), size=8, **TINY), dataset=normalised, model=audit_cnn())
+        run_audit(AuditConfig(out=str(tmp_path / "y"), size=10, **TINY), dataset=normalised, model=audit_cnn())
     with pytest.raises(TypeError, match="argument 'model'.*nn.Module"):
         run_audit(AuditConfig(out=str(tmp_path / "z"), **TINY), dataset=normalised, model=lambda x: x)

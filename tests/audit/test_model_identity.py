@@ -53,8 +53,10 @@ def _cli(*args, cwd):
 
 
 def _fingerprint_by_hand(model: nn.Module) -> str:
-    """The documented digest computed independently: class names, then (name, dtype, shape, bytes) sorted."""
+    """The documented digest computed independently: class names, the module tree's repr (torch's classes
+    only: no class source; no factory file), then (name, dtype, shape, bytes) sorted."""
     h = hashlib.sha256(f"{type(model).__qualname__}/{type(model).__qualname__}\n".encode())
+    h.update(f"structure\n{model!r}\n".encode())
     for name, t in sorted(model.state_dict().items()):
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
         h.update(t.detach().contiguous().numpy().tobytes())
