@@ -14,7 +14,7 @@ from ..store import read_shard_tensors, shard_path
 from .figures import arglens_image
 from .page import fmt
 
-FLAT_SHARE = 0.9          # an ArgLens map whose most frequent σ covers at least this share of pixels is "flat"
+FLAT_SHARE = 0.6          # an ArgLens map whose most frequent σ covers at least this share of pixels is "flat"
 
 
 def arglens_modal_share(run_dir, manifest, spans) -> dict[int, float]:
@@ -75,7 +75,7 @@ def arglens_warning(shares: dict[int, float], samples: int) -> str | None:
     shown = ", ".join(f"#{i}" for i in flat[:12]) + (" …" if len(flat) > 12 else "")
     return (f"ArgLens is not informative for {len(flat)} of {len(shares)} images ({shown}): one σ wins at "
             f"≥ {100 * FLAT_SHARE:.0f} % of their pixels (median over all images "
-            f"{100 * float(np.median(list(shares.values()))):.0f} %), so their ArgLens panel is one flat colour. "
+            f"{100 * float(np.median(list(shares.values()))):.0f} %), so their ArgLens panel is mostly one colour. "
             f"ArgLens is the arg-max of noisy per-σ estimates ({samples} samples per σ): where one σ's SG² "
             "dominates every pixel, it only repeats σ*; more samples make it stabler (docs/methods.md §2).")
 

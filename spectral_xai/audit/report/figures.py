@@ -92,7 +92,7 @@ def panels(run_dir, manifest, table, methods, spans) -> str:
         cls = class_name(classes, row["target"])
         width = max(12, int(w * 9))                                # characters of 7-pt text over the panel
         short = name if len(name) <= width else "…" + name[-(width - 1):]
-        said = _wrapped(f"{cls} ({row['confidence']:.2f})", width, 2)
+        said = f"{_wrapped(cls, width, 2)} ({row['confidence']:.2f})"
         axes[r, 0].set_title(f"#{i} {short}\n{said}", fontsize=7)
         for c, m in enumerate(kept, start=1):
             if i in maps[m]:

@@ -25,7 +25,8 @@ td.wrap{white-space:normal}h3{margin-bottom:4px}#method-table th{white-space:nor
 #method-table{width:100%;font-size:0.8em}#method-table td{white-space:normal}
 #method-table td.est{min-width:12em;max-width:16em}
 .warn{border-left:4px solid #d9822b;background:#fdf6ec;padding:4px 12px;margin:12px 0}.warn li{margin:4px 0}
-details{margin:6px 0}summary{cursor:pointer;color:#333}table.per-method{font-size:0.82em}
+#rows-table{font-size:0.78em}#rows-table th{white-space:normal}
+#rows-table td.l{white-space:normal;overflow-wrap:anywhere}details{margin:6px 0}summary{cursor:pointer;color:#333}table.per-method{font-size:0.82em}
 #data-dictionary td{vertical-align:top}
 """
 

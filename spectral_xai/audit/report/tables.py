@@ -184,6 +184,8 @@ def _cell(r, c, classes) -> str:
     v = r[c]
     if isinstance(v, str):
         return f"<td class='l'>{html.escape(v)}</td>"
+    if isinstance(v, (bool, np.bool_)):
+        return f"<td>{'yes' if v else 'no'}</td>"
     return "<td>–</td>" if v is None else f"<td>{fmt(v)}</td>"
 
 
@@ -195,8 +197,8 @@ def rows_table(table, classes, methods, dictionary: dict, limit=200) -> str:
         show["top5"] = None
     groups = _row_groups(list(show.columns))
     top = "".join(f"<th colspan='{len(cs)}'>{html.escape(g)}</th>" for g, cs in groups)
-    sub = "".join(f"<th title='{html.escape(dictionary.get(c, ''), quote=True)}'>{html.escape(t)}</th>"
-                  for _, cs in groups for c, t in cs)
+    sub = "".join(f"<th title='{html.escape(dictionary.get(c, ''), quote=True)}'>"
+                  f"{html.escape(t).replace('_', '_<wbr>')}</th>" for _, cs in groups for c, t in cs)
     cols = [c for _, cs in groups for c, _ in cs]
     body = "".join("<tr>" + "".join(_cell(r, c, classes) for c in cols) + "</tr>" for _, r in show.iterrows())
     more = f"<p class='note'>First {limit} of {len(table)} rows; all in metrics.parquet.</p>" \
