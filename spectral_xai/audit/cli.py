@@ -132,6 +132,9 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
                    help="what removed pixels become in deletion/insertion: a blurred copy or black")
     g.add_argument("--erosion", type=int, help="erosion window of removed pixels (odd)")
     g.add_argument("--fractions", type=int, help="removal fractions 0..1")
+    g.add_argument("--gap-exclude-dc", action="store_true", dest="gap_exclude_dc",
+                   help="ΔEF columns (<m>_gap, <m>_gap_unranked) from EFs without the DC ring (rank "
+                        "normalisation puts most power there; the unranked ΔEF is <m>_gap_unranked)")
     g = p.add_argument_group("output")
     g.add_argument("--keep-maps", type=_names, dest="keep_maps", help="methods whose maps are stored (default: all)")
     g.add_argument("--maps-dtype", choices=list(MAP_DTYPES), dest="maps_dtype", help="stored maps' dtype")

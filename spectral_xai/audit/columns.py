@@ -89,6 +89,17 @@ _IMAGE = (
     _image("entropy", "float64", "predictive entropy of the clean image's softmax, in nats", group="prediction"),
     _image("sigma_opt", "float64", "σ* of the SpectralLens grid that maximises CS(σ) = (σ·s)^2.5·‖E_σ[g²]‖₁",
            measure="sigma_opt", group="SpectralLens grid"),
+    _image("sigma_opt_at_edge", "bool", "σ* is the largest or smallest admissible σ of the grid (docs/methods.md "
+                                        "§3): CS(σ) has not turned inside the grid, so σ* is the grid's end, not an "
+                                        "optimum, and SG²_opt there may be a map of the noise; null for failed images",
+           measure="sigma_opt", group="SpectralLens grid"),
+    _image("sl2_image_independent", "float64", "share of ‖SL²‖₁ carried by the σ of the grid at which the "
+                                               "perturbed input no longer depends on the image (σ = 1 of convex "
+                                               "mixing, sx.admissible_sigmas): Σ w_j‖G_j‖₁ over those σ / "
+                                               "Σ w_j‖G_j‖₁, "
+                                               "the part of SL² that is the same for every image (docs/methods.md "
+                                               "§2); 0 when the grid has no such σ",
+           measure="sigma_opt", group="SpectralLens grid"),
     _image("inconsistency", "float64", "1 − mean cosine similarity between the per-σ SG² maps of the grid",
            measure="inconsistency", group="SpectralLens grid"),
     _image("top5_classes", "list<int64>", "the model's 5 most probable classes on the clean image, most probable "
@@ -139,6 +150,15 @@ _PER_METHOD = (
             measure="gap", plugin="gap_plugin", short="ΔEF", summary="ΔEF vs VG (rank-normalised)"),
     _method("gap_plugin", "float64", "ΔEF from the plug-in EFs; equals <method>_gap for maps without halves",
             measure="gap", short="ΔEF plug-in"),
+    _method("gap_unranked", "float64", "ΔEF of the maps as they are, |EF_unranked(method) − "
+                                       "EF_unranked(VanillaGrad)|, "
+                                       "with <method>_ef_unranked's estimator (cross spectrum of the halves where "
+                                       "the map has them): separates methods better than the rank-normalised "
+                                       "ΔEF; 0 for vg",
+            measure="gap", plugin="gap_unranked_plugin", short="ΔEF unr.",
+            summary="ΔEF vs VG (map as is)"),
+    _method("gap_unranked_plugin", "float64", "<method>_gap_unranked from the plug-in EFs; equals it for maps "
+                                              "without halves", measure="gap", short="ΔEF unr. plug-in"),
     _method("deletion", "float64", "deletion AUC of the target probability over the removed fraction, most "
                                    "relevant pixels first (lower is better); not for al (a scale map)",
             measure="deletion", ranked=True, short="del AUC", summary="deletion AUC ↓", better="min"),

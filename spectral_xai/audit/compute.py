@@ -80,11 +80,26 @@ def audit_batch(model, x: torch.Tensor, ids: torch.Tensor, labels: list[int | No
     columns_of.update(per_image)
     for k, v in columns_of.items():
         v = v.detach().cpu()
-        for row, val in zip(rows, (v.long() if columns.spec(k).dtype == "int64" else v.double()).tolist()):
+        for row, val in zip(rows, _typed(v, columns.spec(k).dtype).tolist()):
             row[k] = val
     for row, t, k, p in zip(rows, target.tolist(), top.indices.tolist(), top.values.tolist()):
         row.update(target=int(t), top5_classes=k, top5_probs=p)
     return rows, tensors
+
+
+def _typed(v: torch.Tensor, dtype: str) -> torch.Tensor:
+    """A column's values (b,) as the tensor type of its dictionary dtype (int64, bool, else float64)."""
+    return v.long() if dtype == "int64" else v.bool() if dtype == "bool" else v.double()
+
+
+def sl2_image_independent(per_sigma: torch.Tensor, weights: torch.Tensor, admissible: torch.Tensor) -> torch.Tensor:
+    """Share of ‖SL²‖₁ = Σ_j w_j‖G_j‖₁ carried by the σ that are not admissible (the perturbed input no
+    longer depends on the image): per_sigma G (b, S, S', S') ≥ 0, weights (S,), admissible (S,) or (b, S)
+    bool -> (b,) float64 (0 where SL² is all zero)."""
+    mass = weights.to(per_sigma.device, torch.float64) * per_sigma.double().flatten(2).sum(-1)     # (b, S)
+    total = mass.sum(dim=1)
+    fixed = (mass * (~admissible).to(per_sigma.device, torch.float64)).sum(dim=1)     # admissible (S,) or (b, S)
+    return torch.where(total > 0, fixed / total.clamp_min(torch.finfo(torch.float64).tiny), 0.0)
 
 
 def _stopping(cfg: AuditConfig) -> dict:
@@ -153,6 +168,8 @@ def _lens_maps(model, x, target, ids_dev, cfg: AuditConfig, batch_size) -> tuple
             maps[m] = lens_maps[m]
     if "sigma_opt" in cfg.measures:
         per_image["sigma_opt"] = star.sigma
+        per_image["sigma_opt_at_edge"] = star.at_edge
+        per_image["sl2_image_independent"] = sl2_image_independent(per_sigma, res.weights, star.admissible)
     if "inconsistency" in cfg.measures:
         per_image["inconsistency"] = inconsistency(per_sigma)
     return maps, per_image
@@ -167,7 +184,7 @@ def _measures(model, x, target, maps: dict[str, AuditMap], vg, cfg: AuditConfig,
     fractions = torch.linspace(0, 1, cfg.fractions, dtype=torch.float64)
     for m, am in maps.items():
         mp = am.map.detach()
-        columns_of.update(ef_columns(m, am, cfg.measures, vg))
+        columns_of.update(ef_columns(m, am, cfg.measures, vg, cfg.gap_exclude_dc))
         if METHODS[m].ranks_pixels and ("deletion" in cfg.measures or "insertion" in cfg.measures):
             di = deletion_insertion(model, x, mp, target, fractions=fractions, erosion=cfg.erosion,
                                     baseline=cfg.deletion_baseline, batch_size=batch_size)

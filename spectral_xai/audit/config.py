@@ -72,6 +72,7 @@ class AuditConfig:
     deletion_baseline: str = "blur"
     erosion: int = 1
     fractions: int = 21
+    gap_exclude_dc: bool = False    # ΔEF columns from EFs without the DC ring (docs/methods.md §7)
     keep_maps: list[str] | None = None
     maps_dtype: str = "float16"
     panels: int = 8
@@ -113,6 +114,8 @@ class AuditConfig:
             why = (f" (the inconsistency measure down-samples by {INCONSISTENCY_DOWNSAMPLE} and needs 2 x 2 "
                    "pixels)") if "inconsistency" in self.measures else " (a spectrum needs two frequency rings)"
             fail("size", f"expected at least {self.min_size()} pixels{why}, got {self.size}")
+        if not isinstance(self.gap_exclude_dc, bool):
+            fail("gap_exclude_dc", f"expected true or false, got {self.gap_exclude_dc!r}")
         if self.erosion % 2 == 0:
             fail("erosion", "expected an odd window size")
         if not isinstance(self.fractions, int) or self.fractions < 2:
@@ -216,6 +219,8 @@ class AuditConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
         d["device"] = self.resolved_device_type()
         d["data"] = _data_identity(self.data)
+        if not d["gap_exclude_dc"]:          # added later: runs recorded without it keep their key
+            del d["gap_exclude_dc"]
         return d
 
     def key(self) -> str:

@@ -61,10 +61,12 @@ def _no_halves_error(am: AuditMap) -> torch.Tensor:
     return am.rel_error.new_full((am.map.shape[0],), 0.0 if am.kind == "deterministic" else math.nan)
 
 
-def ef_columns(method: str, am: AuditMap, measures, vg: torch.Tensor | None) -> dict[str, torch.Tensor]:
+def ef_columns(method: str, am: AuditMap, measures, vg: torch.Tensor | None,
+               exclude_dc: bool = False) -> dict[str, torch.Tensor]:
     """The EF and ΔEF columns of one method, ``<method>_<key>`` -> (b,): ef, ef_unranked (corrected where the
     map has halves), ef_mc_error, ef_unranked_mc_error, ef_plugin, ef_unranked_plugin ("ef" in
-    ``measures``); gap, gap_plugin ("gap"; ``vg`` the (b, S, S) VanillaGrad maps, deterministic)."""
+    ``measures``); gap, gap_plugin, gap_unranked, gap_unranked_plugin ("gap"; ``vg`` the (b, S, S)
+    VanillaGrad maps, deterministic; ``exclude_dc``: the ΔEF's EFs without the DC ring)."""
     mp = am.map.detach().float()
     halves = None if am.halves is None else tuple(h.detach().float() for h in am.halves)
     out = {}
@@ -80,9 +82,11 @@ def ef_columns(method: str, am: AuditMap, measures, vg: torch.Tensor | None) -> 
                 ef_a, ef_b = (expected_frequency(h, rank_normalize=ranked).double() for h in halves)
                 out[f"{key}_mc_error"] = (ef_a - ef_b).abs() / 2
     if "gap" in measures:
-        out["gap_plugin"] = explanation_gap(vg.float(), mp)
-        out["gap"] = out["gap_plugin"] if halves is None else explanation_gap(vg.float(), halves[0],
-                                                                                method_b=halves[1])
+        for key, ranked in (("gap", True), ("gap_unranked", False)):
+            opts = dict(rank_normalize=ranked, exclude_dc=exclude_dc)
+            out[f"{key}_plugin"] = explanation_gap(vg.float(), mp, **opts)
+            out[key] = out[f"{key}_plugin"] if halves is None else explanation_gap(vg.float(), halves[0],
+                                                                                    method_b=halves[1], **opts)
     return {f"{method}_{k}": v for k, v in out.items()}
 
 

@@ -140,7 +140,7 @@ def _arrow_type(name: str):
 
     if name.startswith("list<"):
         return pa.list_(_arrow_type(name[5:-1]))
-    return getattr(pa, name)()
+    return getattr(pa, "bool_" if name == "bool" else name)()
 
 
 def table_schema(methods: list[str], measures: list[str]):

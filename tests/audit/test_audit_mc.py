@@ -9,6 +9,7 @@ import torch
 import spectral_xai as sx
 from spectral_xai.audit import AuditConfig, RunDirError, run_audit
 from spectral_xai.audit.sources.folders import FolderDataset
+from spectral_xai.audit.mc import AuditMap, ef_columns
 from spectral_xai.audit.store import DATA_DICTIONARY
 
 from helpers import AUDIT_MODEL, audit_cli, audit_cnn
@@ -74,6 +75,11 @@ def _check_ef_columns(table, m, a, b, mp, vg):
                                rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(_col(table, f"{m}_gap_plugin"), sx.explanation_gap(vg, mp).double().numpy(),
                                rtol=1e-5, atol=1e-8)
+    unranked = (_numpy_cross_ef(a, b) - ef(vg, rank_normalize=False).double().numpy()).__abs__()
+    np.testing.assert_allclose(_col(table, f"{m}_gap_unranked"), unranked, rtol=1e-4, atol=1e-8)
+    np.testing.assert_allclose(_col(table, f"{m}_gap_unranked_plugin"),
+                               (ef(mp, rank_normalize=False).double() - ef(vg, rank_normalize=False).double())
+                               .abs().numpy(), rtol=1e-5, atol=1e-8)
     assert not np.allclose(_col(table, f"{m}_ef_unranked"), _col(table, f"{m}_ef_unranked_plugin"))
 
 
@@ -100,6 +106,11 @@ def test_lens_columns_equal_direct_calls_on_the_halves(audit):
     np.testing.assert_allclose(_col(table, "sl2_rel_error"), res.rel_error.double().numpy(), rtol=1e-6)
     star = sx.sigma_star(res.per_sigma, res.sigmas, 0.3)
     assert _col(table, "sigma_opt").tolist() == star.sigma.tolist() and (star.index > 0).all()
+    # σ* = 0.5, the largest admissible σ of the grid (σ = 1 is not): at the edge, as sigma_star says
+    assert table["sigma_opt_at_edge"].tolist() == star.at_edge.tolist() == [True] * N
+    g = res.per_sigma.double().flatten(2).sum(-1).numpy() * res.weights.double().numpy()     # w_j ‖G_j‖₁
+    np.testing.assert_allclose(_col(table, "sl2_image_independent"), g[:, 2] / g.sum(1), rtol=1e-6)
+    assert (_col(table, "sl2_image_independent") > 0).all()
     at = (torch.arange(N), star.index)
     a, b = (h[at] for h in res.per_sigma_halves)              # SG²_opt: the per-σ halves at each image's σ*
     _check_ef_columns(table, "sg2opt", a, b, star.maps.float(), vg)
@@ -111,21 +122,21 @@ def test_lens_columns_equal_direct_calls_on_the_halves(audit):
 def test_maps_without_halves_keep_the_plug_in(audit):
     table = audit[0]
     for m in ("vg", "xig", "al"):
-        for key in ("ef", "ef_unranked", "gap"):
+        for key in ("ef", "ef_unranked", "gap", "gap_unranked"):
             assert table[f"{m}_{key}"].equals(table[f"{m}_{key}_plugin"]), (m, key)
     for m in ("vg", "xig"):                                     # deterministic: Monte Carlo error exactly 0
         for key in ("rel_error", "ef_mc_error", "ef_unranked_mc_error"):
             assert (table[f"{m}_{key}"] == 0).all(), (m, key)
     for key in ("rel_error", "ef_mc_error", "ef_unranked_mc_error"):     # ArgLens: not estimated
         assert table[f"al_{key}"].isna().all(), key
-    assert (table["vg_gap"] == 0).all()
+    assert (table["vg_gap"] == 0).all() and (table["vg_gap_unranked"] == 0).all()
 
 
 def test_new_columns_are_typed_and_described(audit):
     _, out, *_ = audit
     schema = pq.read_schema(out / "metrics.parquet")
     per_method = ["ef", "ef_unranked", "ef_mc_error", "ef_unranked_mc_error", "ef_plugin", "ef_unranked_plugin",
-                  "gap", "gap_plugin", "rel_error", "samples"]
+                  "gap", "gap_plugin", "gap_unranked", "gap_unranked_plugin", "rel_error", "samples"]
     assert [n for n in schema.names if n.startswith("sg2_")] == [f"sg2_{k}" for k in per_method]
     types = {f.name: str(f.type) for f in schema}
     for m in METHODS:
@@ -137,9 +148,42 @@ def test_new_columns_are_typed_and_described(audit):
     assert "|EF(A) − EF(B)|/2" in DATA_DICTIONARY["<method>_ef_mc_error"]
     assert "bias-reduced" in DATA_DICTIONARY["<method>_ef"] and "cross spectrum" in \
         DATA_DICTIONARY["<method>_ef_unranked"]
+    assert types["sigma_opt_at_edge"] == "bool" and types["sl2_image_independent"] == "double"
     t = pq.read_table(out / "metrics.parquet")
     rel = t.column("al_rel_error")          # not estimated: NaN in a float column, as failed images' measures
     assert rel.null_count == 0 and np.isnan(rel.to_numpy()).all()
+
+
+def test_gap_exclude_dc_leaves_the_dc_ring_out_of_both_gaps():
+    g = torch.Generator().manual_seed(0)
+    vg, a, b = (torch.rand(3, 12, 12, generator=g) for _ in range(3))
+    am = AuditMap((a + b) / 2, (a, b), torch.zeros(3, dtype=torch.float64), None, "halves")
+    ef = sx.expected_frequency
+    for exclude in (False, True):
+        cols = ef_columns("sg2", am, ["gap"], vg, exclude_dc=exclude)
+        for key, ranked in (("gap", True), ("gap_unranked", False)):
+            want = (ef(a, b, rank_normalize=ranked, exclude_dc=exclude).double()
+                    - ef(vg, rank_normalize=ranked, exclude_dc=exclude).double()).abs()
+            torch.testing.assert_close(cols[f"sg2_{key}"].double(), want, rtol=1e-5, atol=1e-9)
+            plug = (ef(am.map, rank_normalize=ranked, exclude_dc=exclude).double()
+                    - ef(vg, rank_normalize=ranked, exclude_dc=exclude).double()).abs()
+            torch.testing.assert_close(cols[f"sg2_{key}_plugin"].double(), plug, rtol=1e-5, atol=1e-9)
+    assert not torch.allclose(ef_columns("sg2", am, ["gap"], vg)["sg2_gap"],
+                              ef_columns("sg2", am, ["gap"], vg, exclude_dc=True)["sg2_gap"])
+
+
+def test_gap_exclude_dc_flag_reaches_the_configuration_and_keeps_old_keys(tmp_path):
+    from spectral_xai.audit.cli import config_from_args, add_audit_parser
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_audit_parser(parser.add_subparsers())
+    on = config_from_args(parser.parse_args(["audit", "skimage", "--out", str(tmp_path), "--gap-exclude-dc"]))
+    off = config_from_args(parser.parse_args(["audit", "skimage", "--out", str(tmp_path)]))
+    assert on.gap_exclude_dc is True and off.gap_exclude_dc is False and on.key() != off.key()
+    assert "gap_exclude_dc" not in off.key_fields()          # runs recorded before the option keep their key
+    with pytest.raises(ValueError, match="gap_exclude_dc"):
+        AuditConfig(gap_exclude_dc="yes").validate()
 
 
 def _stop_config(out, **kw) -> AuditConfig:

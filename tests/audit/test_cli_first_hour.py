@@ -244,7 +244,7 @@ def test_metrics_parquet_types_and_data_dictionary(work):
     assert r.returncode == 0, r.stderr
     schema = pq.read_schema(out / "metrics.parquet")
     ef = "ef ef_unranked ef_mc_error ef_unranked_mc_error ef_plugin ef_unranked_plugin"
-    gap = "gap gap_plugin"
+    gap = "gap gap_plugin gap_unranked gap_unranked_plugin"
     expected = ["index", "name", "status", "error", "label", "label_name", "target", "target_name", "confidence",
                 "entropy", "top5_classes", "top5_probs"] + [f"{m}_{k}" for m, ks in (
                     ("vg", f"{ef} {gap} deletion rel_error samples"), ("sg2", f"{ef} {gap} deletion rel_error samples"),

@@ -103,31 +103,72 @@ def test_title_names_the_run_model_and_data(run, page):
     assert page.title != "spectral_xai audit: audit"
 
 
-def test_ef_histograms_share_bins_and_count_whole_images(run, page):
+def test_ef_histograms_bin_each_method_on_its_own_range_and_count_whole_images(run, page):
     table = pd.read_parquet(run / "metrics.parquet")
     fig = json.loads(page.figures["fig-ef-histograms"]["data-figure"])
     assert set(fig) == {"ef", "ef_unranked"}
     for recipe, d in fig.items():
-        values = {m: table[f"{m}_{recipe}"].dropna().to_numpy() for m in METHODS}
-        plugin = {m: table[f"{m}_{recipe}_plugin"].to_numpy() for m in HALVES}      # drawn on the same bins
-        allv = np.concatenate(list(values.values()) + list(plugin.values()))
-        edges = np.asarray(d["edges"])
-        assert edges[0] == pytest.approx(allv.min()) and edges[-1] == pytest.approx(allv.max())
         assert set(d["counts"]) == set(METHODS) and set(d["plugin_counts"]) == set(HALVES)
-        for m, counts in d["counts"].items():
-            assert all(isinstance(c, int) for c in counts)
-            assert counts == np.histogram(values[m], bins=edges)[0].tolist()
-            assert sum(counts) == N_IMAGES
-        for m, counts in d["plugin_counts"].items():
-            assert counts == np.histogram(plugin[m], bins=edges)[0].tolist()
-        # error bars: the mean ± its standard error across images, and the rms per-image Monte Carlo error
         for m in METHODS:
-            v = values[m]
+            v = table[f"{m}_{recipe}"].dropna().to_numpy()
+            plugin = table[f"{m}_{recipe}_plugin"].to_numpy() if m in HALVES else np.empty(0)
+            both = np.concatenate([v, plugin])               # the plug-in values are drawn on the same bins
+            edges = np.asarray(d["edges"][m])
+            assert edges[0] == pytest.approx(both.min()) and edges[-1] == pytest.approx(both.max())
+            counts = d["counts"][m]
+            assert all(isinstance(c, int) for c in counts) and sum(counts) == N_IMAGES
+            assert counts == np.histogram(v, bins=edges)[0].tolist()
+            if m in HALVES:
+                assert d["plugin_counts"][m] == np.histogram(plugin, bins=edges)[0].tolist()
+            # error bars: the mean ± its standard error across images, and the rms per-image Monte Carlo error
             assert d["mean"][m] == pytest.approx(v.mean()) and d["se"][m] == pytest.approx(v.std(ddof=1) / 2)
         for m in HALVES:
             err = table[f"{m}_{recipe}_mc_error"].to_numpy()
             assert d["mc_error"][m] == pytest.approx(np.sqrt(np.mean(err**2))) and d["mc_error"][m] > 0
         assert d["mc_error"]["vg"] == 0 and np.isnan(d["mc_error"]["al"])
+
+
+def test_curves_have_a_standard_error_band_from_every_images_curve(run, page):
+    fig = json.loads(page.figures["fig-deletion-insertion"]["data-figure"])
+    t = {}
+    for span in ((0, 2), (2, 4)):
+        for k, v in read_shard_tensors(shard_path(run, span), prefix="curves/").items():
+            t.setdefault(k, []).append(v.double().numpy())
+    assert set(fig) == set(t) and "curves/vg/deletion" in fig
+    for k, parts in t.items():
+        v = np.concatenate(parts)
+        assert fig[k]["n"] == N_IMAGES
+        np.testing.assert_allclose(fig[k]["mean"], v.mean(0), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(fig[k]["se"], v.std(0, ddof=1) / np.sqrt(N_IMAGES), rtol=1e-6, atol=1e-12)
+
+
+def test_warnings_count_edge_images_and_quote_the_image_independent_share_of_sl2(run):
+    text = (run / "report.html").read_text(encoding="utf-8")
+    table = pd.read_parquet(run / "metrics.parquet")
+    assert table["sigma_opt_at_edge"].dtype == bool
+    k = int(table["sigma_opt_at_edge"].sum())
+    assert k == N_IMAGES                     # grid 0, 0.5, 1: σ = 1 is not admissible, σ* is an end of {0, 0.5}
+    warn = text[text.index("id='warnings'"):text.index("<h2>Run</h2>")]
+    assert f"end of the admissible grid for {k} of {N_IMAGES} images" in warn
+    share = table["sl2_image_independent"].to_numpy()
+    assert (share > 0).all() and (share < 1).all()
+    assert f"{100 * share.mean():.3g} ± {100 * share.std(ddof=1) / 2:.2g} % of ‖SL²‖₁" in warn
+
+
+def test_flat_arglens_maps_are_named_not_informative():
+    from spectral_xai.audit.report.checks import arglens_warning
+
+    assert arglens_warning({0: 0.5, 1: 0.59}, 16) is None
+    said = arglens_warning({0: 0.95, 1: 0.5, 2: 1.0}, 16)
+    assert "not informative for 2 of 3 images (#0, #2)" in said and "16 samples per σ" in said
+
+
+def test_arglens_colourbar_gives_each_sigma_its_own_slot(run):
+    import torch
+    from spectral_xai.audit.report.figures import arglens_image
+
+    idx, s = arglens_image(torch.tensor([[1.0, 0.5], [0.0, 0.4998]], dtype=torch.float16), [1.0, 0.0, 0.5])
+    assert s.tolist() == [0.0, 0.5, 1.0] and idx.tolist() == [[2, 1], [0, 1]]
 
 
 def test_plugin_ef_column_is_the_ef_of_the_stored_map(run, page):
@@ -214,11 +255,22 @@ def test_per_image_table_has_grouped_headers_and_one_class_column(page):
     groups, subs, *rows = page.tables["rows-table"]
     assert sum(int(c[1]["colspan"]) for c in groups) == len(subs)
     names = [c[2] for c in groups]
-    assert names[:3] == ["image", "prediction", "SpectralLens grid"] and names[3:] == ["VG", "SG²", "SL²",
-                                                                                      "ArgLens"]
+    assert names == ["image", "prediction", "SpectralLens grid"]
     heads = [c[2] for c in subs]
-    assert "class" not in heads and heads.count("target_name") == 1
+    assert "class" not in heads and heads.count("target_name") == 1 and "sigma_opt_at_edge" in heads
     assert len(rows) == N_IMAGES and all(len(r) == len(subs) for r in rows)
+
+
+def test_per_method_measures_are_images_by_methods_tables(run, page):
+    table = pd.read_parquet(run / "metrics.parquet")
+    for key in ("ef", "ef_unranked_mc_error", "gap_unranked", "samples"):
+        head, *rows = page.tables[f"rows-{key}"]
+        assert [c[2] for c in head] == ["#", "name", "VG", "SG²", "SL²", "ArgLens"]
+        for (_, r), cells in zip(table.iterrows(), rows):
+            assert int(cells[0][2]) == r["index"] and cells[1][2] == r["name"]
+            for m, c in zip(METHODS, cells[2:]):
+                v = r[f"{m}_{key}"]
+                assert c[2] == "–" if not np.isfinite(v) else float(c[2]) == pytest.approx(v, rel=1e-3)
 
 
 def test_top5_is_the_softmax_top5_with_class_names(run, page):
@@ -236,8 +288,14 @@ def test_top5_is_the_softmax_top5_with_class_names(run, page):
 
 def test_data_dictionary_lists_every_column_with_the_tables_description(run, page):
     described = json.loads(pq.read_schema(run / "metrics.parquet").metadata[b"spectral_xai.data_dictionary"])
-    rows = {r[0][2]: r[1][2] for r in page.tables["data-dictionary"][1:]}
-    assert rows == described and "vg_ef_unranked" in rows and "top5_classes" in rows
+    rows = {r[0][2].split("\n")[0]: (r[0][2].split("\n")[1:], r[1][2]) for r in page.tables["data-dictionary"][1:]}
+    assert "<method>_ef_unranked" in rows and "top5_classes" in rows and "vg_ef_unranked" not in rows
+    for c, d in described.items():                          # each per-method description once, with its methods
+        key = next((k for k in rows if k.startswith("<method>_") and c.startswith(tuple(
+            f"{m}_" for m in METHODS)) and c.split("_", 1)[1] == k.split("_", 1)[1]), c)
+        assert rows[key][1] == d, c
+    assert rows["<method>_ef"][0] == [", ".join(METHODS)]
+    assert rows["<method>_deletion"][0] == [", ".join(m for m in METHODS if m != "al")]
 
 
 def _constructed(deltas: dict[str, float], n=8, noise=0.1) -> tuple[pd.DataFrame, dict]:

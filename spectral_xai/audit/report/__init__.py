@@ -2,18 +2,21 @@
 panels, PNG for the plots, at most the page's width) built from manifest.json, metrics.parquet, sessions.json
 and the shards.  ``spectral-xai report RUN_DIR`` rebuilds it.
 
-Sections: run summary and every session (first run and resumes); per-method means ± standard error (EF of
+Sections: warnings (σ* at the end of the admissible grid, the image-independent share of SL², flat ArgLens
+maps; :mod:`.checks`); run summary and every session (first run and resumes); per-method means ± standard error (EF of
 the rank-normalised map and of the map as is, each with its per-image Monte Carlo error, ΔEF,
 deletion/insertion AUC, the map's relative Monte Carlo error, samples; each method's EF estimator in words;
 bold only where a Welch t-test says a method beats every other); per-image panels (file name, class and
 probability; image, SL², ArgLens shown as 1/(AL+1) with a σ scale, other maps, each with a colourbar); EF
 histograms on common bins per recipe (corrected EF, the plug-in EF as an outline, mean ± se); how much the
 plug-in EF was off (per method with halves); σ* distribution; inconsistency vs predictive entropy (ECCV24
-Fig. 11); mean deletion/insertion curves; failed images; the first rows of the table under grouped headers
-(with the clean top-5); the data dictionary of the table's columns (:mod:`..columns`).
+Fig. 11); mean deletion/insertion curves with their standard-error bands; failed images; the first rows of
+the table (per-image columns under grouped headers, with the clean top-5; then one images × methods table
+per per-method measure); the data dictionary, each per-method column once (:mod:`..columns`).
 
 Modules: :mod:`.tables` (method table, plug-in bias, rows, dictionary, sessions), :mod:`.figures` (panels,
-histograms, σ*, inconsistency, curves), :mod:`.page` (CSS, embedded figures, number formats).
+histograms, σ*, inconsistency, curves), :mod:`.page` (CSS, embedded figures, number formats),
+:mod:`.checks` (warnings).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from ...methods import label
 from ..mc import run_kinds
 from ..rundir import MANIFEST, REPORT, SESSIONS, SHARD_DIR, TABLE, read_manifest, read_sessions
 from ..store import atomic_write, shard_spans
+from .checks import warnings_html
 from .figures import FIGURES, curves, ef_histograms, inconsistency_figure, panels, sigma_histogram
 from .page import CSS, kv
 from .tables import (dictionary, dictionary_table, failed_table, method_table, plugin_bias_table, rows_table,
@@ -42,7 +46,8 @@ def _summary(manifest, table, run_dir: Path) -> dict:
         "model": cfg["model"], "data": f"{manifest['dataset']['source']} ({manifest['dataset']['n_images']} images, "
                                       f"fingerprint {manifest['dataset']['fingerprint'][:12]})",
         "images": f"{ok} audited, {len(table) - ok} failed", "size": f"{cfg['size']} px",
-        "methods": ", ".join(label(m) for m in cfg["methods"]), "measures": ", ".join(cfg["measures"]),
+        "methods": ", ".join(label(m) for m in cfg["methods"]),
+        "measures": ", ".join(cfg["measures"]) + ("; ΔEF without the DC ring" if cfg.get("gap_exclude_dc") else ""),
         "sampling": f"{cfg['samples']} samples per σ, σ ∈ {cfg['sigmas']}, noise scale {cfg['noise_scale']}, "
                     f"prior {cfg['prior']}; SG std {cfg['sg_sigma']}; seed {cfg['seed']}",
         "device": f"{manifest['key_fields']['device']} ({hardware}), "
@@ -82,6 +87,7 @@ def build_report(run_dir: str | Path) -> Path:
         f"<style>{CSS}</style></head><body>",
         f"<h1>Explanation audit: {html.escape(cfg['model'])} on {html.escape(source)}</h1><p class='sub'>"
         f"run {html.escape(run_dir.name)} · {ok} images · spectral_xai</p>",
+        warnings_html(table, run_dir, manifest, spans),
         "<h2>Run</h2>", kv(_summary(manifest, table, run_dir)), "<h3>Sessions</h3>", sessions_table(sessions),
         "<h2>Methods</h2>", method_table(table, methods, kinds),
         "<h2>Per-image maps</h2>", panels(run_dir, manifest, table, methods, spans),

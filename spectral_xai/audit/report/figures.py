@@ -34,20 +34,43 @@ def _panel_data(run_dir, manifest, methods, spans) -> tuple[dict, dict]:
     return images, maps
 
 
+def arglens_image(mp: torch.Tensor, sigmas) -> tuple[np.ndarray, np.ndarray]:
+    """An ArgLens map (S', S') of σ values as (grid index per pixel (S', S') int, the sorted grid (S,))."""
+    s = np.asarray(sorted(sigmas), dtype=float)
+    idx = np.abs(mp.double().numpy()[..., None] - s).argmin(axis=-1)         # float16 maps: the nearest σ
+    return idx, s
+
+
 def _draw_map(fig, ax, m: str, mp: torch.Tensor, sigmas) -> None:
-    """One map with its colourbar: ArgLens as 1/(AL+1) with ticks labelled by σ, others clipped."""
+    """One map with its colourbar: ArgLens in the authors' colours of 1/(AL+1) (bright where a small σ wins),
+    one evenly spaced colour slot per σ of the grid so that every label has room; others clipped."""
     if m == "al":
-        s = np.asarray(sorted(sigmas), dtype=float)
-        im = ax.imshow((1 / (mp + 1)).numpy(), cmap="viridis", vmin=1 / (s.max() + 1), vmax=1 / (s.min() + 1))
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+
+        idx, s = arglens_image(mp, sigmas)
+        shade = 1 / (s + 1)
+        lo, hi = shade.min(), shade.max()
+        cmap = ListedColormap(pyplot().get_cmap("viridis")((shade - lo) / (hi - lo) if hi > lo else shade * 0))
+        im = ax.imshow(idx, cmap=cmap, norm=BoundaryNorm(np.arange(len(s) + 1) - 0.5, len(s)))
         cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-        # 1/(σ+1) crowds the large σ together: label the ends and the middle only
-        ticks = s if len(s) <= 3 else s[np.linspace(0, len(s) - 1, 3).round().astype(int)]
-        cb.set_ticks(1 / (ticks + 1), labels=[f"σ={t:g}" for t in ticks])
+        ticks = np.arange(len(s)) if len(s) <= 5 else np.linspace(0, len(s) - 1, 4).round().astype(int)
+        cb.set_ticks(ticks, labels=[f"σ={s[t]:g}" for t in ticks])
     else:
         shown, kw = display_map(mp, signed=bool((mp < 0).any()))
         im = ax.imshow(shown.numpy(), **kw)
         cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, format="%.2g")
     cb.ax.tick_params(labelsize=7)
+
+
+def _wrapped(text: str, width: int, lines: int) -> str:
+    """``text`` wrapped at ``width`` characters, at most ``lines`` lines (the last one cut with …)."""
+    import textwrap
+
+    out = textwrap.wrap(text, width) or [""]
+    if len(out) > lines:
+        out = out[:lines]
+        out[-1] = out[-1][:width - 1] + "…"
+    return "\n".join(out)
 
 
 def panels(run_dir, manifest, table, methods, spans) -> str:
@@ -67,8 +90,10 @@ def panels(run_dir, manifest, table, methods, spans) -> str:
         row = rows.loc[i]
         name = str(row["name"])
         cls = class_name(classes, row["target"])
-        axes[r, 0].set_title(f"#{i} {name if len(name) <= 20 else '…' + name[-19:]}\n"
-                             f"{cls if len(cls) <= 16 else cls[:15] + '…'} ({row['confidence']:.2f})", fontsize=8)
+        width = max(12, int(w * 9))                                # characters of 7-pt text over the panel
+        short = name if len(name) <= width else "…" + name[-(width - 1):]
+        said = f"{_wrapped(cls, width, 2)} ({row['confidence']:.2f})"
+        axes[r, 0].set_title(f"#{i} {short}\n{said}", fontsize=7)
         for c, m in enumerate(kept, start=1):
             if i in maps[m]:
                 _draw_map(fig, axes[r, c], m, maps[m][i], manifest["config"]["sigmas"])
@@ -90,26 +115,41 @@ EF_RECIPES = tuple((c.key, c.histogram) for c in METHOD_COLUMNS if c.histogram) 
 _TWINS_OF = {c.key: (c.plugin, c.mc_error) for c in METHOD_COLUMNS if c.histogram}   # its plug-in, MC error
 
 
-def histogram_data(values: dict[str, np.ndarray], n_bins: int | None = None, extra=()) -> dict:
-    """Common bin edges over all methods' values (and the arrays of ``extra``, drawn on the same bins) and
-    each method's integer counts in them."""
-    allv = np.concatenate([v for v in values.values()] + [np.asarray(e, dtype=float) for e in extra])
-    n_bins = n_bins or min(30, max(8, sum(len(v) for v in values.values()) // (2 * max(1, len(values)))))
-    edges = np.histogram_bin_edges(allv, bins=n_bins)
-    return {"edges": edges.tolist(), "counts": {m: np.histogram(v, bins=edges)[0].astype(int).tolist()
-                                                for m, v in values.items()}}
+HIST_COLUMNS = 4                                      # histograms per figure row (each about 2.8 in wide)
+
+
+def histogram_data(values: np.ndarray, extra: np.ndarray | None = None, n_bins: int | None = None) -> dict:
+    """Bin edges over one method's values (and ``extra``, e.g. its plug-in values, drawn on the same bins) and
+    the integer counts of both: {edges, counts, extra_counts (None without extra)}."""
+    both = values if extra is None else np.concatenate([values, extra])
+    n_bins = n_bins or min(20, max(6, len(values) // 3))
+    edges = np.histogram_bin_edges(both, bins=n_bins)
+    count = (lambda v: np.histogram(v, bins=edges)[0].astype(int).tolist())
+    return {"edges": edges.tolist(), "counts": count(values), "extra_counts": None if extra is None else count(extra)}
 
 
 def _column(table, name) -> np.ndarray:
     return table[name].dropna().to_numpy(dtype=float) if name in table else np.empty(0)
 
 
-def ef_histograms(table, methods, manifest, kinds: dict[str, str] | None = None) -> str:
-    """One row per EF recipe, one histogram per method on the row's common bins: the corrected EF (bars),
-    the plug-in EF of maps with halves (outline), the dataset mean ± standard error (line and band) and the
-    rms per-image Monte Carlo error in the title."""
-    from matplotlib.ticker import MaxNLocator
+def _ticks(ax) -> None:
+    """At most 3 short x tick labels (3 significant digits, an offset where the values share leading digits)."""
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
+    ax.xaxis.set_major_locator(MaxNLocator(3))
+    fmt = ScalarFormatter(useOffset=True)
+    fmt.set_powerlimits((-2, 3))
+    ax.xaxis.set_major_formatter(fmt)
+    ax.xaxis.get_offset_text().set_fontsize(6)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+    ax.tick_params(labelsize=7)
+
+
+def ef_histograms(table, methods, manifest, kinds: dict[str, str] | None = None) -> str:
+    """Per EF recipe, one histogram per method on its own bins and x range (methods' EFs can differ by more
+    than their spread: a common range leaves single bars): the corrected EF (bars), the plug-in EF of maps
+    with halves (outline, same bins), the dataset mean ± standard error (line and band) and the rms
+    per-image Monte Carlo error in the title."""
     kinds = kinds or {}
     ok = table[table["status"] == "ok"] if "status" in table else table
     recipes = [(k, t, {m: _column(ok, f"{m}_{k}") for m in methods if _column(ok, f"{m}_{k}").size})
@@ -118,52 +158,51 @@ def ef_histograms(table, methods, manifest, kinds: dict[str, str] | None = None)
     if not recipes:
         return missing("ef-histograms", why_missing(manifest, "ef"))
     plt = pyplot()
-    ncols = max(len(v) for _, _, v in recipes)
+    ncols = min(HIST_COLUMNS, max(len(v) for _, _, v in recipes))
+    lines = [(k, t, list(vals)[j:j + ncols], vals) for k, t, vals in recipes for j in range(0, len(vals), ncols)]
     w = min(2.8, PAGE_WIDTH_IN / ncols)
-    fig, axes = plt.subplots(len(recipes), ncols, figsize=(w * ncols, 2.9 * len(recipes)), squeeze=False)
-    data = {}
-    for row, (k, title, vals) in zip(axes, recipes):
+    fig, axes = plt.subplots(len(lines), ncols, figsize=(w * ncols, 2.5 * len(lines)), squeeze=False)
+    data = {k: {"edges": {}, "counts": {}, "plugin_counts": {}, "mean": {}, "se": {}, "mc_error": {}}
+            for k, _, _ in recipes}
+    for row, (k, title, line, vals) in zip(axes, lines):
         plugin_key, error_key = _TWINS_OF[k]
-        plugin = {m: _column(ok, f"{m}_{plugin_key}") for m in vals if kinds.get(m) == "halves"}
-        plugin = {m: v for m, v in plugin.items() if v.size}
-        d = data[k] = histogram_data(vals, extra=plugin.values())
-        edges = np.asarray(d["edges"])
-        d["plugin_counts"] = {m: np.histogram(v, bins=edges)[0].astype(int).tolist() for m, v in plugin.items()}
-        d["mean"], d["se"], d["mc_error"] = {}, {}, {}
-        top = max(max(c) for c in list(d["counts"].values()) + list(d["plugin_counts"].values()))
-        for ax, m in zip(row, vals):
+        d = data[k]
+        for ax, m in zip(row, line):
             v = vals[m]
+            plug = _column(ok, f"{m}_{plugin_key}") if kinds.get(m) == "halves" else np.empty(0)
+            h = histogram_data(v, plug if plug.size else None)
+            edges = np.asarray(h["edges"])
+            d["edges"][m], d["counts"][m] = h["edges"], h["counts"]
             mean = float(v.mean())
             se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
             mc = rms(ok[f"{m}_{error_key}"]) if f"{m}_{error_key}" in ok else float("nan")
             d["mean"][m], d["se"][m], d["mc_error"][m] = mean, se, mc
-            ax.bar(edges[:-1], d["counts"][m], width=np.diff(edges), align="edge", color="#4c72b0",
-                   edgecolor="white", linewidth=0.6, label="corrected" if m in plugin else None)
-            if m in plugin:
-                ax.stairs(d["plugin_counts"][m], edges, color="#c44e52", linewidth=1.2, label="plug-in")
-                if m == next(iter(plugin)):
-                    ax.legend(fontsize=6, loc="upper left", frameon=False)
+            ax.bar(edges[:-1], h["counts"], width=np.diff(edges), align="edge", color="#4c72b0",
+                   edgecolor="white", linewidth=0.6, label="corrected" if plug.size else None)
+            if plug.size:
+                d["plugin_counts"][m] = h["extra_counts"]
+                ax.stairs(h["extra_counts"], edges, color="#c44e52", linewidth=1.2, label="plug-in")
+                ax.legend(fontsize=6, loc="upper right", frameon=False)
             if np.isfinite(se):
                 ax.axvspan(mean - se, mean + se, color="#222222", alpha=0.15, linewidth=0)
             ax.axvline(mean, color="#222222", linewidth=1)
-            ax.set_xlim(edges[0], edges[-1])
-            ax.set_ylim(0, top + 0.5)
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlim(edges[0], edges[-1]) if edges[-1] > edges[0] else None
             err = f"MC error {mc:.2g}/image" if np.isfinite(mc) else (
                 "MC error 0 (exact)" if kinds.get(m) == "deterministic" else "MC error not estimated")
-            ax.set_title(f"{label(m)}\n{mean:.3g} ± {se:.2g}\n{err}", fontsize=7)
+            ax.set_title(f"{label(m)}: {mean:.3g} ± {se:.2g}\n{err}", fontsize=7)
             ax.set_xlabel(title, fontsize=7)
             ax.set_ylabel("images", fontsize=7)
-            ax.tick_params(labelsize=7)
-            ax.locator_params(axis="x", nbins=4)
-        for ax in row[len(vals):]:
+            _ticks(ax)
+        for ax in row[len(line):]:
             ax.axis("off")
-    return figure("ef-histograms", fig, "Expected Frequency per image: one row per recipe, one histogram per "
-                                         "method on the row's common bins and x range. Bars: the corrected EF "
+    return figure("ef-histograms", fig, "Expected Frequency per image: per recipe (x label), one histogram per "
+                                         "method, each on its own bins and x range (compare the methods' means "
+                                         "in the Methods table). Bars: the corrected EF "
                                          "(bias-reduced rank EF / cross-spectrum EF where the map has halves, "
-                                         "else the plug-in); red outline: the plug-in EF of the same maps; line "
-                                         "and grey band: the mean over images ± its standard error; title: mean "
-                                         "± se and the rms per-image Monte Carlo error.", data=data)
+                                         "else the plug-in); red outline: the plug-in EF of the same maps on the "
+                                         "same bins; line and grey band: the mean over images ± its standard "
+                                         "error; title: mean ± se and the rms per-image Monte Carlo error.",
+                  data=data)
 
 
 def sigma_histogram(table, manifest) -> str:
@@ -199,13 +238,27 @@ def inconsistency_figure(table, manifest) -> str:
                                                  "entropy (ECCV24 Fig. 11).")
 
 
-def curves(run_dir, manifest, methods, spans) -> str:
-    sums, counts = {}, {}
+def curve_stats(run_dir, spans) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """{"curves/<m>/<kind>": (mean (Q,), standard error of the mean (Q,), images)} over every shard's curves."""
+    sums, squares, counts = {}, {}, {}
     for span in spans:
         for k, v in read_shard_tensors(shard_path(run_dir, span), prefix="curves/").items():
-            sums[k] = sums.get(k, 0) + v.double().sum(dim=0)
+            v = v.double()
+            sums[k] = sums.get(k, 0) + v.sum(dim=0)
+            squares[k] = squares.get(k, 0) + (v * v).sum(dim=0)
             counts[k] = counts.get(k, 0) + v.shape[0]
-    if not sums:
+    out = {}
+    for k, n in counts.items():
+        mean = (sums[k] / n).numpy()
+        var = ((squares[k] - n * torch.from_numpy(mean) ** 2) / (n - 1)).clamp_min(0).numpy() if n > 1 \
+            else np.full_like(mean, np.nan)
+        out[k] = (mean, np.sqrt(var / n), n)
+    return out
+
+
+def curves(run_dir, manifest, methods, spans) -> str:
+    stats = curve_stats(run_dir, spans)
+    if not stats:
         return missing("deletion-insertion", why_missing(manifest, "deletion"))
     plt = pyplot()
     q = np.linspace(0, 1, manifest["config"]["fractions"])
@@ -213,13 +266,19 @@ def curves(run_dir, manifest, methods, spans) -> str:
     for ax, kind in zip(axes, ("deletion", "insertion")):
         for m in methods:
             k = f"curves/{m}/{kind}"
-            if k in sums:
-                ax.plot(q, (sums[k] / counts[k]).numpy(), label=label(m))
+            if k in stats:
+                mean, se, _ = stats[k]
+                line, = ax.plot(q, mean, label=label(m))
+                if np.isfinite(se).all():
+                    ax.fill_between(q, mean - se, mean + se, color=line.get_color(), alpha=0.2, linewidth=0)
         ax.set_xlabel("fraction of pixels removed (MoRF)" if kind == "deletion" else "fraction of pixels inserted",
                       fontsize=8)
         ax.set_ylabel("mean target probability", fontsize=8)
         ax.set_title(kind, fontsize=9)
         ax.legend(fontsize=7)
-    return figure("deletion-insertion", fig, f"Mean deletion (↓ better) and insertion (↑ better) curves, "
+    n = max(v[2] for v in stats.values())
+    return figure("deletion-insertion", fig, f"Mean deletion (↓ better) and insertion (↑ better) curves over {n} "
+                                              "images, each with a band of ± one standard error of the mean; "
                                               f"{manifest['config']['deletion_baseline']} baseline, erosion "
-                                              f"{manifest['config']['erosion']}.")
+                                              f"{manifest['config']['erosion']}.",
+                  data={k: {"mean": v[0].tolist(), "se": v[1].tolist(), "n": v[2]} for k, v in stats.items()})

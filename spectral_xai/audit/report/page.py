@@ -22,6 +22,12 @@ img{max-width:100%;height:auto}.kv td{text-align:left;white-space:normal}.note{c
 .scroll{overflow-x:auto}
 tr.groups th{background:#e8ecf2;text-align:center}td.top5{font-size:0.82em;line-height:1.25}
 td.wrap{white-space:normal}h3{margin-bottom:4px}#method-table th{white-space:normal}
+#method-table{width:100%;font-size:0.8em}#method-table td{white-space:normal}
+#method-table td.est{min-width:12em;max-width:16em}
+.warn{border-left:4px solid #d9822b;background:#fdf6ec;padding:4px 12px;margin:12px 0}.warn li{margin:4px 0}
+#rows-table{font-size:0.78em}#rows-table th{white-space:normal}
+#rows-table td.l{white-space:normal;overflow-wrap:anywhere}details{margin:6px 0}summary{cursor:pointer;color:#333}table.per-method{font-size:0.82em}
+#data-dictionary td{vertical-align:top}
 """
 
 

@@ -80,7 +80,9 @@ def method_table(table, methods, kinds: dict[str, str] | None = None) -> str:
             "EF (ICCV25): the power-weighted mean spatial frequency of the map, 0 = lowest, 1 = highest; the paper "
             "ranks the map's pixels first, which puts most power in the DC ring and compresses the differences "
             "between methods; the unranked EF of the map itself separates them better. ΔEF = |EF(method) − "
-            f"EF(VanillaGrad)|, the explanation-gap proxy. AUCs over the actual removed fraction (ECCV24 §5).</p>"
+            "EF(VanillaGrad)|, the explanation-gap proxy, of the rank-normalised maps (ΔEF) and of the maps as "
+            "they are (ΔEF unranked, which separates methods better); with --gap-exclude-dc both leave out the DC "
+            "ring. AUCs over the actual removed fraction (ECCV24 §5).</p>"
             f"<p class='note' id='ef-estimators'>{estimator_words()}</p>"
             f"<p class='note'>Bold: better than every other method by a Welch t-test at p &lt; {ALPHA}. "
             + html.escape("; ".join(notes)) + ".</p>")
@@ -95,7 +97,8 @@ def estimator_words() -> str:
         "from Re(FFT(A)·conj FFT(B)), free of the plug-in's (noise power)/n bias; ΔEF from the bias-reduced "
         "EF. Deterministic maps (VG, IG, occlusion, …): plug-in EF, which is exact. ArgLens and RISE "
         "(sampled, no halves): plug-in EF, not corrected. The plug-in EFs of every map are in the table as "
-        "<m>_ef_plugin, <m>_ef_unranked_plugin and <m>_gap_plugin. MC error: the per-image Monte Carlo "
+        "<m>_ef_plugin, <m>_ef_unranked_plugin, <m>_gap_plugin and <m>_gap_unranked_plugin. MC error: the "
+        "per-image Monte Carlo "
         "error of the EF, half-split estimate |EF(A) − EF(B)|/2 (<m>_ef_mc_error), shown as the root mean "
         "square over the images (each image's estimate has one degree of freedom; its square is unbiased "
         "for the variance). Relative MC error of the map: ||se||₂/||map||₂ from the samples' variance.")
@@ -114,7 +117,7 @@ def plugin_bias_table(table, methods, kinds) -> str:
         why = ("no map of this run has halves (one sample per σ, or no sampled method with statistics: SG, "
                "SG², SL², SG²_opt)")
         return f"<p class='note' id='plugin-bias-none'>Not measured: {html.escape(why)}.{html.escape(rest)}</p>"
-    names = {"ef": "EF (rank)", "ef_unranked": "EF unranked", "gap": "ΔEF"}
+    names = {"ef": "EF (rank)", "ef_unranked": "EF unranked", "gap": "ΔEF", "gap_unranked": "ΔEF unranked"}
     head = ("<tr><th class='l'>method</th><th class='l'>measure</th><th>plug-in mean</th><th>corrected mean</th>"
             "<th>plug-in − corrected ± se</th><th>relative to the corrected mean</th>"
             "<th>in per-image MC errors</th></tr>")
@@ -152,15 +155,20 @@ def _twin_order() -> list[str]:
 SHORT = {k: COLUMNS[f"{PER_METHOD}_{k}"].short for k in _twin_order() if COLUMNS[f"{PER_METHOD}_{k}"].short}
 
 
-def _row_groups(columns, methods) -> list[tuple[str, list[tuple[str, str]]]]:
-    """[(group title, [(column, sub-header)])] of the per-image table: image, prediction, SpectralLens grid,
-    then one group per method; columns in no group go last under "other"."""
+def _row_groups(columns) -> list[tuple[str, list[tuple[str, str]]]]:
+    """[(group title, [(column, sub-header)])] of the per-image table: image, prediction, SpectralLens grid;
+    columns of neither an image group nor a method go last under "other"."""
     groups = [(g, [(c, c) for c in cs if c in columns]) for g, cs in ROW_GROUPS]
-    for m in methods:
-        groups.append((label(m), [(f"{m}_{k}", SHORT[k]) for k in SHORT if f"{m}_{k}" in columns]))
     placed = {c for _, cs in groups for c, _ in cs} | {"error", "top5_classes", "top5_probs"}
-    groups.append(("other", [(c, c) for c in columns if c not in placed]))
+    groups.append(("other", [(c, c) for c in columns if c not in placed and not _per_method(c)]))
     return [(g, cs) for g, cs in groups if cs]
+
+
+def _per_method(column: str) -> bool:
+    try:
+        return spec(column).per_method
+    except KeyError:
+        return False
 
 
 def _top5(r, classes) -> str:
@@ -176,23 +184,39 @@ def _cell(r, c, classes) -> str:
     v = r[c]
     if isinstance(v, str):
         return f"<td class='l'>{html.escape(v)}</td>"
+    if isinstance(v, (bool, np.bool_)):
+        return f"<td>{'yes' if v else 'no'}</td>"
     return "<td>–</td>" if v is None else f"<td>{fmt(v)}</td>"
 
 
 def rows_table(table, classes, methods, dictionary: dict, limit=200) -> str:
+    """The first ``limit`` rows: the per-image columns under grouped headers, then one images × methods table
+    per per-method measure (the first open, the others folded), each a page wide."""
     show = table.head(limit).copy()
     if "top5_classes" in show:
         show["top5"] = None
-    groups = _row_groups(list(show.columns), methods)
+    groups = _row_groups(list(show.columns))
     top = "".join(f"<th colspan='{len(cs)}'>{html.escape(g)}</th>" for g, cs in groups)
-    sub = "".join(f"<th title='{html.escape(dictionary.get(c, ''), quote=True)}'>{html.escape(t)}</th>"
-                  for _, cs in groups for c, t in cs)
+    sub = "".join(f"<th title='{html.escape(dictionary.get(c, ''), quote=True)}'>"
+                  f"{html.escape(t).replace('_', '_<wbr>')}</th>" for _, cs in groups for c, t in cs)
     cols = [c for _, cs in groups for c, _ in cs]
     body = "".join("<tr>" + "".join(_cell(r, c, classes) for c in cols) + "</tr>" for _, r in show.iterrows())
     more = f"<p class='note'>First {limit} of {len(table)} rows; all in metrics.parquet.</p>" \
         if len(table) > limit else ""
-    return (f"<div class='scroll'><table id='rows-table'><thead><tr class='groups'>{top}</tr><tr>{sub}</tr>"
-            f"</thead><tbody>{body}</tbody></table></div>{more}")
+    parts = [f"<div class='scroll'><table id='rows-table'><thead><tr class='groups'>{top}</tr><tr>{sub}</tr>"
+             f"</thead><tbody>{body}</tbody></table></div>{more}"]
+    for n, key in enumerate(k for k in SHORT if any(f"{m}_{k}" in show for m in methods)):
+        shown = [m for m in methods if f"{m}_{key}" in show]
+        head = "<th class='l'>#</th><th class='l'>name</th>" + "".join(
+            f"<th title='{html.escape(dictionary.get(f'{m}_{key}', ''), quote=True)}'>{html.escape(label(m))}</th>"
+            for m in shown)
+        rows = "".join(f"<tr><td>{int(r['index'])}</td>{_cell(r, 'name', classes)}"
+                       + "".join(_cell(r, f"{m}_{key}", classes) for m in shown) + "</tr>"
+                       for _, r in show.iterrows())
+        parts.append(f"<details{' open' if n == 0 else ''}><summary>{html.escape(SHORT[key])} "
+                     f"(<code>&lt;method&gt;_{key}</code>) per image</summary><div class='scroll'>"
+                     f"<table id='rows-{key}' class='per-method'><tr>{head}</tr>{rows}</table></div></details>")
+    return "".join(parts)
 
 
 def dictionary(tpath: Path, columns) -> dict[str, str]:
@@ -214,9 +238,24 @@ def dictionary(tpath: Path, columns) -> dict[str, str]:
 
 
 def dictionary_table(dictionary: dict) -> str:
-    return "<table id='data-dictionary' class='kv'><tr><th class='l'>column</th><th class='l'>meaning</th></tr>" \
-        + "".join(f"<tr><td class='l'><code>{html.escape(c)}</code></td><td class='l wrap'>{html.escape(d)}</td>"
-                  "</tr>" for c, d in dictionary.items() if c != "top5") + "</table>"
+    """The data dictionary: one row per column, per-method columns once as ``<method>_<key>`` with the
+    methods that have it."""
+    rows: dict[str, list] = {}
+    for c, d in dictionary.items():
+        if c == "top5":
+            continue
+        if _per_method(c):
+            col = spec(c)
+            rows.setdefault(col.name, [d, []])[1].append(c[:-len(col.key) - 1])
+        else:
+            rows[c] = [d, None]
+    cells = "".join(
+        f"<tr><td class='l'><code>{html.escape(c)}</code>"
+        + (f"<br><span class='note'>{html.escape(', '.join(ms))}</span>" if ms else "")
+        + f"</td><td class='l wrap'>{html.escape(d)}</td></tr>" for c, (d, ms) in rows.items())
+    return ("<table id='data-dictionary' class='kv'><tr><th class='l'>column</th><th class='l'>meaning</th></tr>"
+            + cells + "</table><p class='note'>&lt;method&gt;_&lt;key&gt;: one column per method listed under "
+            "it (e.g. sg2_ef).</p>")
 
 
 def sessions_table(sessions: list[dict]) -> str:
