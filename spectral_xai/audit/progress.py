@@ -8,9 +8,19 @@ from . import distributed
 from .config import AuditConfig
 
 
+STEP_PIXELS = 224 * 224     # a shard is computed in steps of about this many input pixels (one 224-px image)
+
+
+def step_images(size: int) -> int:
+    """Images per computing step within a shard at input ``size``: max(1, STEP_PIXELS // size²) (1 at 224 px,
+    64 at 28 px).  A function of the configuration only, so a run's numbers never depend on the terminal."""
+    return max(1, STEP_PIXELS // (size * size))
+
+
 class Progress:
-    """Rank 0's progress unless --quiet: a tqdm bar (images/s, ETA) on a terminal, else one line per shard
-    on stderr with the rate and ETA, so a log shows the run advancing."""
+    """Rank 0's progress unless --quiet: a tqdm bar (images/s, ETA) on a terminal, else a line on stderr after
+    every computing step (:func:`step_images`, at most a shard) with the images done, the rate and the ETA, so
+    a log shows the run advancing within a shard."""
 
     def __init__(self, total: int, n_shards: int, cfg: AuditConfig, ranks: distributed.Ranks):
         from tqdm.auto import tqdm
@@ -22,16 +32,18 @@ class Progress:
         self.bar = tqdm(total=total, unit="img", desc="audit", disable=not (self.show and self.tty),
                         dynamic_ncols=True, smoothing=0.1)
 
-    def update(self, n: int) -> None:
+    def advance(self, n: int, shard_done: bool = False) -> None:
+        """``n`` more images computed; ``shard_done``: their shard is complete (and handed to the writer)."""
         self.bar.update(n)
         self.done += n
-        self.shards += 1
-        if self.show and not self.tty:
+        self.shards += int(shard_done)
+        if self.show and not self.tty and n:
             elapsed = time.perf_counter() - self.t0
             rate = self.done / elapsed if elapsed > 0 else float("inf")
             eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-            print(f"audit: shard {self.shards}/{self.n_shards}, {self.done}/{self.total} images, {rate:.3g} img/s, "
-                  f"elapsed {duration(elapsed)}, ETA {duration(eta)}", file=sys.stderr, flush=True)
+            print(f"audit: shard {min(self.shards + int(not shard_done), self.n_shards)}/{self.n_shards}, "
+                  f"{self.done}/{self.total} images, {rate:.3g} img/s, elapsed {duration(elapsed)}, "
+                  f"ETA {duration(eta)}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         self.bar.close()
