@@ -66,8 +66,8 @@ def fashion_cnn_info(train: bool = True) -> dict:
                              f"in {info_path} (edited or damaged); delete {weights.parent} and run {TRAIN_COMMAND}")
         return {**info, "weights": str(weights)}
     if not train:
-        raise ValueError(f"spectral_xai: the built-in model 'fashion-cnn' is not trained yet; train it (once, about a "
-                         f"minute) with: {TRAIN_COMMAND}")
+        raise ValueError(f"spectral_xai: the built-in model 'fashion-cnn' is not trained yet; train it (once, a few "
+                         f"minutes on a CPU) with: {TRAIN_COMMAND}")
     return {**_train(rec, weights, info_path), "weights": str(weights)}
 
 
