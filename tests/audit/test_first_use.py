@@ -38,13 +38,13 @@ def _fashion_like(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def fashion_env(tmp_path_factory):
     """A Fashion-MNIST-shaped IDX directory (train 640, test 40 images), a user cache directory, and the
-    built-in fashion-cnn trained once there with 40 steps (the recipe's step count, made small)."""
+    built-in fashion-cnn trained once there with 15 steps (the recipe's step count, made small)."""
     root = tmp_path_factory.mktemp("fashion")
     for prefix, n, seed in (("train", 640, 1), ("t10k", 40, 2)):
         imgs, labels = _fashion_like(n, seed)
         write_idx(root / f"{prefix}-images-idx3-ubyte", imgs)
         write_idx(root / f"{prefix}-labels-idx1-ubyte", labels)
-    env = {"SPECTRAL_XAI_FASHION_MNIST": str(root), "XDG_CACHE_HOME": str(root / "cache"), STEPS_ENV: "40"}
+    env = {"SPECTRAL_XAI_FASHION_MNIST": str(root), "XDG_CACHE_HOME": str(root / "cache"), STEPS_ENV: "15"}
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
@@ -72,7 +72,7 @@ def test_fashion_mnist_defaults_to_its_own_model_at_28_px(fashion, tmp_path):
     assert manifest["output_classes"] == list(CLASSES)
     assert table["label"].tolist() == [i % 10 for i in range(20)] == table["target"].tolist()
     assert table["label_name"].tolist() == [CLASSES[i % 10] for i in range(20)]
-    # the band classes are learnt in 40 steps: the model is trained, not a random network
+    # the band classes are learnt in 15 steps: the model is trained, not a random network
     assert fashion["test_accuracy"] > 0.5 and (table["confidence"] > 0.2).mean() > 0.5
 
 
