@@ -94,7 +94,9 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--label-column", dest="label_column", help="the label column, class indices of the model; "
                    "a ClassLabel's names fill label_name (default: label, labels or fine_label, if present)")
     g = p.add_argument_group("model and preprocessing")
-    g.add_argument("--model", help="'efficientnet-lite0', 'package.module:factory', 'file.py:factory', a "
+    g.add_argument("--model", help="'efficientnet-lite0' (ImageNet; the default), 'fashion-cnn' (28 px, trained "
+                                  "once on Fashion-MNIST and cached; the default for fashion-mnist), "
+                                  "'package.module:factory', 'file.py:factory', a "
                                   "torch.export .pt2 or TorchScript file, a local Hugging Face model directory "
                                   "(save_pretrained; its id2label names the classes) or 'timm:NAME' with --weights")
     g.add_argument("--weights", help="a state dict to load into the model (torch.load, weights_only); with "
@@ -110,6 +112,9 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--grayscale", action="store_true", help="feed one channel instead of RGB")
     g.add_argument("--labels", choices=LABEL_SOURCES, help="labels from class sub-folders, named like the "
                    "model's classes (e.g. 'tabby', 'golden_retriever' for EfficientNet-Lite0) or class indices")
+    g.add_argument("--labels-are-model-indices", action="store_true", dest="labels_are_model_indices",
+                   help="take the dataset's labels as the model's class indices even when the model's class names "
+                        "differ from the dataset's (by default such labels are refused or dropped, not mapped)")
     g.add_argument("--target", choices=TARGETS, help="explain the predicted class or the label")
     g = p.add_argument_group("methods and measures")
     g.add_argument("--methods", type=_names, help=f"comma-separated: {' '.join(METHOD_NAMES)} (see `spectral-xai "

@@ -48,7 +48,7 @@ class AuditConfig:
 
     data: str = "skimage"
     out: str = "audit_out"
-    model: str = "efficientnet-lite0"
+    model: str | None = None        # None: default_model(data), the built-in model made for the data
     weights: str | None = None
     size: int | None = None         # None: the model's declared input size, else 224 (with_model_defaults)
     normalize: str = "auto"
@@ -56,6 +56,7 @@ class AuditConfig:
     std: list[float] | None = None
     grayscale: bool = False
     labels: str = "none"
+    labels_are_model_indices: bool = False   # the dataset's labels are the model's class indices (no name check)
     target: str = "pred"
     methods: list[str] = field(default_factory=lambda: ["vg", "sg2", "sl2", "al", "sg2opt"])
     measures: list[str] = field(default_factory=lambda: list(MEASURES))
@@ -93,6 +94,10 @@ class AuditConfig:
     split: str | None = None               # hf:PATH: the DatasetDict's split (default "train" or the only one)
     image_column: str | None = None        # hf:PATH: default image, img or pixel_values
     label_column: str | None = None        # hf:PATH: default label, labels or fine_label
+
+    def __post_init__(self):
+        if self.model is None:
+            self.model = default_model(self.data)
 
     def validate(self) -> "AuditConfig":
         """Check every field; raise ValueError naming the field.  Returns self."""
@@ -232,6 +237,12 @@ class AuditConfig:
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         return self.device.split(":")[0]
+
+
+def default_model(data: str) -> str:
+    """The built-in model of ``data``: "fashion-cnn" (28 px, trained on first use) for fashion-mnist[:split],
+    else "efficientnet-lite0" (ImageNet)."""
+    return "fashion-cnn" if data == "fashion-mnist" or str(data).startswith("fashion-mnist:") else "efficientnet-lite0"
 
 
 def _real(v) -> bool:

@@ -22,6 +22,7 @@ from .errors import fail
 
 DEFAULT_SIZE = 224          # the input size when neither --size nor the model gives one
 PYTHON = "python:"          # cfg.model of a run whose model object was given to run_audit
+BUILTIN_MODELS = {"efficientnet-lite0": {}, "fashion-cnn": {"size": 28, "grayscale": True}}   # name -> input
 
 
 class Normalize(nn.Module):
@@ -97,7 +98,7 @@ def seeded_rng(seed: int, device: torch.device):
 def model_kind(spec: str) -> str:
     """What ``--model spec`` names: "builtin", "python" (a run of a model object), "timm", "factory",
     "hf_dir" (a directory), "pt2", "script" (another file) or "missing"."""
-    if spec == "efficientnet-lite0":
+    if spec in BUILTIN_MODELS:
         return "builtin"
     if spec.startswith(PYTHON):
         return "python"
@@ -115,16 +116,20 @@ def model_kind(spec: str) -> str:
 
 def with_model_defaults(cfg: AuditConfig, model: nn.Module | None = None) -> AuditConfig:
     """``cfg`` with ``size`` None and ``normalize`` "auto" made concrete: the input size and normalisation
-    that the model declares (a Hugging Face directory's preprocessor config, timm's pretrained_cfg; a model
-    object: only its declared input size, never a normalisation), else 224 px and none.  Values the user
-    set are kept.  Idempotent."""
+    that the model declares (a built-in's, a Hugging Face directory's preprocessor config, timm's
+    pretrained_cfg; a model object: only its declared input size, never a normalisation), else 224 px and
+    none.  Values the user set are kept; the one-channel built-in (fashion-cnn) sets ``grayscale``.
+    Idempotent."""
     if model is not None:
         declared = {"size": hub_models.object_input_size(model)}
     else:
         kind = model_kind(cfg.model)
         with _blame("model", f"cannot read the preprocessing of {cfg.model!r}"):
             declared = hub_models.declared_preprocessing(cfg.model, kind) if kind in ("timm", "hf_dir") else {}
+        declared = {**declared, **BUILTIN_MODELS.get(cfg.model, {})} if kind == "builtin" else declared
     changes: dict = {}
+    if declared.get("grayscale") and not cfg.grayscale:
+        changes["grayscale"] = True
     if cfg.size is None:
         changes["size"] = declared.get("size") or DEFAULT_SIZE
     if cfg.normalize == "auto":
@@ -189,7 +194,11 @@ def _is_factory(spec: str) -> bool:
 def _load(cfg: AuditConfig, device: torch.device) -> nn.Module:
     spec = cfg.model
     kind = model_kind(spec)
-    if kind == "builtin":
+    if kind == "builtin" and spec == "fashion-cnn":
+        from ..zoo.pretrained import trained_fashion_cnn
+
+        model = trained_fashion_cnn()
+    elif kind == "builtin":
         from ..zoo import efficientnet_lite0
 
         model = efficientnet_lite0()
@@ -220,7 +229,7 @@ def _load(cfg: AuditConfig, device: torch.device) -> nn.Module:
     elif any(c in spec for c in "/\\") or spec.startswith((".", "~")):
         fail("model", f"no such file or directory {spec!r}")
     else:
-        fail("model", f"expected 'efficientnet-lite0', 'module:factory', "
+        fail("model", f"expected 'efficientnet-lite0', 'fashion-cnn', 'module:factory', "
              f"'file.py:factory', a torch.export .pt2 file, a TorchScript file, a Hugging Face model "
              f"directory or 'timm:NAME', got {spec!r}")
     return model
@@ -308,10 +317,10 @@ def _factory_file(spec: str) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def model_classes(cfg: AuditConfig, model: nn.Module, dataset) -> list[str] | None:
-    """The model's class names in output order, where known: ImageNet's for the built-in EfficientNet, a
-    ``classes`` list on the model (its last module when normalised), a Hugging Face model's ``id2label``
-    (not its LABEL_k placeholders), or the classes of a labelled built-in or a user's dataset (ClassLabel)."""
+def declared_classes(cfg: AuditConfig, model: nn.Module) -> list[str] | None:
+    """The class names the model declares, in output order: ImageNet's for the built-in EfficientNet, a
+    ``classes`` list on the model (its last module when normalised; the built-in fashion-cnn's), a Hugging
+    Face model's ``id2label`` (not its LABEL_k placeholders); None when it declares none."""
     if cfg.model == "efficientnet-lite0":
         from ..zoo import imagenet_classes
 
@@ -320,7 +329,13 @@ def model_classes(cfg: AuditConfig, model: nn.Module, dataset) -> list[str] | No
     names = getattr(inner, "classes", None)
     if isinstance(names, (list, tuple)) and names and all(isinstance(c, str) for c in names):
         return list(names)
-    names = hub_models.hf_class_names(inner)
+    return hub_models.hf_class_names(inner)
+
+
+def model_classes(cfg: AuditConfig, model: nn.Module, dataset) -> list[str] | None:
+    """The model's class names in output order: :func:`declared_classes`, else the classes of a labelled
+    built-in or a user's dataset (ClassLabel), whose labels such a model is taken to predict."""
+    names = declared_classes(cfg, model)
     if names is not None:
         return names
     return list(dataset.classes) if dataset.root is None and dataset.classes else None
@@ -329,6 +344,27 @@ def model_classes(cfg: AuditConfig, model: nn.Module, dataset) -> list[str] | No
 def _input_channels(model: nn.Module) -> int | None:
     first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
     return first.in_channels if isinstance(first, nn.Conv2d) else None
+
+
+PROBE_SIZES = (28, 32, 64, 96, 112, 128, 160, 192, 224, 256, 299, 384)   # sizes tried when one fails
+
+
+def _working_size(model: nn.Module, x: torch.Tensor) -> int | None:
+    """The first of PROBE_SIZES (other than x's) on which ``model`` gives (1, K) outputs for a blank (1, C, S, S)
+    image of x's channels, dtype and device, or None."""
+    for s in PROBE_SIZES:
+        if s == x.shape[-1]:
+            continue
+        try:
+            with torch.no_grad():
+                out = model(torch.zeros(1, x.shape[1], s, s, dtype=x.dtype, device=x.device))
+            with contextlib.suppress(TypeError, ValueError):
+                out = check_logits(out, 1)
+        except Exception:  # noqa: BLE001, S112 - a size the model refuses
+            continue
+        if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == 1:
+            return s
+    return None
 
 
 def check_model(cfg: AuditConfig, model: nn.Module, x: torch.Tensor) -> int:
@@ -340,8 +376,16 @@ def check_model(cfg: AuditConfig, model: nn.Module, x: torch.Tensor) -> int:
         fix = "drop --grayscale" if cfg.grayscale else ("add --grayscale" if wants == 1 else "")
         fail("grayscale" if fix else "model", f"the model's first layer takes {wants} channel(s), the images have "
                                               f"{c}" + (f"; {fix}" if fix else ""))
-    with _blame("model", f"the model fails on one image of the data, shape {tuple(x.shape)}"), torch.no_grad():
-        out = model(x)
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception as err:  # noqa: BLE001 - a user's model can raise anything
+        other = _working_size(model, x)
+        if other is not None:
+            fail("size", f"the model fails on one image of the data, shape {tuple(x.shape)} ({type(err).__name__}: "
+                         f"{err}); the model expects another input size: try --size {other}")
+        with _blame("model", f"the model fails on one image of the data, shape {tuple(x.shape)}"):
+            raise
     with contextlib.suppress(TypeError, ValueError):
         out = check_logits(out, 1)          # a Hugging Face output object or a {"logits": ...} dict
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1 or out.shape[1] < 2 \

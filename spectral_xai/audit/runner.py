@@ -18,10 +18,11 @@ from . import distributed
 from .compute import audit_batch, failed_row
 from .config import AuditConfig
 from .errors import fail
-from .progress import Progress, log, warn
+from .progress import Progress, log, step_images, warn
 from .rundir import (RunDirError, WithDigests, check_items, check_run_dir, checks_content, loader_workers, locked,
                      new_manifest, record_session)
 from .sources import AuditBatch, collate, open_dataset
+from .sources.labels import match_label_space, warn_tiny_confidence
 from .store import finished_shards, merge_table, remove_stale_temporaries, shard_path, shard_spans, write_shard
 
 __all__ = ["RunDirError", "open_dataset", "run_audit"]
@@ -75,7 +76,7 @@ def _prepare(cfg: AuditConfig, ranks: distributed.Ranks, device: torch.device, g
     """Everything that can fail before a file is written: the data, the model, one image through the model,
     the channels, the labels, the target, and (torchrun) that every rank built the same model and sees a
     dataset of the same fingerprint.  Returns (dataset, model, output class names, the model's fingerprint)."""
-    from .model import check_model, load_model, model_classes, model_fingerprint
+    from .model import check_model, declared_classes, load_model, model_classes, model_fingerprint
 
     dataset = open_dataset(cfg, given_dataset, dataset_id)
     model = load_model(cfg, device) if given_model is None else given_model
@@ -96,6 +97,10 @@ def _prepare(cfg: AuditConfig, ranks: distributed.Ranks, device: torch.device, g
     if unmatched:
         log(cfg, ranks, f"audit: note: the folders {unmatched} match no class of the model: their images have "
                          "no label")
+    note = match_label_space(dataset, classes if declared_classes(cfg, model) is not None else None, cfg.target,
+                             cfg.labels_are_model_indices)
+    if note:
+        log(cfg, ranks, note)
     if cfg.target == "label":
         if not dataset.has_labels():
             fail("target", "'label' needs labels: --labels folders with "
@@ -183,6 +188,7 @@ def _run_locked(cfg: AuditConfig, ranks: distributed.Ranks, device, dataset, mod
         import pandas as pd
 
         table = pd.read_parquet(merge_table(run_dir, spans))
+        warn_tiny_confidence(table["confidence"], cfg.target)
         record_session(run_dir, all_stats)
         summary["table"] = table
         failed = int((table["status"] != "ok").sum())
@@ -222,11 +228,12 @@ def _process(cfg, ranks, device, model, dataset, run_dir, pending, n_pending) ->
                 future.result()                             # a failed write raises here, before it is counted
                 stats["images"] += n
                 stats["shards"] += 1
-                bar.update(n)
+                bar.shard_written()
 
         for span, batch in zip(pending, loader):
             tc = time.perf_counter()
-            rows, tensors = _shard(cfg, model, device, dtype, dataset, batch, batch_size)
+            bar.next_shard()
+            rows, tensors = _shard(cfg, model, device, dtype, dataset, batch, batch_size, bar.advance)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             stats["compute_seconds"] += time.perf_counter() - tc
@@ -235,14 +242,16 @@ def _process(cfg, ranks, device, model, dataset, run_dir, pending, n_pending) ->
             if batch.digests is not None:
                 meta["digests"] = batch.digests                 # checked on resume (:func:`.rundir.check_items`)
             writes.append((io.submit(write_shard, run_dir, span, tensors, rows, meta), len(rows)))
+            bar.advance(sum(bool(e) for e in batch.errors))     # images that failed to load
             settle(2)
         settle(0)
     stats["seconds"] = time.perf_counter() - t0
     return stats
 
 
-def _shard(cfg, model, device, dtype, dataset, batch: AuditBatch, batch_size):
-    """One shard's rows (in image order) and the tensors to store."""
+def _shard(cfg, model, device, dtype, dataset, batch: AuditBatch, batch_size, advance):
+    """One shard's rows (in image order) and the tensors to store, computed in steps of
+    :func:`.progress.step_images` images, each reported to ``advance(n)``."""
     idx, imgs = batch.index, batch.images
     ok = [k for k, e in enumerate(batch.errors) if not e]
     names = [dataset.names[i] for i in idx.tolist()]
@@ -251,13 +260,20 @@ def _shard(cfg, model, device, dtype, dataset, batch: AuditBatch, batch_size):
     for k, e in enumerate(batch.errors):
         if e:
             rows_by_index[int(idx[k])] = failed_row(cfg, int(idx[k]), names[k], batch.labels[k], e)
-    if ok:
-        sel = torch.tensor(ok)
-        x = (imgs if len(ok) == len(batch.errors) else imgs[sel]).to(device=device, dtype=dtype, non_blocking=True)
-        rows, tensors = audit_batch(model, x, idx[sel], [batch.labels[k] for k in ok], [names[k] for k in ok], cfg,
-                                    batch_size)
+    step, parts = step_images(cfg.size), {}
+    for a in range(0, len(ok), step):
+        part = ok[a:a + step]
+        sel = torch.tensor(part)
+        x = (imgs if len(part) == len(batch.errors) else imgs[sel]).to(device=device, dtype=dtype, non_blocking=True)
+        rows, got = audit_batch(model, x, idx[sel], [batch.labels[k] for k in part], [names[k] for k in part], cfg,
+                                batch_size)
         rows_by_index.update({r["index"]: r for r in rows})
-        tensors["maps_index"] = idx[sel].clone()
+        for key, t in got.items():
+            parts.setdefault(key, []).append(t)
+        advance(len(part))
+    if ok:
+        tensors = {key: ts[0] if len(ts) == 1 else torch.cat(ts) for key, ts in parts.items()}
+        tensors["maps_index"] = idx[torch.tensor(ok)].clone()
     for k in ok:
         i = int(idx[k])
         if i < cfg.panels:

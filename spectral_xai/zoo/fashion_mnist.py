@@ -64,8 +64,12 @@ def fashion_cnn(beta: float | None = None, channels=(16, 32), hidden: int = 64, 
 
     ``activation="relu"``: ReLU (beta=None) or SoftPlus_beta (ICCV25, docs/methods.md §8).
     ``activation="gelu"`` / ``"silu"``: nn.GELU / nn.SiLU (beta=None) or their Gaussian smoothing
-    a_beta(x) = E[a(x + Z/sqrt(beta))] (``smooth_activations(..., kind="gaussian")``, §12)."""
-    return small_cnn(beta, channels=channels, hidden=hidden, classes=classes, activation=activation)
+    a_beta(x) = E[a(x + Z/sqrt(beta))] (``smooth_activations(..., kind="gaussian")``, §12).
+    With 10 classes the model's ``classes`` attribute holds the Fashion-MNIST class names (:data:`CLASSES`)."""
+    model = small_cnn(beta, channels=channels, hidden=hidden, classes=classes, activation=activation)
+    if classes == len(CLASSES):
+        model.classes = list(CLASSES)
+    return model
 
 
 _CONV = {1: (nn.Conv1d, nn.MaxPool1d), 2: (nn.Conv2d, nn.MaxPool2d), 3: (nn.Conv3d, nn.MaxPool3d)}

@@ -19,10 +19,10 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> floa
 
 def train_to_cap(beta, xtr, ytr, xcheck, ycheck, *, cap: float = 0.85, check_every: int = 100,
                  max_epochs: int = 5, batch: int = 128, lr: float = 3e-4, seed: int = 0,
-                 activation: str = "relu", model_of=None):
+                 activation: str = "relu", model_of=None, max_steps: int | None = None):
     """Train ``fashion_cnn(beta, activation=activation)`` (or ``model_of(beta)``, built after seeding) with Adam
     until the first check (every ``check_every`` steps, on xcheck/ycheck) whose accuracy exceeds ``cap``
-    (ICCV25's protocol).  Returns (model in eval mode, info)."""
+    (ICCV25's protocol), or ``max_steps`` steps.  Returns (model in eval mode, info)."""
     torch.manual_seed(seed)
     model = fashion_cnn(beta, activation=activation) if model_of is None else model_of(beta)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -37,6 +37,9 @@ def train_to_cap(beta, xtr, ytr, xcheck, ycheck, *, cap: float = 0.85, check_eve
             loss.backward()
             opt.step()
             step += 1
+            if max_steps is not None and step >= max_steps:
+                return model.eval(), {"steps": step, "epochs": epoch + (i + batch) / len(xtr),
+                                      "check_accuracy": accuracy(model, xcheck, ycheck)}
             if step % check_every == 0:
                 acc = accuracy(model, xcheck, ycheck)
                 if acc > cap:

@@ -165,7 +165,8 @@ def test_clear_errors_before_anything_is_written(files, tmp_path):
         (dict(model=str(files["vit"]), data=f"hf:{tmp_path / 'nothing'}"), "option 'data'.*no such directory"),
         (dict(model=str(files["vit"]), split="test"), "option 'split'.*without splits, not 'test'"),
         (dict(model=str(files["vit"]), image_column="picture"), "option 'image_column'.*no column 'picture'"),
-        (dict(model=str(files["vit"]), size=48), "option 'model'.*fails on one image"),
+        (dict(model=str(files["vit"]), size=48),
+         "option 'size'.*fails on one image.*expects another input size: try --size 32"),
     ]
     for changes, message in cases:
         with pytest.raises(ValueError, match=message):

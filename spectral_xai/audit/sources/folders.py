@@ -16,6 +16,7 @@ import torch
 from ...zoo.photos import to_square
 from ..errors import fail
 from . import AuditItem
+from .labels import class_key
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 SKIMAGE_PHOTOS = ("astronaut", "camera", "chelsea", "clock", "coffee", "coins", "moon", "rocket")
@@ -72,19 +73,24 @@ class FolderDataset(torch.utils.data.Dataset):
 
     def resolve_labels(self, class_names: list[str] | None, n_outputs: int, required: bool) -> list[str]:
         """Turn class folders into the model's class indices: a folder named like one of ``class_names``
-        (case, '_' and '-' ignored) or a class index 0..n_outputs-1.  Images of any other folder get no
-        label; when ``required`` (--target label) such folders are refused.  Returns those folders."""
+        (:func:`.labels.class_key`: case, '_', '-' and '/' ignored) or a class index 0..n_outputs-1.  Images of
+        any other folder get no label; when ``required`` (--target label) such folders are refused.  When most
+        folders name no class of the model, the few that do are another label space's homonyms (Fashion's
+        'Sandal' is not ImageNet's 'sandal'): no folder is mapped.  Returns the folders without a label."""
         if self.folders is None:
             return []
         lookup: dict[str, int] = {}
         for i, c in enumerate(class_names or []):
-            lookup.setdefault(_class_key(c), i)
+            lookup.setdefault(class_key(c), i)
         self.label_map = {}
         for f in self.classes:
-            k = _class_key(Path(f).name)
+            k = class_key(Path(f).name)
             idx = lookup.get(k, int(k) if k.isdigit() and int(k) < n_outputs else None)
             self.label_map[f] = idx
         unmatched = [f for f, i in self.label_map.items() if i is None]
+        if unmatched and 2 * len(unmatched) > len(self.label_map) and not required:
+            self.label_map = dict.fromkeys(self.label_map)        # a foreign label space: no homonym is mapped
+            unmatched = list(self.label_map)
         if unmatched and required:
             example = f" such as {', '.join(repr(c) for c in class_names[:3])}" if class_names else ""
             raise ValueError(
@@ -146,9 +152,33 @@ AuditDataset = FolderDataset      # the name it had before the sources were spli
 
 def square_image(im, size: int, channels: int) -> torch.Tensor:
     """A PIL image -> (channels, size, size) float32 in [0, 1]: converted to L or RGB, then :func:`to_square`
-    (the folder path's decoding, also used for the images of a user's dataset)."""
+    (the folder path's decoding, also used for the images of a user's dataset).  A one-channel image of more
+    than 8 bits (modes I;16*, I, F) is scaled by its bit depth instead (:func:`wide_gray`), not clipped."""
+    if im.mode.startswith("I") or im.mode == "F":
+        return to_square(wide_gray(im), size, channels)
     return to_square(np.asarray(im.convert("L" if channels == 1 else "RGB")), size, channels)
 
 
-def _class_key(name: str) -> str:
-    return " ".join(name.replace("_", " ").replace("-", " ").lower().split())
+def wide_gray(im) -> np.ndarray:
+    """A PIL image of mode I;16* (16 bits), I (32-bit integers) or F (floats) -> (H, W) float32 in [0, 1].
+
+    I;16*: divided by 65535.  I: divided by 65535 when every value is in [0, 65535] (16-bit data, as Pillow
+    decodes a 16-bit PNG or TIFF), else by 2**31 - 1; negative values are refused.  F: kept when in [0, 1],
+    else refused (normalised data cannot be told from pixel values)."""
+    a = np.asarray(im)
+    if im.mode.startswith("I;16"):
+        return a.astype(np.float32) / np.float32(65535.0)
+    if im.mode == "F":
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all() or a.size and (a.min() < 0 or a.max() > 1):
+            raise ValueError(f"a float (mode F) image must hold values in [0, 1], got "
+                             f"[{np.nanmin(a):.3g}, {np.nanmax(a):.3g}]")
+        return a
+    a = a.astype(np.int64)
+    if a.size and a.min() < 0:
+        raise ValueError(f"a 32-bit integer (mode I) image with negative values (min {a.min()}) has no "
+                         "pixel scale")
+    scale = 65535.0 if not a.size or a.max() <= 65535 else float(2**31 - 1)
+    return (a / scale).astype(np.float32)
+
+
