@@ -9,6 +9,17 @@ import sys
 from .environment import build_summary
 
 
+class _PrintVersion(argparse.Action):
+    """--version: :func:`build_summary` on one line (argparse's own version action wraps it to the terminal)."""
+
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(build_summary())
+        parser.exit()
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The top-level parser and its sub-command parsers by name."""
     from .audit.cli import add_audit_parser, add_methods_parser, add_report_parser
@@ -17,7 +28,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         prog="spectral-xai", description="Spectrally aware gradient explanations: SmoothGrad-Squared, SpectralLens, "
                                          "Expected Frequency, and dataset-scale audits of image classifiers.",
         epilog="`spectral-xai COMMAND --help` describes a command.")
-    parser.add_argument("--version", action="version", version=build_summary(),
+    parser.add_argument("--version", action=_PrintVersion,
                         help="show the version, the kernels in the build and its torch, and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = sub.add_parser("demo", help="audit EfficientNet-Lite0 on the bundled photos and write the report",

@@ -36,9 +36,9 @@ def test_build_summary_says_which_kernels_and_which_torch():
     base = torch.__version__.split("+")[0]
     cpu = {"torch_version": base, "cuda": False, "cuda_version": None, "cuda_archs": []}
     assert build_summary(cpu) == f"spectral-xai {sx.__version__} (CPU kernels only; built with torch {base})"
-    gpu = {"torch_version": "2.11.0", "cuda": True, "cuda_version": "13.0.88", "cuda_archs": ["80", "90"]}
+    gpu = {"torch_version": "2.0.0", "cuda": True, "cuda_version": "13.0.88", "cuda_archs": ["80", "90"]}
     assert build_summary(gpu) == (f"spectral-xai {sx.__version__} (CPU and CUDA kernels (CUDA 13.0.88, sm_80, "
-                                  f"sm_90); built with torch 2.11.0, running torch {torch.__version__})")
+                                  f"sm_90); built with torch 2.0.0, running torch {torch.__version__})")
 
 
 def test_the_command_prints_the_installed_build(tmp_path):
