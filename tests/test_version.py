@@ -45,8 +45,8 @@ def test_the_command_prints_the_installed_build(tmp_path):
     cli = Path(sysconfig.get_path("scripts")) / "spectral-xai"
     out = subprocess.run([cli, "--version"], cwd=tmp_path, capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == build_summary()
-    kernels = "CPU and CUDA kernels" if sx.build_info()["cuda"] else "CPU kernels only"
-    assert out.stdout.startswith(f"spectral-xai {sx.__version__} ({kernels}; built with torch ")
+    kernels = "CPU and CUDA kernels (CUDA " if sx.build_info()["cuda"] else "CPU kernels only; built with torch "
+    assert out.stdout.startswith(f"spectral-xai {sx.__version__} ({kernels}")
 
 
 def test_an_extension_that_does_not_load_is_explained(tmp_path):
