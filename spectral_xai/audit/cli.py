@@ -75,24 +75,18 @@ EXAMPLES = """examples:
 """
 
 
-def add_audit_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser(
-        "audit", help="explain every image of a folder or built-in dataset; write maps, a table and a report",
-        description="Audit a model's gradient explanations over a dataset. Writes RUN_DIR/manifest.json, "
-                    "shards/*.safetensors (maps), metrics.parquet (one row per image) and report.html. "
-                    "Resumable (--resume), and under torchrun every process takes a share of the shards.",
-        epilog=EXAMPLES, formatter_class=_HelpFormatter, argument_default=S)
-    p.add_argument("data", nargs="?", help="image folder (recursive), 'skimage', 'fashion-mnist[:train]' or "
-                   "'hf:PATH' (a Hugging Face dataset saved with save_to_disk, or a folder of parquet files or "
-                   "of images, read with the 'datasets' package)")
-    p.add_argument("--out", "-o", help="run directory")
-    p.add_argument("--config", help="TOML file with the same options (an [audit] table or top-level keys)")
+def _hf_options(p: argparse.ArgumentParser) -> None:
+    """The audit's Hugging Face datasets (hf:PATH) options."""
     g = p.add_argument_group("Hugging Face datasets (hf:PATH)")
     g.add_argument("--split", help="the split of a DatasetDict (default: 'train', or its only split)")
     g.add_argument("--image-column", dest="image_column", help="the image column (default: image, img or "
                                                                "pixel_values, else the first Image column)")
     g.add_argument("--label-column", dest="label_column", help="the label column, class indices of the model; "
                    "a ClassLabel's names fill label_name (default: label, labels or fine_label, if present)")
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    """The audit's model and preprocessing options."""
     g = p.add_argument_group("model and preprocessing")
     g.add_argument("--model", help="'efficientnet-lite0' (ImageNet; the default), 'fashion-cnn' (28 px, trained "
                                   "once on Fashion-MNIST and cached; the default for fashion-mnist), "
@@ -116,6 +110,10 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
                    help="take the dataset's labels as the model's class indices even when the model's class names "
                         "differ from the dataset's (by default such labels are refused or dropped, not mapped)")
     g.add_argument("--target", choices=TARGETS, help="explain the predicted class or the label")
+
+
+def _method_options(p: argparse.ArgumentParser) -> None:
+    """The audit's methods, sampling and measures options."""
     g = p.add_argument_group("methods and measures")
     g.add_argument("--methods", type=_names, help=f"comma-separated: {' '.join(METHOD_NAMES)} (see `spectral-xai "
                                                   "methods`)")
@@ -140,12 +138,20 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--gap-exclude-dc", action="store_true", dest="gap_exclude_dc",
                    help="ΔEF columns (<m>_gap, <m>_gap_unranked) from EFs without the DC ring (rank "
                         "normalisation puts most power there; the unranked ΔEF is <m>_gap_unranked)")
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    """The audit's what is stored options."""
     g = p.add_argument_group("output")
     g.add_argument("--keep-maps", type=_names, dest="keep_maps", help="methods whose maps are stored (default: all)")
     g.add_argument("--maps-dtype", choices=list(MAP_DTYPES), dest="maps_dtype", help="stored maps' dtype")
     g.add_argument("--panels", type=int, help="images shown with their maps in the report")
     g.add_argument("--shard-size", type=int, dest="shard_size", help="images per shard")
     g.add_argument("--no-report", action="store_false", dest="report", help="skip report.html")
+
+
+def _execution_options(p: argparse.ArgumentParser) -> None:
+    """The audit's how it runs options."""
     g = p.add_argument_group("execution")
     g.add_argument("--seed", type=int, help="noise seed (same seed => same numbers)")
     g.add_argument("--device", help="auto, cpu or cuda (under torchrun: each process its LOCAL_RANK GPU)")
@@ -162,6 +168,25 @@ def add_audit_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--resume", action="store_true", help="continue the run in --out with its recorded options, "
                    "skipping finished shards; options given must agree with the run's")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar, progress lines or messages")
+
+
+def add_audit_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "audit", help="explain every image of a folder or built-in dataset; write maps, a table and a report",
+        description="Audit a model's gradient explanations over a dataset. Writes RUN_DIR/manifest.json, "
+                    "shards/*.safetensors (maps), metrics.parquet (one row per image) and report.html. "
+                    "Resumable (--resume), and under torchrun every process takes a share of the shards.",
+        epilog=EXAMPLES, formatter_class=_HelpFormatter, argument_default=S)
+    p.add_argument("data", nargs="?", help="image folder (recursive), 'skimage', 'fashion-mnist[:train]' or "
+                   "'hf:PATH' (a Hugging Face dataset saved with save_to_disk, or a folder of parquet files or "
+                   "of images, read with the 'datasets' package)")
+    p.add_argument("--out", "-o", help="run directory")
+    p.add_argument("--config", help="TOML file with the same options (an [audit] table or top-level keys)")
+    _hf_options(p)
+    _model_options(p)
+    _method_options(p)
+    _output_options(p)
+    _execution_options(p)
     return p
 
 
