@@ -76,11 +76,12 @@ def model_dtype_and_format(model, x: torch.Tensor) -> tuple[torch.dtype, torch.m
 
 
 def input_channels(model) -> int | None:
-    """The channels the model's first convolution expects (its ``in_channels``), or None if it has none."""
+    """The channels the model's input layer takes: ``in_channels`` of its first convolution when that comes before
+    any Linear layer; None otherwise (no convolution first, or not an nn.Module)."""
     if isinstance(model, nn.Module):
-        for m in model.modules():
-            if isinstance(m, nn.modules.conv._ConvNd):
-                return m.in_channels
+        first = next((m for m in model.modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))), None)
+        if isinstance(first, nn.modules.conv._ConvNd):
+            return first.in_channels
     return None
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..model_calls import check_logits, model_scope
+from ..model_calls import check_logits, input_channels, model_scope
 from . import hub_models
 from .config import NORMALIZATIONS, AuditConfig
 from .errors import fail
@@ -341,11 +341,6 @@ def model_classes(cfg: AuditConfig, model: nn.Module, dataset) -> list[str] | No
     return list(dataset.classes) if dataset.root is None and dataset.classes else None
 
 
-def _input_channels(model: nn.Module) -> int | None:
-    first = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))), None)
-    return first.in_channels if isinstance(first, nn.Conv2d) else None
-
-
 PROBE_SIZES = (28, 32, 64, 96, 112, 128, 160, 192, 224, 256, 299, 384)   # sizes tried when one fails
 
 
@@ -371,7 +366,7 @@ def check_model(cfg: AuditConfig, model: nn.Module, x: torch.Tensor) -> int:
     """Run the model once on x (1, C, S, S), one image of the data, before anything is written; returns K,
     the number of outputs, or raises a ValueError that names the option to change."""
     c = x.shape[1]
-    wants = _input_channels(model)
+    wants = input_channels(model)
     if wants is not None and wants != c:
         fix = "drop --grayscale" if cfg.grayscale else ("add --grayscale" if wants == 1 else "")
         fail("grayscale" if fix else "model", f"the model's first layer takes {wants} channel(s), the images have "
