@@ -27,6 +27,7 @@ from .perturbation_methods import occlusion, rise
 from .presets import PRESETS, preset
 from .activation_smoothing import GaussianActivation, SmoothReLU, SmoothingReport, smooth_activations
 from .mc_stats import MapStats
+from .ef_error import EFError, ef_with_error
 from .spectrum import (exact_gap, expected_frequency, explanation_gap, radial_power_spectrum, rank_normalize)
 
 
@@ -52,5 +53,5 @@ __all__ = [
     "scale_rank_correlation", "sg2_opt", "smooth_grad", "spectral_lens", "vanilla_grad", "SmoothReLU",
     "exact_gap", "expected_frequency", "explanation_gap", "radial_power_spectrum", "rank_normalize",
     "smooth_activations", "GaussianActivation", "SmoothingReport", "occlusion", "rise", "METHODS", "explain",
-    "quantus_explain_func",
+    "quantus_explain_func", "EFError", "ef_with_error",
 ]

@@ -64,7 +64,8 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
                 noise_scale=1.0, relative=False, output="log_softmax", seed=0, image_ids=None,
                 batch_size=None, reduce_channels=True, tol=None, max_samples=None, check_every=CHECK_EVERY,
                 return_n_samples=False, sampling="iid", fast=None, return_stats=False, target_error=None,
-                min_samples=MIN_SAMPLES, memory_budget=None):
+                min_samples=MIN_SAMPLES, memory_budget=None, target_ef_error=None, ef_rank_normalize=True,
+                ef_exclude_dc=False):
     """SmoothGrad E[g] (``squared=False``) or SmoothGrad-Squared E[g²] (default) at one noise level.
 
     ``mixing="additive"``: x~ = x + sigma·noise_scale·ε (sigma the absolute std, as Captum's ``stdevs``);
@@ -86,6 +87,10 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
             ``check_every`` samples.
         target_error, min_samples: stop an image at the first check with n >= min_samples where its relative
             Monte Carlo error ||se||_2 / ||map||_2 <= target_error (recommended over ``tol``; docs/methods.md §11).
+        target_ef_error, ef_rank_normalize, ef_exclude_dc: stop an image at the first check with n >= min_samples
+            where the jackknife relative Monte Carlo error of its map's EF <= target_ef_error (the bias-reduced rank
+            EF, or with ``ef_rank_normalize=False`` the group cross-spectrum EF; docs/methods.md §11); with
+            ``target_error`` too, both must be met.
         sampling: "iid" or "lhs" (Latin hypercube noise, :mod:`spectral_xai.lhs`; no adaptive stopping), or a
             :class:`SamplingOptions` giving all of the sampling settings above.
         batch_size, memory_budget, fast: how the passes run (or ``execution=``, an :class:`ExecutionOptions`).
@@ -115,7 +120,8 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
         V.fail("return_n_samples", "give return_stats or return_n_samples, not both (the stats have .n_samples)")
     samp = SamplingOptions(n_samples=n_samples, seed=seed, image_ids=image_ids, tol=tol, max_samples=max_samples,
                            check_every=check_every, noise_design=sampling, target_error=target_error,
-                           min_samples=min_samples)
+                           min_samples=min_samples, target_ef_error=target_ef_error,
+                           ef_rank_normalize=ef_rank_normalize, ef_exclude_dc=ef_exclude_dc)
     est = estimate(model, x, sigmas=sigma, mixing=mixing, powers=(k,), target=target, output=output,
                    noise_scale=noise_scale, reduce_channels=reduce_channels, sampling=samp,
                    execution=ExecutionOptions(batch_size=batch_size, memory_budget=memory_budget, fast=fast),

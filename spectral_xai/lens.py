@@ -136,7 +136,7 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
                   power=2.5, noise_scale=1.0, output="log_softmax", seed=0, image_ids=None, batch_size=None,
                   return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=CHECK_EVERY,
                   sampling="iid", fast=None, return_stats=False, target_error=None, min_samples=MIN_SAMPLES,
-                  memory_budget=None):
+                  memory_budget=None, target_ef_error=None, ef_rank_normalize=True, ef_exclude_dc=False):
     """SpectralLens SL² and ArgLens on a σ grid under convex mixing (docs/methods.md §2).
 
     SL² = Σ_j w_j G_σj (prior weights w), G_σ = Σ_c E[g_c²] with x~ = (1 − σ) x + σ s ε; ArgLens = the σ of
@@ -159,6 +159,8 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
         estimator: "grid", "stratified" or "neyman".
         tol, check_every, max_samples, target_error, min_samples: adaptive stopping as in :func:`smooth_grad`
             (``target_error``, grid only: the relative error of each image's SL²).
+        target_ef_error, ef_rank_normalize, ef_exclude_dc: (grid) stop an image once the relative Monte Carlo
+            error of the EF of its SL² is <= target_ef_error, as in :func:`smooth_grad`.
         sampling: "iid" or "lhs" (grid, neyman), or a :class:`SamplingOptions` giving all sampling settings.
         batch_size, memory_budget, fast: how the passes run (or ``execution=``, an :class:`ExecutionOptions`).
         return_stats: (grid) the Monte Carlo error of SL² (and per σ) from the same passes.
@@ -176,9 +178,11 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
     s, w = _grid_and_weights(sigmas, prior, beta, power)
     samp = SamplingOptions(n_samples=n_samples, seed=seed, image_ids=image_ids, tol=tol, max_samples=max_samples,
                            check_every=check_every, noise_design=sampling, target_error=target_error,
-                           min_samples=min_samples).checked()
-    if estimator != "grid" and (return_stats or target_error is not None):
-        V.fail("return_stats" if return_stats else "target_error", "is only available for estimator='grid'")
+                           min_samples=min_samples, target_ef_error=target_ef_error,
+                           ef_rank_normalize=ef_rank_normalize, ef_exclude_dc=ef_exclude_dc).checked()
+    if estimator != "grid" and (return_stats or target_error is not None or target_ef_error is not None):
+        V.fail("return_stats" if return_stats else "target_error" if target_error is not None else "target_ef_error",
+               "is only available for estimator='grid'")
     problem = LensProblem(model, x, s, target, output, noise_scale,
                           ExecutionOptions(batch_size=batch_size, memory_budget=memory_budget, fast=fast))
     if estimator == "grid":

@@ -74,3 +74,32 @@ def sigma_statistics(est, k: int, weights: torch.Tensor) -> tuple[torch.Tensor, 
     a, b = halves[:, :, 0], halves[:, :, 1]
     combined = [combine_sigmas(t, weights) for t in (mean, a, b)]
     return (mean, var, a, b, combined[0], combine_sigmas(var, weights, square=True), combined[1], combined[2])
+
+
+def student_t_quantile(p: float, dof: int) -> float:
+    """The p-quantile (0.5 < p < 1) of Student's t with ``dof`` >= 1 degrees of freedom: closed forms for 1, 2
+    and 4, Newton on the closed-form CDF for 3, the Cornish–Fisher expansion to 1/dof⁴ (Abramowitz & Stegun
+    26.7.5) from 5 on (relative error below 1.1e-4 for p <= 0.975, 8e-4 for p <= 0.995)."""
+    import math
+    from statistics import NormalDist
+
+    if not 0.5 < p < 1 or dof < 1:
+        raise ValueError(f"student_t_quantile: needs 0.5 < p < 1 and dof >= 1, got p={p}, dof={dof}")
+    if dof == 1:
+        return math.tan(math.pi * (p - 0.5))
+    if dof == 2:
+        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
+    if dof == 4:
+        a = 4 * p * (1 - p)
+        return 2 * math.sqrt(math.cos(math.acos(math.sqrt(a)) / 3) / math.sqrt(a) - 1)
+    z = NormalDist().inv_cdf(p)
+    t = z + (z ** 3 + z) / 4 / dof + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96 / dof ** 2 \
+        + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / 384 / dof ** 3 \
+        + (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / 92160 / dof ** 4
+    if dof == 3:
+        r3 = math.sqrt(3)
+        for _ in range(3):
+            cdf = 0.5 + (t / (r3 * (1 + t * t / 3)) + math.atan(t / r3)) / math.pi
+            pdf = 6 * r3 / (math.pi * (3 + t * t) ** 2)
+            t -= (cdf - p) / pdf
+    return t

@@ -28,6 +28,7 @@ DEFAULT_SG_SIGMA = 0.15          # SmoothGrad's additive std on [0, 1] images (1
 LENS_NOISE_SCALE = 0.3           # the authors' ImageNet (ResNet-50) noise scale s of convex mixing
 CHECK_EVERY = 8                  # samples per round of adaptive stopping
 MIN_SAMPLES = 8                  # samples per image (per noisy σ) before target_error may stop it
+EF_STOP_LEVEL = 0.9              # target_ef_error bounds the relative half-width of this Student-t interval
 N_FRACTIONS = 21                 # deletion/insertion removal fractions 0, 0.05, …, 1
 DELETION_FRACTIONS = tuple(round(i / (N_FRACTIONS - 1), 10) for i in range(N_FRACTIONS))
 
@@ -58,7 +59,12 @@ class SamplingOptions:
     sample_offset: sample index of the first sample (the noise of sample i is keyed by offset + i);
     target_error / min_samples: stop an image at the first check (every ``check_every`` samples) with at least
     ``min_samples`` samples where its relative Monte Carlo error ||se||_2 / ||map||_2 <= target_error
-    (docs/methods.md §11); not with ``tol``."""
+    (docs/methods.md §11); not with ``tol``; target_ef_error / ef_rank_normalize / ef_exclude_dc: stop an image at
+    the first check with at least ``min_samples`` samples where the relative half-width of the 90 % Student-t
+    interval of the EF of its map (jackknife over the G sample groups, G − 1 degrees of freedom,
+    :data:`EF_STOP_LEVEL`) is <= target_ef_error, the EF being the bias-reduced rank EF
+    (``ef_rank_normalize=True``, the default of ``expected_frequency``) or the group cross-spectrum EF, with or
+    without the DC ring (docs/methods.md §11); not with ``tol``; with ``target_error`` both must be met."""
 
     n_samples: int = 32
     seed: int = 0
@@ -70,6 +76,9 @@ class SamplingOptions:
     sample_offset: int = 0
     target_error: float | None = None
     min_samples: int = MIN_SAMPLES
+    target_ef_error: float | None = None
+    ef_rank_normalize: bool = True
+    ef_exclude_dc: bool = False
 
     def checked(self) -> "SamplingOptions":
         """Validate every field (errors name the argument); returns self."""
@@ -86,9 +95,10 @@ class SamplingOptions:
         if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
             V.fail("tol", f"expected a number >= 0 or None, got {tol!r}")
         self._check_target_error()
+        self._check_target_ef_error()
         if self.noise_design == "lhs" and self.adaptive:
             V.fail("sampling", "'lhs' fixes the samples of every (image, sigma) in advance: no adaptive "
-                               f"stopping ({'tol' if tol is not None else 'target_error'})")
+                               f"stopping ({self.stopping_rule})")
         return self
 
     def _check_target_error(self) -> None:
@@ -103,10 +113,27 @@ class SamplingOptions:
         if self.tol is not None:
             V.fail("target_error", "give one stopping rule: tol or target_error, not both")
 
+    def _check_target_ef_error(self) -> None:
+        te = self.target_ef_error
+        for name in ("ef_rank_normalize", "ef_exclude_dc"):
+            if not isinstance(getattr(self, name), bool):
+                V.fail(name, f"expected True or False, got {getattr(self, name)!r}", TypeError)
+        if te is None:
+            return
+        if isinstance(te, bool) or not isinstance(te, (int, float)) or not te > 0:
+            V.fail("target_ef_error", f"expected a number > 0 or None, got {te!r}")
+        if self.tol is not None:
+            V.fail("target_ef_error", "give one stopping rule: tol or target_ef_error, not both")
+
     @property
     def adaptive(self) -> bool:
-        """Samples come in rounds of ``check_every`` with a stopping rule (tol or target_error)."""
-        return self.tol is not None or self.target_error is not None
+        """Samples come in rounds of ``check_every`` with a stopping rule (tol, target_error, target_ef_error)."""
+        return self.tol is not None or self.target_error is not None or self.target_ef_error is not None
+
+    @property
+    def stopping_rule(self) -> str | None:
+        """The keyword of the stopping rule in use (the first of tol, target_error, target_ef_error), or None."""
+        return next((k for k in ("tol", "target_error", "target_ef_error") if getattr(self, k) is not None), None)
 
     @property
     def limit(self) -> int:

@@ -61,6 +61,11 @@ class EnginePlan:
         """Welford sums are needed: statistics requested or the target-error stop."""
         return self.stats or self.sampling.target_error is not None
 
+    @property
+    def tracks_groups(self) -> bool:
+        """The sample groups are needed: statistics requested or the EF stop (``target_ef_error``)."""
+        return self.stats or self.sampling.target_ef_error is not None
+
 
 def plan_rows(active: torch.Tensor, counts: torch.Tensor, per_round: int, limit, S: int) -> torch.Tensor:
     """Rows (N, 3) int64 = (image slot, sigma index, sample index) for one round of the active slots.
@@ -109,8 +114,7 @@ def _check_sample_sigma(sample_sigma, sampling: SamplingOptions, B: int, S: int)
         return None
     n = sampling.n_samples
     if sampling.adaptive:
-        V.fail("tol" if sampling.tol is not None else "target_error",
-               "adaptive stopping is not available when the sigma is drawn per sample")
+        V.fail(sampling.stopping_rule, "adaptive stopping is not available when the sigma is drawn per sample")
     if sampling.max_samples is not None and sampling.max_samples != n:
         V.fail("max_samples", "must be None (or n_samples) when the sigma is drawn per sample")
     if sampling.noise_design == "lhs":
@@ -128,7 +132,8 @@ def _check_slot_samples(slot_samples, sampling: SamplingOptions, has_sample_sigm
     if slot_samples is None:
         return None
     if sampling.adaptive or has_sample_sigma:
-        V.fail("slot_samples", "cannot be combined with tol, target_error or sample_sigma")
+        V.fail("slot_samples", "cannot be combined with tol, target_error, target_ef_error or "
+                                    "sample_sigma")
     if not isinstance(slot_samples, torch.Tensor) or slot_samples.is_floating_point():
         V.fail("slot_samples", "expected an integer tensor of shape (B, S)", TypeError)
     slot_samples = slot_samples.to(device="cpu", dtype=torch.int64)
@@ -187,7 +192,8 @@ def _check_plan_memory(x: torch.Tensor, P: int, acc_c: int, per_round: int, powe
     """Refuses a plan whose float64 accumulators (P, C', spatial) or whose rows of one round (P · per_round
     index triples) cannot fit in the memory of x's device, naming the argument that makes them large."""
     tracks_var = stats or sampling.target_error is not None
-    maps = len(powers) * (1 + tracks_var + 2 * stats) + (sampling.tol is not None)
+    groups = 2 * (stats or sampling.target_ef_error is not None)
+    maps = len(powers) * (1 + tracks_var + groups) + (sampling.tol is not None)
     accumulators = maps * P * acc_c * x[0, 0].numel() * 8
     rows = P * per_round * 3 * 8 * 2                      # the round's rows and their numpy construction
     if rows > accumulators:

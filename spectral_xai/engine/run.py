@@ -1,5 +1,5 @@
 """Executing an :class:`~.plan.EnginePlan`: rounds of rows, chunks of forward/backward passes, the fused
-``perturb`` and ``accumulate_`` ops, adaptive stopping per slot (tol) or per image (target_error), and the
+``perturb`` and ``accumulate_`` ops, adaptive stopping per slot (tol) or per image (target_error, target_ef_error), and the
 check that the model's outputs and gradients are finite (counted per slot on the device, read once per round).
 Rows are ordered (image, σ, sample), so the statistics do not depend on the chunk size."""
 from __future__ import annotations
@@ -10,10 +10,11 @@ import torch
 
 from .. import _validation as V
 from ..fastpath import check_fast, fast_scope
+from ..options import EF_STOP_LEVEL
 from ..model_calls import (auto_batch_size, check_logits, check_model_device, check_target_range, explained_output,
                            forward, model_dtype_and_format, model_scope, resolve_targets)
 from ..ops import accumulate_, perturb
-from ..mc_stats import combine_sigmas, mean_variance, relative_error
+from ..mc_stats import combine_sigmas, filled_halves, mean_variance, relative_error
 from .layout import NDInput, check_model_rank
 from .plan import EnginePlan, plan_rows
 
@@ -58,7 +59,7 @@ class _Accumulators:
         self.counts = torch.zeros(P, dtype=torch.int64, device=dev)
         self.nonfinite = torch.zeros(P, dtype=torch.int64, device=dev)
         self.bad_logits = torch.zeros(P, dtype=torch.int64, device=dev)
-        var, st = plan.tracks_variance, plan.stats
+        var, st = plan.tracks_variance, plan.tracks_groups
         self.stats = dict(
             sumsq1=torch.zeros(shape, **f64) if var and 1 in plan.powers else None,
             sumsq2=torch.zeros(shape, **f64) if var and 2 in plan.powers else None,
@@ -152,24 +153,55 @@ def _rel_errors(plan: EnginePlan, acc: _Accumulators) -> torch.Tensor:
     return relative_error(combine_sigmas(mean, plan.error_weights), combine_sigmas(var, plan.error_weights, True))
 
 
+def _ef_rel_errors(plan: EnginePlan, acc: _Accumulators, images: torch.Tensor) -> torch.Tensor:
+    """(A,) relative half-width of the 90 % Student-t interval (:data:`~spectral_xai.options.EF_STOP_LEVEL`,
+    jackknife over the G sample groups) of the EF of the σ-weighted, channel-reduced map of each image in
+    ``images`` (A,) CPU int64 (on the device, no host sync)."""
+    from ..ef_error import group_ef_error, halfwidth   # here: ef_error -> spectrum -> engine would be circular
+    k = 2 if 2 in plan.powers else 1
+    B, S, sp = plan.x.shape[0], plan.s_slot, plan.spatial
+    rest = (plan.acc_c, *plan.x.shape[-2:])
+    idx = images.to(plan.x.device)
+    mean = (acc.mean2 if k == 2 else acc.mean1).view(B, S, *rest)[idx]
+    counts = acc.stats["half_counts"].view(B, S, -1)[idx]
+    groups = filled_halves(acc.stats[f"half_mean{k}"].view(B, S, -1, *rest)[idx], counts, mean)
+    groups = combine_sigmas(groups, plan.error_weights).sum(2)          # (A, G, H', W): channels reduced
+    samp = plan.sampling
+    ef, se, used = group_ef_error(groups.reshape(*groups.shape[:2], *sp),
+                                  counts.max(dim=1).values.to(torch.float64), ranked=samp.ef_rank_normalize,
+                                  exclude_dc=samp.ef_exclude_dc)
+    return halfwidth(ef, se, used, EF_STOP_LEVEL, groups.shape[1])
+
+
 def _round_end(plan: EnginePlan, acc: _Accumulators, model, active: torch.Tensor,
                counts_host: torch.Tensor) -> torch.Tensor:
     """After a round: raise on non-finite outputs or gradients, then the slots still active.  One host sync
     (two with tol)."""
     bad = acc.nonfinite + acc.bad_logits
-    te = plan.sampling.target_error
-    host = torch.cat([bad.to(torch.float64), _rel_errors(plan, acc)] if te is not None else [bad.double()]).cpu()
+    samp, B, S = plan.sampling, plan.x.shape[0], plan.s_slot
+    te, tef = samp.target_error, samp.target_ef_error
+    images = torch.unique(active // S)
+    parts = [bad.to(torch.float64)]
+    if te is not None:
+        parts.append(_rel_errors(plan, acc))
+    if tef is not None:
+        parts.append(_ef_rel_errors(plan, acc, images))
+    host = torch.cat(parts).cpu()
     if bool((host[:plan.num_slots] > 0).any()):
         _raise_nonfinite(plan, model, host[:plan.num_slots])
     done = counts_host[active] >= plan.limits[active]
-    if te is not None:
-        B, S = plan.x.shape[0], plan.s_slot
-        enough = counts_host.view(B, S).max(dim=1).values >= plan.sampling.min_samples
-        stopped = (host[plan.num_slots:] <= te) & enough
+    if te is not None or tef is not None:
+        stopped = counts_host.view(B, S).max(dim=1).values >= samp.min_samples
+        if te is not None:
+            stopped &= host[plan.num_slots:plan.num_slots + B] <= te
+        if tef is not None:
+            ef_ok = torch.zeros(B, dtype=torch.bool)
+            ef_ok[images] = host[host.numel() - images.numel():] <= tef
+            stopped &= ef_ok
         return active[~(done | stopped[active // S])]
-    if plan.sampling.tol is None:
+    if samp.tol is None:
         return active[:0]
-    tol = plan.sampling.tol
+    tol = samp.tol
     converged = (acc.delta[active] <= tol * acc.scale[active]).cpu() & (acc.scale[active] > 0).cpu()
     return active[~(done | converged)]
 
@@ -189,7 +221,8 @@ def _raise_nonfinite(plan: EnginePlan, model, bad: torch.Tensor) -> None:
 
 
 def run_plan(model, plan: EnginePlan) -> Estimate:
-    """Execute ``plan`` with ``model``: rounds until every slot is done or (with tol / target_error) stopped."""
+    """Execute ``plan`` with ``model``: rounds until every slot is done or (with tol / target_error /
+    target_ef_error) stopped."""
     check_model_device(model, plan.x)
     check_model_rank(model, plan.spatial)
     if plan.spatial != tuple(plan.x.shape[2:]):   # a signal or a volume in the 4-D layout
