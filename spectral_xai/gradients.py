@@ -64,7 +64,7 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
                 noise_scale=1.0, relative=False, output="log_softmax", seed=0, image_ids=None,
                 batch_size=None, reduce_channels=True, tol=None, max_samples=None, check_every=CHECK_EVERY,
                 return_n_samples=False, sampling="iid", fast=None, return_stats=False, target_error=None,
-                min_samples=MIN_SAMPLES, memory_budget=None, target_ef_error=None, ef_rank_normalize=True,
+                min_samples=MIN_SAMPLES, memory_budget=None, target_ef_error=None, ef_rank_normalize=False,
                 ef_exclude_dc=False):
     """SmoothGrad E[g] (``squared=False``) or SmoothGrad-Squared E[g²] (default) at one noise level.
 
@@ -88,8 +88,9 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
         target_error, min_samples: stop an image at the first check with n >= min_samples where its relative
             Monte Carlo error ||se||_2 / ||map||_2 <= target_error (recommended over ``tol``; docs/methods.md §11).
         target_ef_error, ef_rank_normalize, ef_exclude_dc: stop an image at the first check with n >= min_samples
-            where the jackknife relative Monte Carlo error of its map's EF <= target_ef_error (the bias-reduced rank
-            EF, or with ``ef_rank_normalize=False`` the group cross-spectrum EF; docs/methods.md §11); with
+            where the 90 % interval of its map's EF (jackknife over the sample groups) is within target_ef_error of
+            it, relatively: the EF of the group cross spectrum (default), or with ``ef_rank_normalize=True`` the
+            bias-reduced rank EF, whose residual bias the interval does not see (docs/methods.md §11); with
             ``target_error`` too, both must be met.
         sampling: "iid" or "lhs" (Latin hypercube noise, :mod:`spectral_xai.lhs`; no adaptive stopping), or a
             :class:`SamplingOptions` giving all of the sampling settings above.

@@ -136,7 +136,7 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
                   power=2.5, noise_scale=1.0, output="log_softmax", seed=0, image_ids=None, batch_size=None,
                   return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=CHECK_EVERY,
                   sampling="iid", fast=None, return_stats=False, target_error=None, min_samples=MIN_SAMPLES,
-                  memory_budget=None, target_ef_error=None, ef_rank_normalize=True, ef_exclude_dc=False):
+                  memory_budget=None, target_ef_error=None, ef_rank_normalize=False, ef_exclude_dc=False):
     """SpectralLens SL² and ArgLens on a σ grid under convex mixing (docs/methods.md §2).
 
     SL² = Σ_j w_j G_σj (prior weights w), G_σ = Σ_c E[g_c²] with x~ = (1 − σ) x + σ s ε; ArgLens = the σ of

@@ -28,6 +28,7 @@ DEFAULT_SG_SIGMA = 0.15          # SmoothGrad's additive std on [0, 1] images (1
 LENS_NOISE_SCALE = 0.3           # the authors' ImageNet (ResNet-50) noise scale s of convex mixing
 CHECK_EVERY = 8                  # samples per round of adaptive stopping
 MIN_SAMPLES = 8                  # samples per image (per noisy σ) before target_error may stop it
+EF_GROUPS = 8                    # sample groups of the EF's jackknife error (the EF stop, the audit's EF errors)
 EF_STOP_LEVEL = 0.9              # target_ef_error bounds the relative half-width of this Student-t interval
 N_FRACTIONS = 21                 # deletion/insertion removal fractions 0, 0.05, …, 1
 DELETION_FRACTIONS = tuple(round(i / (N_FRACTIONS - 1), 10) for i in range(N_FRACTIONS))
@@ -62,8 +63,8 @@ class SamplingOptions:
     (docs/methods.md §11); not with ``tol``; target_ef_error / ef_rank_normalize / ef_exclude_dc: stop an image at
     the first check with at least ``min_samples`` samples where the relative half-width of the 90 % Student-t
     interval of the EF of its map (jackknife over the G sample groups, G − 1 degrees of freedom,
-    :data:`EF_STOP_LEVEL`) is <= target_ef_error, the EF being the bias-reduced rank EF
-    (``ef_rank_normalize=True``, the default of ``expected_frequency``) or the group cross-spectrum EF, with or
+    :data:`EF_STOP_LEVEL`) is <= target_ef_error, the EF being the group cross-spectrum EF (default) or with
+    ``ef_rank_normalize=True`` the bias-reduced rank EF (its residual bias is not in the interval), with or
     without the DC ring (docs/methods.md §11); not with ``tol``; with ``target_error`` both must be met."""
 
     n_samples: int = 32
@@ -77,7 +78,7 @@ class SamplingOptions:
     target_error: float | None = None
     min_samples: int = MIN_SAMPLES
     target_ef_error: float | None = None
-    ef_rank_normalize: bool = True
+    ef_rank_normalize: bool = False
     ef_exclude_dc: bool = False
 
     def checked(self) -> "SamplingOptions":
@@ -94,36 +95,28 @@ class SamplingOptions:
         tol = self.tol
         if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
             V.fail("tol", f"expected a number >= 0 or None, got {tol!r}")
-        self._check_target_error()
-        self._check_target_ef_error()
+        self._check_targets()
         if self.noise_design == "lhs" and self.adaptive:
             V.fail("sampling", "'lhs' fixes the samples of every (image, sigma) in advance: no adaptive "
                                f"stopping ({self.stopping_rule})")
         return self
 
-    def _check_target_error(self) -> None:
-        te = self.target_error
+    def _check_targets(self) -> None:
+        """min_samples, and each stopping target (target_error, target_ef_error): > 0 or None, not with tol."""
         ms = self.min_samples
         if isinstance(ms, bool) or not isinstance(ms, int) or ms < 2:
             V.fail("min_samples", f"expected an int >= 2 (a variance needs two samples), got {ms!r}")
-        if te is None:
-            return
-        if isinstance(te, bool) or not isinstance(te, (int, float)) or not te > 0:
-            V.fail("target_error", f"expected a number > 0 or None, got {te!r}")
-        if self.tol is not None:
-            V.fail("target_error", "give one stopping rule: tol or target_error, not both")
-
-    def _check_target_ef_error(self) -> None:
-        te = self.target_ef_error
         for name in ("ef_rank_normalize", "ef_exclude_dc"):
             if not isinstance(getattr(self, name), bool):
                 V.fail(name, f"expected True or False, got {getattr(self, name)!r}", TypeError)
-        if te is None:
-            return
-        if isinstance(te, bool) or not isinstance(te, (int, float)) or not te > 0:
-            V.fail("target_ef_error", f"expected a number > 0 or None, got {te!r}")
-        if self.tol is not None:
-            V.fail("target_ef_error", "give one stopping rule: tol or target_ef_error, not both")
+        for name in ("target_error", "target_ef_error"):
+            te = getattr(self, name)
+            if te is None:
+                continue
+            if isinstance(te, bool) or not isinstance(te, (int, float)) or not te > 0:
+                V.fail(name, f"expected a number > 0 or None, got {te!r}")
+            if self.tol is not None:
+                V.fail(name, f"give one stopping rule: tol or {name}, not both")
 
     @property
     def adaptive(self) -> bool:

@@ -11,7 +11,7 @@ import spectral_xai as sx
 DOCUMENTED = ("vanilla_grad", "smooth_grad", "integrated_grad", "spectral_lens", "prior_weights", "optimal_sigma",
               "sg2_opt", "noise_cutoff", "cs_curves", "sigma_star", "estimate", "explain", "quantus_explain_func",
               "rise", "occlusion", "preset", "smooth_activations", "inconsistency", "scale_rank_correlation",
-              "build_info")
+              "build_info", "ef_with_error")
 
 
 def _globs() -> dict:

@@ -12,7 +12,7 @@ from helpers import Quadratic, sg2_exact, sg_exact, sinusoid
 SIGMA = 0.5
 
 
-def _criterion(st, ranked=True) -> torch.Tensor:
+def _criterion(st, ranked=False) -> torch.Tensor:
     """(B,) the stop's criterion recomputed from a MapStats' groups (the halves)."""
     e = sx.ef_with_error(torch.stack(st.halves, 1).double(), st.half_counts, rank_normalize=ranked)
     return e.rel_halfwidth(EF_STOP_LEVEL)

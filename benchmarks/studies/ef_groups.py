@@ -119,6 +119,62 @@ def study(args) -> dict:
                          for s, n_ref in settings], "rows": out}
 
 
+def stop_study(args) -> dict:
+    """The EF stop against fixed n on the Fashion-MNIST CNN: per (method, EF), ``target_ef_error`` runs over the
+    seeds (sample counts per image, share of images within the target of the long-run truth), and fixed-n runs
+    with the same estimator and groups at n = 8, 16, …, ``max_samples``; the passes a fixed n needs for the stop's
+    share, interpolated log-linearly between budgets, over the stop's mean passes."""
+    s = random_cnn_setting(4, args.sigma) if args.quick else fashion_setting(args.fashion_images, args.sigma)
+    n_ref = 256 if args.quick else args.fashion_ref_samples
+    target, cap = args.target, args.max_samples
+    budgets = [n for n in (8, 16, 32, 64, 128, 256, 512, 1024, 2048) if n <= cap]
+    kw = dict(target=s.target, output=s.output, batch_size=s.batch_size, groups=args.stop_groups,
+              return_stats=True)
+    out = []
+    for method, squared in METHODS.items():
+        truth = truth_ef(s, squared, n_ref, seed=10_000)
+        for ranked in (True, False):
+            t0 = time.perf_counter()
+
+            def within(st):
+                e = sx.ef_with_error(st.groups.double(), st.group_counts, rank_normalize=ranked).ef
+                return ((e - truth[ranked]).abs() <= target * truth[ranked].abs()).double()
+
+            hits, used = [], []
+            for seed in range(args.stop_seeds):
+                st = sx.smooth_grad(s.model, s.x, s.sigma, squared=squared, seed=seed, target_ef_error=target,
+                                    ef_rank_normalize=ranked, max_samples=cap, **kw)
+                hits.append(within(st))
+                used.append(st.n_samples.double())
+            share, mean_n = float(torch.cat(hits).mean()), float(torch.cat(used).mean())
+            fixed = {n: float(torch.cat([within(sx.smooth_grad(s.model, s.x, s.sigma, squared=squared, seed=seed,
+                                                               n_samples=n, **kw))
+                                         for seed in range(args.stop_seeds)]).mean()) for n in budgets}
+            needed = _interpolated_budget(fixed, share)
+            out.append({"model": s.name, "method": method, "ranked": ranked, "target": target,
+                        "groups": args.stop_groups, "stop_share_within": share, "stop_mean_n": mean_n,
+                        "stop_max_n": float(torch.cat(used).max()), "stop_at_cap": float((torch.cat(used) >= cap)
+                                                                                         .double().mean()),
+                        "fixed_share_within": fixed, "fixed_n_for_same_share": needed,
+                        "passes_saved": needed / mean_n if needed else None})
+            print(f"stop {method} ranked={ranked}: share {share:.2f} at mean n {mean_n:.0f}; fixed n {needed} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return {"setting": s.description, "rows": out}
+
+
+def _interpolated_budget(curve: dict[int, float], share: float) -> float | None:
+    """The n where the fixed-n share within the target first reaches ``share``, linear in log n between the
+    budgets of ``curve`` (None if no budget reaches it)."""
+    pts = sorted(curve.items())
+    if pts[0][1] >= share:
+        return float(pts[0][0])
+    for (n0, s0), (n1, s1) in zip(pts, pts[1:]):
+        if s1 >= share:
+            f = (share - s0) / (s1 - s0) if s1 > s0 else 1.0
+            return float(math.exp(math.log(n0) + f * (math.log(n1) - math.log(n0))))
+    return None
+
+
 def markdown(res: dict) -> str:
     lines = [f"# EF from G sample groups: accuracy and jackknife calibration ({res['created_utc']})", "",
              f"Command: `{res['command']}`; machine {res['machine']}; wall {res['wall_s']:.0f} s.", ""]
@@ -137,6 +193,22 @@ def markdown(res: dict) -> str:
                      f"{r['n']} | {g} | {100 * r['rel_error']:.1f} ± {100 * r['rel_error_se']:.1f} % | "
                      f"{100 * r['bias']:+.1f} % | {r['calibration']:.2f} ({r['calibration_median']:.2f}) | "
                      f"{100 * r['coverage_2se']:.0f} % | {100 * r['coverage_t90']:.0f} % | {100 * r['mean_rel_se']:.1f} % |")
+    if res.get("stop"):
+        st = res["stop"]
+        lines += ["", f"## The EF stop against fixed n ({st['setting']})", "",
+                  "share = images × seeds whose EF is within the target of the long-run truth; fixed n = the budget "
+                  "at which fixed-n runs (same estimator, same groups) reach the stop's share (log-linear between "
+                  "budgets); saved = fixed n / the stop's mean n.", "",
+                  "| map | EF | target | G | stop: share | stop: mean n (max, at cap) | fixed n, same share | "
+                  "passes saved | fixed-n shares |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in st["rows"]:
+            curve = ", ".join(f"{n}: {100 * v:.0f} %" for n, v in r["fixed_share_within"].items())
+            need = f"{r['fixed_n_for_same_share']:.0f}" if r["fixed_n_for_same_share"] else "> cap"
+            saved = f"{r['passes_saved']:.1f}×" if r["passes_saved"] else "—"
+            lines.append(f"| {r['method'].upper()} | {'ranked br' if r['ranked'] else 'unranked'} | "
+                         f"{100 * r['target']:.0f} % | {r['groups']} | {100 * r['stop_share_within']:.0f} % | "
+                         f"{r['stop_mean_n']:.0f} ({r['stop_max_n']:.0f}, {100 * r['stop_at_cap']:.0f} %) | {need} | "
+                         f"{saved} | {curve} |")
     return "\n".join(lines) + "\n"
 
 
@@ -154,6 +226,11 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=16)
     p.add_argument("--ref-samples", type=int, default=1024, help="EfficientNet long run")
     p.add_argument("--fashion-ref-samples", type=int, default=4096)
+    p.add_argument("--parts", nargs="+", default=["groups", "stop"], choices=["groups", "stop"])
+    p.add_argument("--target", type=float, default=0.05, help="target_ef_error of the stop part")
+    p.add_argument("--max-samples", type=int, default=1024, help="cap of the stop part")
+    p.add_argument("--stop-groups", type=int, default=8, help="sample groups of the stop part")
+    p.add_argument("--stop-seeds", type=int, default=4)
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     args = p.parse_args(argv)
     if args.quick:
@@ -161,7 +238,9 @@ def main(argv=None) -> int:
     device = torch.device("cpu")
     now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     t0 = time.perf_counter()
-    res = study(args)
+    res = study(args) if "groups" in args.parts else {"settings": [], "rows": []}
+    if "stop" in args.parts:
+        res["stop"] = stop_study(args)
     res.update(created_utc=now, command="python -m benchmarks.studies.ef_groups " + " ".join(argv),
                machine=machine_name(device), environment=environment_info(device), wall_s=time.perf_counter() - t0)
     stem = Path(args.out) / f"ef_groups-{'quick-' if args.quick else ''}{res['machine']}"

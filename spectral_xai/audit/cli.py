@@ -8,7 +8,7 @@ from dataclasses import fields
 from ..fastpath import COMPILE_MODES
 from ..options import OUTPUTS, PRIORS
 from ..methods import METHOD_NAMES
-from .config import (AUTOCAST_DTYPES, DELETION_BASELINES, DTYPES, LABEL_SOURCES, MAP_DTYPES, MEASURES,
+from .config import (AUTOCAST_DTYPES, DELETION_BASELINES, DTYPES, LABEL_SOURCES, MAP_DTYPES, MC_GROUPS, MEASURES,
                      NORMALIZATIONS, TARGETS, AuditConfig, load_toml)
 from .errors import fail
 from .rundir import MANIFEST, run_dir_config
@@ -123,8 +123,16 @@ def _method_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--target-error", type=float, dest="target_error",
                    help="stop each image's SG/SG²/SL² once its relative Monte Carlo error ||se||/||map|| is <= E "
                         "(0 < E < 1), checked every 8 samples from 8 on; <m>_samples then records the samples used")
+    g.add_argument("--target-ef-error", type=float, dest="target_ef_error",
+                   help="stop each image's SG/SG²/SL² once the 90 %% interval of the EF of its map (the group "
+                        "cross-spectrum EF, <m>_ef_unranked; jackknife over --mc-groups sample groups) is within E "
+                        "of it, relatively "
+                        "(0 < E < 1), checked every 8 samples from 8 on; with --target-error both must be met")
+    g.add_argument("--mc-groups", type=int, dest="mc_groups",
+                   help="interleaved sample groups of the per-image EF errors and of --target-ef-error (even, "
+                        f"2..64; default {MC_GROUPS})")
     g.add_argument("--max-samples", type=int, dest="max_samples",
-                   help="cap per image (per σ) with --target-error (default: --samples)")
+                   help="cap per image (per σ) with --target-error / --target-ef-error (default: --samples)")
     g.add_argument("--prior", choices=PRIORS, help="SpectralLens prior over σ")
     g.add_argument("--noise-scale", type=float, dest="noise_scale", help="SpectralLens noise scale s")
     g.add_argument("--sg-sigma", type=float, dest="sg_sigma", help="SG/SG² additive std")

@@ -111,9 +111,10 @@ _IMAGE = (
 _PER_METHOD = (
     _method("ef", "float64", "Expected Frequency of the method's rank-normalised map (ICCV25 recipe): 0 = all "
                              "power at the lowest spatial frequency, 1 = at the highest. Sampled maps with "
-                             f"halves A, B ({_methods_of('halves')}): the bias-reduced estimate 2·EF((A+B)/2) − "
-                             "(EF(A)+EF(B))/2 (first-order jackknife: the plug-in's 1/n noise bias cancels, "
-                             "higher orders remain; for odd n, (A+B)/2 weighs the halves equally); "
+                             f"G sample groups (--mc-groups; {_methods_of('halves')}): the bias-reduced estimate "
+                             "G·EF(m) − (G−1)·mean_g EF(m without group g) (delete-a-group jackknife: the "
+                             "plug-in's 1/n noise bias cancels, higher orders remain; G = 2: 2·EF((A+B)/2) − "
+                             "(EF(A)+EF(B))/2 of the halves); "
                              f"deterministic maps ({_methods_of('deterministic')}): the plug-in EF, "
                              f"exact for them; {_methods_of('not estimated')} and any map of a run with one "
                              "sample per σ: the plug-in EF, not corrected",
@@ -121,23 +122,26 @@ _PER_METHOD = (
             summary="EF, rank-normalised map (ICCV25 recipe)", histogram="EF, ranked (ICCV25)"),
     _method("ef_unranked", "float64", "Expected Frequency of the method's map as it is (no rank "
                                       "normalisation): better conditioned for comparing methods, since rank "
-                                      "normalisation puts most power in the DC ring. Maps with halves: the "
-                                      "EF of the cross spectrum Re(FFT(A)·conj FFT(B)), free of the "
+                                      "normalisation puts most power in the DC ring. Maps with sample groups: "
+                                      "the EF of the all-pairs group cross spectrum (|Σ c_g F_g|² − Σ c_g² "
+                                      "|F_g|²)/((Σc)² − Σc²) (G = 2: Re(FFT(A)·conj FFT(B))), free of the "
                                       "plug-in's (noise power)/n bias (undefined, and kept as computed, when "
                                       "a map is all noise); other maps: the plug-in EF",
             measure="ef", mc_error="ef_unranked_mc_error", plugin="ef_unranked_plugin", short="EF unranked",
             summary="EF, map as is (no rank normalisation)", histogram="EF, map as is"),
-    _method("ef_mc_error", "float64", "Monte Carlo standard error of <method>_ef per image, the half-split "
-                                      "estimate |EF(A) − EF(B)|/2 of the rank-normalised halves (Var EF(m) ≈ "
-                                      "Var EF(A)/2; to first order the bias-reduced EF has the plug-in's "
-                                      "variance). One degree of freedom per image: its square is unbiased "
-                                      "for the variance, so average squares over images. 0 for "
+    _method("ef_mc_error", "float64", "Monte Carlo standard error of <method>_ef per image, the delete-a-group "
+                                      "jackknife over its G sample groups, sqrt((G−1)/G·Σ_g (EF_(−g) − "
+                                      "mean EF_(−·))²) with EF_(−g) the rank EF of the map without group g "
+                                      "(G − 1 degrees of freedom; G = 2: |EF(A) − EF(B)|/2 of the halves; "
+                                      "to first order the bias-reduced EF has the plug-in's variance); "
+                                      "average squares over images (rms). 0 for "
                                       "deterministic maps; NaN where not estimated "
                                       f"({_methods_of('not estimated')}, one sample)",
             measure="ef", short="EF MC err"),
     _method("ef_unranked_mc_error", "float64", "Monte Carlo standard error of <method>_ef_unranked per "
-                                               "image, |EF(A) − EF(B)|/2 of the halves as they are (as "
-                                               "<method>_ef_mc_error)", measure="ef", short="EF unr. MC err"),
+                                               "image, the delete-a-group jackknife of the group cross-spectrum EF "
+                                               "(EF_(−g): the cross-spectrum EF of the other groups; with two "
+                                               "groups the plug-in EF of the other one, |EF(A) − EF(B)|/2)", measure="ef", short="EF unr. MC err"),
     _method("ef_plugin", "float64", "plug-in EF of the rank-normalised map, EF(rank(m)) (biased by the "
                                     "map's Monte Carlo noise); equals <method>_ef for maps without halves",
             measure="ef", short="EF plug-in"),
@@ -146,14 +150,14 @@ _PER_METHOD = (
             measure="ef", short="EF unr. plug-in"),
     _method("gap", "float64", "ΔEF = |EF(method) − EF(VanillaGrad)|, the explanation-gap proxy, with "
                               "<method>_ef's estimator (rank-normalised; bias-reduced where the map has "
-                              "halves; VanillaGrad is deterministic); 0 for vg",
+                              "sample groups; VanillaGrad is deterministic); 0 for vg",
             measure="gap", plugin="gap_plugin", short="ΔEF", summary="ΔEF vs VG (rank-normalised)"),
     _method("gap_plugin", "float64", "ΔEF from the plug-in EFs; equals <method>_gap for maps without halves",
             measure="gap", short="ΔEF plug-in"),
     _method("gap_unranked", "float64", "ΔEF of the maps as they are, |EF_unranked(method) − "
                                        "EF_unranked(VanillaGrad)|, "
-                                       "with <method>_ef_unranked's estimator (cross spectrum of the halves where "
-                                       "the map has them): separates methods better than the rank-normalised "
+                                       "with <method>_ef_unranked's estimator (group cross spectrum where "
+                                       "the map has groups): separates methods better than the rank-normalised "
                                        "ΔEF; 0 for vg",
             measure="gap", plugin="gap_unranked_plugin", short="ΔEF unr.",
             summary="ΔEF vs VG (map as is)"),

@@ -103,10 +103,22 @@ def sl2_image_independent(per_sigma: torch.Tensor, weights: torch.Tensor, admiss
 
 
 def _stopping(cfg: AuditConfig) -> dict:
-    """The target-error stopping options of the sampled maps (none without --target-error)."""
-    if cfg.target_error is None:
+    """The stopping options of the sampled maps (none without --target-error / --target-ef-error)."""
+    if cfg.target_error is None and cfg.target_ef_error is None:
         return {}
-    return {"target_error": cfg.target_error, "max_samples": cfg.max_samples}
+    return {"target_error": cfg.target_error, "target_ef_error": cfg.target_ef_error, "max_samples": cfg.max_samples}
+
+
+def _groups_of(st, at=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(groups (b, G, S, S), group_counts (b, G)) of a MapStats or a SpectralLensResult with statistics; ``at``:
+    the per-σ groups at (image, σ index) instead (SG²_opt)."""
+    if hasattr(st, "half_counts"):
+        return torch.stack(st.halves, 1), st.half_counts
+    n = st.n_samples.max(dim=1).values
+    counts = torch.stack([(n + 1) // 2, n // 2], 1)
+    if at is None:
+        return torch.stack(st.halves, 1), counts
+    return torch.stack([h[at] for h in st.per_sigma_halves], 1), counts
 
 
 def _method_map(model, x, target, ids_dev, cfg: AuditConfig, method: str, batch_size) -> AuditMap:
@@ -116,7 +128,7 @@ def _method_map(model, x, target, ids_dev, cfg: AuditConfig, method: str, batch_
     kind = mc_kind(method, cfg.sample_cap())
     if kind == "halves":
         st = explain(method, model, x, target, return_stats=True, **opts)
-        return AuditMap(st.map, st.halves, st.rel_error.double(), st.n_samples.long(), kind)
+        return AuditMap(st.map, *_groups_of(st), st.rel_error.double(), st.n_samples.long(), kind)
     mp = explain(method, model, x, target, **opts)
     samples = None if nominal is None else torch.full((x.shape[0],), nominal, dtype=torch.int64)
     return AuditMap.without_halves(mp, samples, kind)
@@ -156,9 +168,9 @@ def _lens_maps(model, x, target, ids_dev, cfg: AuditConfig, batch_size) -> tuple
     used = res.n_samples.sum(dim=1).long()
     if stats:
         at = (torch.arange(x.shape[0], device=star.index.device), star.index)
-        lens_maps = {"sl2": AuditMap(res.sl2, res.halves, res.rel_error.double(), used, "halves"),
-                     "sg2opt": AuditMap(star.maps, tuple(h[at] for h in res.per_sigma_halves),
-                                        res.per_sigma_rel_error[at].double(), used, "halves")}
+        lens_maps = {"sl2": AuditMap(res.sl2, *_groups_of(res), res.rel_error.double(), used, "halves"),
+                     "sg2opt": AuditMap(star.maps, *_groups_of(res, at), res.per_sigma_rel_error[at].double(),
+                                        used, "halves")}
     else:
         lens_maps = {m: AuditMap.without_halves(mp, used, "not estimated")
                      for m, mp in (("sl2", res.sl2), ("sg2opt", star.maps))}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..fastpath import COMPILE_MODES
 from ..methods import LENS_METHODS, METHODS
-from ..options import OUTPUTS, PRIORS, SIGMA_GRID
+from ..options import EF_GROUPS, OUTPUTS, PRIORS, SIGMA_GRID
 from .errors import fail
 
 BUILTIN_DATASETS = ("skimage", "fashion-mnist")
@@ -34,6 +34,9 @@ CHOICES = {  # option -> its allowed values (the CLI's choices come from here to
     "compile": (None, *COMPILE_MODES), "maps_dtype": MAP_DTYPES,
 }
 TARGET_ERROR_MIN_SAMPLES = 8   # samples per image (per noisy σ) before --target-error may stop it
+MC_GROUPS = EF_GROUPS          # sample groups of the per-image EF errors and of --target-ef-error (docs/methods.md §11)
+DEFAULTS_ADDED_LATER = {"gap_exclude_dc": False, "target_ef_error": None}   # not in the key at their default
+PRE_GROUPS_MC_GROUPS = 2       # what runs recorded before --mc-groups used: the halves
 INCONSISTENCY_DOWNSAMPLE = 5   # the inconsistency measure's area down-sampling (its default; docs/methods.md §6)
 RUNTIME_FIELDS = ("out", "resume", "batch_size", "num_workers", "quiet", "report", "config")
 
@@ -63,6 +66,8 @@ class AuditConfig:
     sigmas: list[float] = field(default_factory=_default_sigmas)
     samples: int = 16
     target_error: float | None = None
+    target_ef_error: float | None = None
+    mc_groups: int = MC_GROUPS
     max_samples: int | None = None
     prior: str = "uniform"
     noise_scale: float = 0.3
@@ -162,25 +167,32 @@ class AuditConfig:
         return 2 * INCONSISTENCY_DOWNSAMPLE if "inconsistency" in self.measures else 2
 
     def _check_target_error(self) -> None:
-        """--target-error E in (0, 1); its cap (--max-samples, else --samples) >= the minimum samples."""
-        te = self.target_error
-        if te is not None and (isinstance(te, bool) or not isinstance(te, (int, float)) or not 0 < te < 1):
-            fail("target_error", f"expected a relative Monte Carlo error 0 < E < 1 (e.g. 0.1), got {te!r}")
+        """--target-error / --target-ef-error E in (0, 1); their cap (--max-samples, else --samples) >= the
+        minimum samples; --mc-groups an even G, 2 <= G <= 64."""
+        for name in ("target_error", "target_ef_error"):
+            te = getattr(self, name)
+            if te is not None and (isinstance(te, bool) or not isinstance(te, (int, float)) or not 0 < te < 1):
+                fail(name, f"expected a relative Monte Carlo error 0 < E < 1 (e.g. 0.1), got {te!r}")
+        g = self.mc_groups
+        if isinstance(g, bool) or not isinstance(g, int) or g % 2 or not 2 <= g <= 64:
+            fail("mc_groups", f"expected an even integer 2 <= G <= 64, got {g!r}")
+        stop = self.target_error is not None or self.target_ef_error is not None
         if self.max_samples is None:
-            if te is not None and self.samples < TARGET_ERROR_MIN_SAMPLES:
-                fail("samples", f"with --target-error the cap (--samples, or --max-samples) must be >= "
-                                f"{TARGET_ERROR_MIN_SAMPLES}, the samples drawn before the first check; got "
-                                f"{self.samples}")
+            if stop and self.samples < TARGET_ERROR_MIN_SAMPLES:
+                fail("samples", f"with --target-error / --target-ef-error the cap (--samples, or --max-samples) "
+                                f"must be >= {TARGET_ERROR_MIN_SAMPLES}, the samples drawn before the first check; "
+                                f"got {self.samples}")
             return
-        if te is None:
-            fail("max_samples", "is the cap of --target-error; give --target-error too (else use --samples)")
+        if not stop:
+            fail("max_samples", "is the cap of --target-error / --target-ef-error; give one of them too (else use "
+                                "--samples)")
         ms = self.max_samples
         if isinstance(ms, bool) or not isinstance(ms, int) or ms < TARGET_ERROR_MIN_SAMPLES:
             fail("max_samples", f"expected an integer >= {TARGET_ERROR_MIN_SAMPLES} (the samples drawn before "
                                 f"the first check), got {ms!r}")
 
     def sample_cap(self) -> int:
-        """The most samples one image (per σ) may take: --max-samples with --target-error, else --samples."""
+        """The most samples one image (per σ) may take: --max-samples with a stop, else --samples."""
         return self.max_samples if self.max_samples is not None else self.samples
 
     def _check_mean_std(self) -> None:
@@ -224,8 +236,11 @@ class AuditConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
         d["device"] = self.resolved_device_type()
         d["data"] = _data_identity(self.data)
-        if not d["gap_exclude_dc"]:          # added later: runs recorded without it keep their key
-            del d["gap_exclude_dc"]
+        for name, default in DEFAULTS_ADDED_LATER.items():   # runs recorded without them keep their key
+            if d[name] == default:
+                del d[name]
+        if d["mc_groups"] == PRE_GROUPS_MC_GROUPS:            # runs recorded before --mc-groups had the halves
+            del d["mc_groups"]
         return d
 
     def key(self) -> str:

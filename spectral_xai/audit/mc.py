@@ -1,12 +1,13 @@
-"""Monte Carlo statistics of the audit's maps (docs/methods.md §11): which maps come with halves, and the EF
-and ΔEF columns computed from the halves beside the plug-in values.
+"""Monte Carlo statistics of the audit's maps (docs/methods.md §11): which maps come with sample groups, and the
+EF and ΔEF columns computed from the groups beside the plug-in values.
 
 Three kinds of map:
 
-- ``"halves"``: sampled maps whose standard errors and halves (A, B) come from the same passes: SG and SG²
-  (``smooth_grad(return_stats=True)``), SL² and SG²_opt (the one ``spectral_lens(return_stats=True)`` call;
-  SG²_opt takes the per-σ statistics at each image's σ*).  EF is the bias-reduced rank EF, the unranked EF
-  that of the cross spectrum of A and B, and their Monte Carlo error the half-split estimate.
+- ``"halves"``: sampled maps whose standard errors and G interleaved sample groups (``--mc-groups``; G = 2 are
+  the halves) come from the same passes: SG and SG² (``smooth_grad(return_stats=True)``), SL² and SG²_opt (the
+  one ``spectral_lens(return_stats=True)`` call; SG²_opt takes the per-σ statistics at each image's σ*).  EF is
+  the bias-reduced rank EF G·EF(m̂) − (G − 1)·mean_g EF(m̂_(−g)), the unranked EF that of the all-pairs group
+  cross spectrum, and their Monte Carlo error the delete-a-group jackknife (G − 1 degrees of freedom).
 - ``"deterministic"``: maps that draw no noise (VG, VG², IG, IG², XIG, XIG², occlusion): their Monte Carlo
   error is exactly 0 and the plug-in EF is exact (the corrected columns equal the plug-in ones).
 - ``"not estimated"``: sampled maps without halves (ArgLens, an argmax over σ; RISE; any sampled map of a
@@ -20,12 +21,14 @@ from dataclasses import dataclass
 import torch
 
 from ..methods import MC_KINDS, METHODS
+from ..ef_error import ef_with_error
 from ..spectrum import expected_frequency, explanation_gap
 from .columns import METHOD_COLUMNS
 
 KINDS = MC_KINDS
 # kind -> how its EF columns are estimated, in words (the report's method table)
-ESTIMATORS = {"halves": "bias-reduced rank EF and cross-spectrum EF from the halves",
+ESTIMATORS = {"halves": "bias-reduced rank EF and group cross-spectrum EF from the sample groups, delete-a-group "
+                        "jackknife errors",
               "deterministic": "plug-in (deterministic map: exact, MC error 0)",
               "not estimated": "plug-in (sampled, no halves: not corrected, MC error not estimated)"}
 
@@ -39,13 +42,14 @@ def mc_kind(method: str, sample_cap: int) -> str:
 
 @dataclass
 class AuditMap:
-    """One method's maps for a batch of b images: map (b, S, S); halves (A, B), each (b, S, S), or None;
-    rel_error (b,) float64 ||se||_2 / ||map||_2 (0 for a deterministic map, NaN where not estimated);
-    samples (b,) int64 model passes per image, or None where the count depends on the image; kind: one of
-    :data:`KINDS`."""
+    """One method's maps for a batch of b images: map (b, S, S); groups (b, G, S, S), the means of its G
+    interleaved sample groups, and group_counts (b, G), or None; rel_error (b,) float64 ||se||_2 / ||map||_2 (0
+    for a deterministic map, NaN where not estimated); samples (b,) int64 model passes per image, or None where
+    the count depends on the image; kind: one of :data:`KINDS`."""
 
     map: torch.Tensor
-    halves: tuple[torch.Tensor, torch.Tensor] | None
+    groups: torch.Tensor | None
+    group_counts: torch.Tensor | None
     rel_error: torch.Tensor
     samples: torch.Tensor | None
     kind: str
@@ -54,7 +58,7 @@ class AuditMap:
     def without_halves(cls, mp: torch.Tensor, samples: torch.Tensor | None, kind: str) -> "AuditMap":
         """A deterministic map (error 0) or one whose error is not estimated (NaN)."""
         err = 0.0 if kind == "deterministic" else math.nan
-        return cls(mp, None, torch.full((mp.shape[0],), err, dtype=torch.float64), samples, kind)
+        return cls(mp, None, None, torch.full((mp.shape[0],), err, dtype=torch.float64), samples, kind)
 
 
 def _no_halves_error(am: AuditMap) -> torch.Tensor:
@@ -63,30 +67,41 @@ def _no_halves_error(am: AuditMap) -> torch.Tensor:
 
 def ef_columns(method: str, am: AuditMap, measures, vg: torch.Tensor | None,
                exclude_dc: bool = False) -> dict[str, torch.Tensor]:
-    """The EF and ΔEF columns of one method, ``<method>_<key>`` -> (b,): ef, ef_unranked (corrected where the
-    map has halves), ef_mc_error, ef_unranked_mc_error, ef_plugin, ef_unranked_plugin ("ef" in
-    ``measures``); gap, gap_plugin, gap_unranked, gap_unranked_plugin ("gap"; ``vg`` the (b, S, S)
-    VanillaGrad maps, deterministic; ``exclude_dc``: the ΔEF's EFs without the DC ring)."""
+    """The EF and ΔEF columns of one method, ``<method>_<key>`` -> (b,): ef, ef_unranked (from the G sample
+    groups where the map has them: the bias-reduced rank EF and the group cross-spectrum EF of
+    :func:`~spectral_xai.ef_with_error`), ef_mc_error, ef_unranked_mc_error (their delete-a-group jackknife
+    standard errors), ef_plugin, ef_unranked_plugin ("ef" in ``measures``); gap, gap_plugin, gap_unranked,
+    gap_unranked_plugin ("gap"; ``vg`` the (b, S, S) VanillaGrad maps, deterministic; ``exclude_dc``: the
+    ΔEF's EFs without the DC ring)."""
     mp = am.map.detach().float()
-    halves = None if am.halves is None else tuple(h.detach().float() for h in am.halves)
-    out = {}
+    groups = None if am.groups is None else am.groups.detach().float()
+    out, cache = {}, {}
+
+    def from_groups(**opts):
+        """ef_with_error of the groups, once per set of EF options."""
+        key = tuple(sorted(opts.items()))
+        if key not in cache:
+            cache[key] = ef_with_error(groups, am.group_counts, **opts)
+        return cache[key]
+
     if "ef" in measures:
         for key, ranked in (("ef", True), ("ef_unranked", False)):
             plug = expected_frequency(mp, rank_normalize=ranked)
             out[f"{key}_plugin"] = plug
-            if halves is None:
+            if groups is None:
                 out[key], out[f"{key}_mc_error"] = plug, _no_halves_error(am).to(plug.dtype)
             else:
-                a, b = halves
-                out[key] = expected_frequency(a, b, rank_normalize=ranked)
-                ef_a, ef_b = (expected_frequency(h, rank_normalize=ranked).double() for h in halves)
-                out[f"{key}_mc_error"] = (ef_a - ef_b).abs() / 2
+                e = from_groups(rank_normalize=ranked, exclude_dc=False)
+                out[key], out[f"{key}_mc_error"] = e.ef.to(plug.dtype), e.stderr
     if "gap" in measures:
         for key, ranked in (("gap", True), ("gap_unranked", False)):
             opts = dict(rank_normalize=ranked, exclude_dc=exclude_dc)
             out[f"{key}_plugin"] = explanation_gap(vg.float(), mp, **opts)
-            out[key] = out[f"{key}_plugin"] if halves is None else explanation_gap(vg.float(), halves[0],
-                                                                                    method_b=halves[1], **opts)
+            if groups is None:
+                out[key] = out[f"{key}_plugin"]
+            else:
+                corrected = from_groups(**opts).ef
+                out[key] = (corrected - expected_frequency(vg.float(), **opts).double()).abs().to(mp.dtype)
     return {f"{method}_{k}": v for k, v in out.items()}
 
 
@@ -98,7 +113,7 @@ def run_kinds(config: dict, methods) -> dict[str, str]:
 
 def rms(v) -> float:
     """Root mean square of per-image Monte Carlo errors (finite values; NaN if none): the typical error,
-    averaging the variances that each image's one-degree-of-freedom estimate gives unbiasedly."""
+    averaging the variances that each image's jackknife estimate gives (nearly) unbiasedly."""
     import numpy as np
 
     v = np.asarray(v, dtype=float)

@@ -27,7 +27,7 @@ import torch
 
 from .. import atomic_io
 from ..environment import environment_info
-from .config import RUNTIME_FIELDS, AuditConfig
+from .config import PRE_GROUPS_MC_GROUPS, RUNTIME_FIELDS, AuditConfig
 
 MANIFEST, SESSIONS, TABLE, REPORT, SHARD_DIR = ("manifest.json", "sessions.json", "metrics.parquet", "report.html",
                                                 "shards")
@@ -226,7 +226,9 @@ def run_dir_config(out: str | Path) -> dict | None:
     if manifest is None:
         return None
     names = {f.name for f in fields(AuditConfig)}
-    return {k: v for k, v in manifest["config"].items() if k in names and k not in RUNTIME_FIELDS}
+    recorded = {k: v for k, v in manifest["config"].items() if k in names and k not in RUNTIME_FIELDS}
+    recorded.setdefault("mc_groups", PRE_GROUPS_MC_GROUPS)     # a run from before --mc-groups: the halves
+    return recorded
 
 
 def read_sessions(run_dir: str | Path) -> list[dict]:

@@ -1,5 +1,9 @@
-"""The audit's Monte Carlo columns (docs/methods.md §11): corrected EF / ΔEF from the halves beside the plug-in values,
-per-image Monte Carlo errors, and --target-error; every number against a direct library call or numpy."""
+"""The audit's Monte Carlo columns (docs/methods.md §11): corrected EF / ΔEF from the sample groups beside the plug-in
+values, per-image Monte Carlo errors (delete-a-group jackknife), --target-error, --target-ef-error and --mc-groups;
+every number against a direct library call or numpy."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -14,7 +18,8 @@ from spectral_xai.audit.store import DATA_DICTIONARY
 
 from helpers import AUDIT_MODEL, audit_cli, audit_cnn
 
-SIZE, N, SAMPLES, SIGMAS = 24, 2, 3, [0.0, 0.5, 1.0]     # odd n: halves of 2 and 1 samples
+SIZE, N, SAMPLES, SIGMAS = 24, 2, 3, [0.0, 0.5, 1.0]     # 3 samples in 8 groups: 5 empty groups
+MC_GROUPS = AuditConfig.mc_groups
 METHODS = ["vg", "sg", "sg2", "sl2", "al", "sg2opt", "xig"]
 
 
@@ -38,44 +43,74 @@ def _col(table, name) -> np.ndarray:
     return table[name].to_numpy(dtype=float)
 
 
-def _numpy_cross_ef(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    """EF of the ring means of Re(FFT2(a)·conj FFT2(b)) (docs/methods.md §7, §11) with numpy alone: fftshift,
-    integer radius floor(√(u² + v²)) about (H//2, W//2), ring means, ω_k = k/(K − 1)."""
-    a, b = a.double().numpy(), b.double().numpy()
-    H, W = a.shape[1:]
-    c = np.real(np.fft.fftshift(np.fft.fft2(a), axes=(1, 2)) * np.conj(np.fft.fftshift(np.fft.fft2(b), axes=(1, 2))))
+def _numpy_group_cross_ef(groups: torch.Tensor, counts: torch.Tensor) -> np.ndarray:
+    """EF of the ring means of the all-pairs group cross spectrum Σ_{g≠h} c_g c_h Re(F_g conj F_h) / Σ_{g≠h} c_g c_h
+    (docs/methods.md §7, §11) with numpy alone: fftshift, integer radius floor(√(u² + v²)) about (H//2, W//2),
+    ring means, ω_k = k/(K − 1).  groups (B, G, H, W), counts (B, G)."""
+    g, c = groups.double().numpy(), counts.double().numpy()
+    H, W = g.shape[2:]
+    F = np.fft.fftshift(np.fft.fft2(g), axes=(2, 3))
     v, u = np.meshgrid(np.arange(W) - W // 2, np.arange(H) - H // 2)
     k = np.floor(np.sqrt(u**2 + v**2)).astype(int)
     K = k.max() + 1
-    rings = np.stack([np.bincount(k.ravel(), weights=ci.ravel(), minlength=K) / np.bincount(k.ravel())
-                      for ci in c])
-    omega = np.arange(K) / (K - 1)
-    return (rings * omega).sum(1) / rings.sum(1)
+    out = []
+    for b in range(g.shape[0]):
+        pairs = [(i, j) for i in range(g.shape[1]) for j in range(g.shape[1]) if i != j]
+        cross = sum(c[b, i] * c[b, j] * np.real(F[b, i] * np.conj(F[b, j])) for i, j in pairs)
+        cross = cross / sum(c[b, i] * c[b, j] for i, j in pairs)
+        rings = np.bincount(k.ravel(), weights=cross.ravel(), minlength=K) / np.bincount(k.ravel())
+        out.append((rings * np.arange(K) / (K - 1)).sum() / rings.sum())
+    return np.array(out)
 
 
-def _check_ef_columns(table, m, a, b, mp, vg):
-    """The EF / ΔEF / MC-error columns of method m against direct calls on its halves a, b and map mp."""
+def _direct_jackknife(groups: torch.Tensor, counts: torch.Tensor, ranked: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(EF, se) per image by the delete-a-group jackknife written out: the non-empty groups only, m̂ and each
+    leave-one-out map as count-weighted means, EF by expected_frequency (ranked: bias-corrected G·θ − (G−1)·θ̄;
+    unranked: the group cross-spectrum EF, leave-one-out likewise, or the plug-in EF of the one group left)."""
+    ef = sx.expected_frequency
+    est, ses = [], []
+    for b in range(groups.shape[0]):
+        keep = counts[b] > 0
+        g, c = groups[b][keep].double(), counts[b][keep].double()
+        G = g.shape[0]
+
+        def theta(idx):
+            gi, ci = g[idx], c[idx]
+            if ranked or len(idx) == 1:
+                return float(ef(((ci.view(-1, 1, 1) * gi).sum(0) / ci.sum())[None], rank_normalize=ranked))
+            return float(_numpy_group_cross_ef(gi[None], ci[None])[0])
+
+        full = theta(list(range(G)))
+        loo = np.array([theta([h for h in range(G) if h != j]) for j in range(G)])
+        est.append(G * full - (G - 1) * loo.mean() if ranked else full)
+        ses.append(np.sqrt((G - 1) / G * ((loo - loo.mean()) ** 2).sum()))
+    return np.array(est), np.array(ses)
+
+
+def _groups(st) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sample groups (B, G, H, W) and their counts (B, G) of a MapStats or SpectralLensResult."""
+    return st.groups, st.group_counts
+
+
+def _check_ef_columns(table, m, groups, counts, mp, vg):
+    """The EF / ΔEF / MC-error columns of method m against direct computations on its sample groups and map mp."""
     ef = sx.expected_frequency
     close = dict(rtol=1e-5, atol=1e-9)
-    np.testing.assert_allclose(_col(table, f"{m}_ef"), ef(a, b).double().numpy(), **close)
-    np.testing.assert_allclose(_col(table, f"{m}_ef_unranked"), ef(a, b, rank_normalize=False).double().numpy(),
-                               **close)
-    np.testing.assert_allclose(_col(table, f"{m}_ef_unranked"), _numpy_cross_ef(a, b), rtol=1e-4)
-    # the bias-reduced rank EF is the first-order jackknife of the halves
-    jack = 2 * ef(((a.double() + b.double()) / 2).float()) - (ef(a) + ef(b)) / 2
-    np.testing.assert_allclose(_col(table, f"{m}_ef"), jack.double().numpy(), **close)
+    groups = groups.float()
+    for key, ranked in (("ef", True), ("ef_unranked", False)):
+        want, se = _direct_jackknife(groups, counts, ranked)
+        np.testing.assert_allclose(_col(table, f"{m}_{key}"), want, rtol=1e-4, atol=1e-9)
+        np.testing.assert_allclose(_col(table, f"{m}_{key}_mc_error"), se, rtol=1e-4, atol=1e-12)
+        assert (_col(table, f"{m}_{key}_mc_error") > 0).all()
+    np.testing.assert_allclose(_col(table, f"{m}_ef_unranked"), _numpy_group_cross_ef(groups, counts), rtol=1e-4)
     np.testing.assert_allclose(_col(table, f"{m}_ef_plugin"), ef(mp).double().numpy(), **close)
     np.testing.assert_allclose(_col(table, f"{m}_ef_unranked_plugin"),
                                ef(mp, rank_normalize=False).double().numpy(), **close)
-    for key, ranked in (("ef", True), ("ef_unranked", False)):
-        half_split = (ef(a, rank_normalize=ranked).double() - ef(b, rank_normalize=ranked).double()).abs() / 2
-        np.testing.assert_allclose(_col(table, f"{m}_{key}_mc_error"), half_split.numpy(), **close)
-        assert (_col(table, f"{m}_{key}_mc_error") > 0).all()
-    np.testing.assert_allclose(_col(table, f"{m}_gap"), (ef(a, b).double() - ef(vg).double()).abs().numpy(),
+    np.testing.assert_allclose(_col(table, f"{m}_gap"), np.abs(_col(table, f"{m}_ef") - ef(vg).double().numpy()),
                                rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(_col(table, f"{m}_gap_plugin"), sx.explanation_gap(vg, mp).double().numpy(),
                                rtol=1e-5, atol=1e-8)
-    unranked = (_numpy_cross_ef(a, b) - ef(vg, rank_normalize=False).double().numpy()).__abs__()
+    unranked = np.abs(_numpy_group_cross_ef(groups, counts) - ef(vg, rank_normalize=False).double().numpy())
     np.testing.assert_allclose(_col(table, f"{m}_gap_unranked"), unranked, rtol=1e-4, atol=1e-8)
     np.testing.assert_allclose(_col(table, f"{m}_gap_unranked_plugin"),
                                (ef(mp, rank_normalize=False).double() - ef(vg, rank_normalize=False).double())
@@ -88,9 +123,9 @@ def test_smoothgrad_columns_equal_direct_calls_on_the_halves(audit):
     vg = sx.vanilla_grad(model, x, target)
     for m, squared in (("sg", False), ("sg2", True)):
         st = sx.smooth_grad(model, x, 0.15, target, n_samples=SAMPLES, squared=squared, image_ids=ids,
-                            return_stats=True)
-        assert st.half_counts.tolist() == [[2, 1]] * N
-        _check_ef_columns(table, m, *st.halves, st.map, vg)
+                            return_stats=True, groups=MC_GROUPS)
+        assert st.group_counts.tolist() == [[1] * SAMPLES + [0] * (MC_GROUPS - SAMPLES)] * N
+        _check_ef_columns(table, m, *_groups(st), st.map, vg)
         np.testing.assert_allclose(_col(table, f"{m}_rel_error"), st.rel_error.double().numpy(), rtol=1e-6)
         se = st.stderr.double().flatten(1).norm(dim=1) / st.map.double().flatten(1).norm(dim=1)
         np.testing.assert_allclose(_col(table, f"{m}_rel_error"), se.numpy(), rtol=1e-5)
@@ -101,8 +136,8 @@ def test_lens_columns_equal_direct_calls_on_the_halves(audit):
     table, _, model, x, target, ids = audit
     vg = sx.vanilla_grad(model, x, target)
     res = sx.spectral_lens(model, x, torch.tensor(SIGMAS), target, n_samples=SAMPLES, noise_scale=0.3,
-                           image_ids=ids, return_stats=True, return_per_sigma=True)
-    _check_ef_columns(table, "sl2", *res.halves, res.sl2, vg)
+                           image_ids=ids, return_stats=True, return_per_sigma=True, groups=MC_GROUPS)
+    _check_ef_columns(table, "sl2", *_groups(res), res.sl2, vg)
     np.testing.assert_allclose(_col(table, "sl2_rel_error"), res.rel_error.double().numpy(), rtol=1e-6)
     star = sx.sigma_star(res.per_sigma, res.sigmas, 0.3)
     assert _col(table, "sigma_opt").tolist() == star.sigma.tolist() and (star.index > 0).all()
@@ -112,8 +147,8 @@ def test_lens_columns_equal_direct_calls_on_the_halves(audit):
     np.testing.assert_allclose(_col(table, "sl2_image_independent"), g[:, 2] / g.sum(1), rtol=1e-6)
     assert (_col(table, "sl2_image_independent") > 0).all()
     at = (torch.arange(N), star.index)
-    a, b = (h[at] for h in res.per_sigma_halves)              # SG²_opt: the per-σ halves at each image's σ*
-    _check_ef_columns(table, "sg2opt", a, b, star.maps.float(), vg)
+    groups = res.per_sigma_groups[at]                     # SG²_opt: the per-σ groups at each image's σ*
+    _check_ef_columns(table, "sg2opt", groups, res.per_sigma_group_counts[at], star.maps.float(), vg)
     np.testing.assert_allclose(_col(table, "sg2opt_rel_error"), res.per_sigma_rel_error[at].double().numpy(),
                                rtol=1e-6)
     assert table["sl2_samples"].tolist() == table["sg2opt_samples"].tolist() == [1 + 2 * SAMPLES] * N
@@ -145,7 +180,7 @@ def test_new_columns_are_typed_and_described(audit):
                 "rel_error"):
         described = schema.field(f"sg2_{key}").metadata[b"description"].decode()
         assert described == DATA_DICTIONARY[f"<method>_{key}"]
-    assert "|EF(A) − EF(B)|/2" in DATA_DICTIONARY["<method>_ef_mc_error"]
+    assert "delete-a-group jackknife" in DATA_DICTIONARY["<method>_ef_mc_error"]
     assert "bias-reduced" in DATA_DICTIONARY["<method>_ef"] and "cross spectrum" in \
         DATA_DICTIONARY["<method>_ef_unranked"]
     assert types["sigma_opt_at_edge"] == "bool" and types["sl2_image_independent"] == "double"
@@ -157,7 +192,8 @@ def test_new_columns_are_typed_and_described(audit):
 def test_gap_exclude_dc_leaves_the_dc_ring_out_of_both_gaps():
     g = torch.Generator().manual_seed(0)
     vg, a, b = (torch.rand(3, 12, 12, generator=g) for _ in range(3))
-    am = AuditMap((a + b) / 2, (a, b), torch.zeros(3, dtype=torch.float64), None, "halves")
+    am = AuditMap((a + b) / 2, torch.stack([a, b], 1), torch.full((3, 2), 4), torch.zeros(3, dtype=torch.float64),
+                  None, "halves")
     ef = sx.expected_frequency
     for exclude in (False, True):
         cols = ef_columns("sg2", am, ["gap"], vg, exclude_dc=exclude)
@@ -207,7 +243,7 @@ def test_target_error_stops_each_image_and_records_its_samples(tmp_path):
     assert loose["sg2_samples"].tolist() == st.n_samples.tolist() == [16, 8]   # per image, below the cap
     assert loose["sl2_samples"].tolist() == lens.n_samples.sum(1).tolist() == [1 + 8] * N   # σ = 0 once
     assert (loose["sg2_rel_error"] <= 0.9).all() and (loose["sl2_rel_error"] <= 0.9).all()
-    np.testing.assert_allclose(loose["sg2_ef"], sx.expected_frequency(*st.halves).double().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(loose["sg2_ef"], sx.ef_with_error(*_groups(st)).ef.numpy(), rtol=1e-5)
     tight = run_audit(_stop_config(tmp_path / "tight", target_error=1e-6, max_samples=24))["table"]
     assert tight["sg2_samples"].tolist() == [24] * N and tight["sl2_samples"].tolist() == [1 + 24] * N
     assert (tight["sg2_rel_error"] > 1e-6).all()                       # the cap, not the target, stopped it
@@ -238,3 +274,61 @@ def test_resume_refuses_a_different_target_error(tmp_path):
     with pytest.raises(RunDirError, match=r"max_samples: None -> 16"):
         run_audit(AuditConfig(**dict(cfg.to_dict(), max_samples=16, resume=True)))
     run_audit(AuditConfig(**dict(cfg.to_dict(), resume=True)))                   # the same target: resumes
+
+
+def test_target_ef_error_stops_each_image_like_the_library(tmp_path):
+    run = run_audit(_stop_config(tmp_path / "ef", target_ef_error=0.5, max_samples=64))["table"]
+    ds = FolderDataset("skimage", 16, 3, limit=N)
+    x = torch.stack([ds[i].image for i in range(N)])
+    model = audit_cnn()
+    with torch.no_grad():
+        target = model(x).argmax(1)
+    ids = torch.arange(N)
+    kw = dict(n_samples=8, target_ef_error=0.5, max_samples=64, image_ids=ids, return_stats=True, groups=MC_GROUPS)
+    st = sx.smooth_grad(model, x, 0.15, target, **kw)
+    lens = sx.spectral_lens(model, x, torch.tensor([0.0, 1.0]), target, noise_scale=0.3, **kw)
+    assert run["sg2_samples"].tolist() == st.n_samples.tolist()
+    assert run["sl2_samples"].tolist() == lens.n_samples.sum(1).tolist()
+    assert (st.n_samples < 64).all() and (lens.n_samples[:, 1] < 64).all()
+    e = sx.ef_with_error(*_groups(st), rank_normalize=False)         # the stop's EF: the group cross spectrum
+    np.testing.assert_allclose(run["sg2_ef_unranked"], e.ef.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(run["sg2_ef_unranked_mc_error"], e.stderr.numpy(), rtol=1e-4)
+    assert (e.rel_halfwidth(0.9) <= 0.5).all()
+
+
+@pytest.mark.parametrize("options, option", [
+    (dict(target_ef_error=0.0), "target_ef_error"), (dict(target_ef_error=1.0), "target_ef_error"),
+    (dict(target_ef_error=True), "target_ef_error"), (dict(target_ef_error=0.1, samples=4), "samples"),
+    (dict(mc_groups=3), "mc_groups"), (dict(mc_groups=0), "mc_groups"), (dict(mc_groups=66), "mc_groups"),
+    (dict(mc_groups=True), "mc_groups"), (dict(mc_groups=4.0), "mc_groups")])
+def test_target_ef_error_and_mc_groups_are_validated(options, option):
+    with pytest.raises(ValueError, match=f"option '{option}'"):
+        AuditConfig(**options).validate()
+
+
+def test_target_ef_error_and_mc_groups_in_the_key_and_on_the_command_line(tmp_path):
+    from spectral_xai.audit.cli import config_from_args, add_audit_parser
+    from spectral_xai.audit.rundir import MANIFEST, run_dir_config, write_json
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_audit_parser(parser.add_subparsers())
+    base = ["audit", "skimage", "--out", str(tmp_path / "x")]
+    on = config_from_args(parser.parse_args(base + ["--target-ef-error", "0.1", "--mc-groups", "4"]))
+    off = config_from_args(parser.parse_args(base))
+    assert (on.target_ef_error, on.mc_groups, off.target_ef_error, off.mc_groups) == (0.1, 4, None, MC_GROUPS)
+    assert on.key_fields()["target_ef_error"] == 0.1 and "target_ef_error" not in off.key_fields()
+    assert off.key_fields()["mc_groups"] == MC_GROUPS
+    halves = AuditConfig(mc_groups=2)
+    assert "mc_groups" not in halves.key_fields()          # runs recorded before --mc-groups had the halves
+    old = _stop_config(tmp_path / "old", mc_groups=2)       # a run recorded before the option: no mc_groups
+    old.methods, old.limit = ["vg"], 1
+    run_audit(old)
+    manifest = json.loads((Path(old.out) / MANIFEST).read_text())
+    del manifest["config"]["mc_groups"], manifest["config"]["target_ef_error"]
+    write_json(manifest, Path(old.out) / MANIFEST)
+    assert run_dir_config(old.out)["mc_groups"] == 2
+    resumed = config_from_args(parser.parse_args(["audit", "--out", old.out, "--resume"]))
+    assert resumed.mc_groups == 2 and resumed.key() == old.key()
+    r = audit_cli("audit", "skimage", "--out", tmp_path / "r", "--mc-groups", "5")
+    assert r.returncode == 2 and "option 'mc_groups'" in r.stderr

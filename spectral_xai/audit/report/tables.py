@@ -91,17 +91,18 @@ def method_table(table, methods, kinds: dict[str, str] | None = None) -> str:
 def estimator_words() -> str:
     """Which estimator each EF column uses, in words (docs/methods.md §11)."""
     return html.escape(
-        "Estimators (docs/methods.md §11). Maps sampled with halves A, B (the even and odd samples: SG, SG², "
-        "SL², SG²_opt at each image's σ*): EF column = bias-reduced rank EF 2·EF((A+B)/2) − (EF(A)+EF(B))/2 "
-        "(the first-order jackknife, whose 1/n noise bias cancels); EF unranked column = cross-spectrum EF "
-        "from Re(FFT(A)·conj FFT(B)), free of the plug-in's (noise power)/n bias; ΔEF from the bias-reduced "
-        "EF. Deterministic maps (VG, IG, occlusion, …): plug-in EF, which is exact. ArgLens and RISE "
+        "Estimators (docs/methods.md §11). Maps sampled with G interleaved sample groups (--mc-groups; sample "
+        "i in group i mod G: SG, SG², SL², SG²_opt at each image's σ*): EF column = bias-reduced rank EF "
+        "G·EF(m) − (G−1)·mean_g EF(m without group g) (the delete-a-group jackknife, whose 1/n noise bias "
+        "cancels; G = 2: 2·EF((A+B)/2) − (EF(A)+EF(B))/2 of the halves); EF unranked column = EF of the "
+        "all-pairs group cross spectrum, free of the plug-in's (noise power)/n bias (G = 2: Re(FFT(A)·conj "
+        "FFT(B))); ΔEF from the bias-reduced EF. Deterministic maps (VG, IG, occlusion, …): plug-in EF, which is exact. ArgLens and RISE "
         "(sampled, no halves): plug-in EF, not corrected. The plug-in EFs of every map are in the table as "
         "<m>_ef_plugin, <m>_ef_unranked_plugin, <m>_gap_plugin and <m>_gap_unranked_plugin. MC error: the "
         "per-image Monte Carlo "
-        "error of the EF, half-split estimate |EF(A) − EF(B)|/2 (<m>_ef_mc_error), shown as the root mean "
-        "square over the images (each image's estimate has one degree of freedom; its square is unbiased "
-        "for the variance). Relative MC error of the map: ||se||₂/||map||₂ from the samples' variance.")
+        "error of the EF, the delete-a-group jackknife over the map's G interleaved sample groups "
+        "(--mc-groups; G − 1 degrees of freedom; G = 2: |EF(A) − EF(B)|/2) (<m>_ef_mc_error), shown as the root "
+        "mean square over the images. Relative MC error of the map: ||se||₂/||map||₂ from the samples' variance.")
 
 
 def plugin_bias_table(table, methods, kinds) -> str:
