@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from . import _validation as V
+from .mc_interval import skewness_corrected_interval
 
 
 @dataclass
@@ -48,8 +49,6 @@ class MapStats:
 
 def map_interval(m, stderr, third, dof, level: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The interval of a finished map m (B, ...) from its stderr and third (like m) and dof (B,), in m's dtype."""
-    from .mc_interval import skewness_corrected_interval
-
     if third is None or dof is None:
         V.fail("interval", "needs the third moments and degrees of freedom of return_stats=True")
     d = dof.to(device=m.device, dtype=torch.float64).view(-1, *([1] * (m.dim() - 1)))
