@@ -143,3 +143,16 @@ def test_bad_groups_name_their_argument(kw, arg):
         sx.smooth_grad(model, x, 0.3, target=0, n_samples=4, **kw)
     with pytest.raises(ValueError, match=f"'{arg}'"):
         sx.spectral_lens(model, x, [0.2, 0.4], target=0, n_samples=4, **kw)
+
+
+def test_estimate_carries_groups_and_cubes_with_stats_only():
+    from spectral_xai.engine import estimate
+
+    model, x = Quadratic((2, 3, 3)), torch.randn(2, 2, 3, 3, dtype=torch.float64)
+    est = estimate(model, x, sigmas=[0.2, 0.4], mixing="additive", powers=(1, 2), target=0, n_samples=7, groups=3, stats=True)
+    assert est.group_mean1.shape == est.group_mean2.shape == (2, 2, 3, 1, 3, 3)
+    assert est.group_counts.tolist() == [[[3, 2, 2]] * 2] * 2
+    assert est.sumcube1.shape == est.sumcube2.shape == est.sumsq2.shape == (2, 2, 1, 3, 3)
+    stop = estimate(model, x, sigmas=0.2, mixing="additive", powers=(2,), target=0, n_samples=16, target_error=0.5, check_every=4,
+                    min_samples=4)
+    assert stop.sumsq2 is not None and stop.sumcube2 is None and stop.group_counts is None
