@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from . import _validation as V
-from .mc_stats import student_t_quantile
+from .mc_interval import student_t_quantile
+from .mc_stats import leave_one_group_out
 from .ops import spectrum as ops
 from .spectrum import _check_maps, _check_ndim, _ef_of_spectrum
 
@@ -82,12 +83,8 @@ def _spectra(maps: torch.Tensor, ranked: bool) -> torch.Tensor:
 def _leave_one_out(g: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """m̂ (B, *sp), the maps without each group (B, G, *sp) and the samples left n − c_g (B, G)."""
     n = c.sum(1)
-    shape = (*c.shape, *([1] * (g.dim() - 2)))
-    full = (c.view(shape) * g).sum(1) / n.clamp(min=1).view(-1, *([1] * (g.dim() - 2)))
-    rest = n.view(-1, 1) - c
-    loo = (full.unsqueeze(1) * n.view(-1, *([1] * (g.dim() - 1))) - c.view(shape) * g) \
-        / rest.clamp(min=1).view(shape)
-    return full, loo, rest
+    full = (c.view(*c.shape, *([1] * (g.dim() - 2))) * g).sum(1) / n.clamp(min=1).view(-1, *([1] * (g.dim() - 2)))
+    return full, leave_one_group_out(g, c), n.view(-1, 1) - c
 
 
 def _pair_spectrum(s_all: torch.Tensor, s_sq: torch.Tensor, total: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
@@ -128,7 +125,7 @@ def ef_with_error(groups: torch.Tensor, counts: torch.Tensor, *, ndim: int = 2, 
     (docs/methods.md §11).
 
     Args:
-        groups: (B, G, *spatial) the group means m_g (e.g. ``MapStats.groups``, or the halves stacked).
+        groups: (B, G, *spatial) the group means m_g (e.g. ``MapStats.groups``).
         counts: (B, G) samples per group (e.g. ``MapStats.group_counts``).
         ndim, reduction, exclude_dc: as in :func:`~spectral_xai.expected_frequency`.
         rank_normalize: True: the bias-reduced rank EF G·EF(m̂) − (G − 1)·mean_g EF(m̂_(−g)); False: the EF of
@@ -138,10 +135,10 @@ def ef_with_error(groups: torch.Tensor, counts: torch.Tensor, *, ndim: int = 2, 
         An :class:`EFError` (ef, stderr, rel_error (B,) float64; groups (B,) non-empty groups used).
 
     Example:
-        >>> st = sx.smooth_grad(model, x, 0.15, n_samples=8, return_stats=True)
-        >>> e = sx.ef_with_error(torch.stack(st.halves, 1), st.half_counts)
-        >>> e.ef.shape, e.stderr.shape
-        (torch.Size([2]), torch.Size([2]))
+        >>> st = sx.smooth_grad(model, x, 0.15, n_samples=8, groups=4, return_stats=True)
+        >>> e = sx.ef_with_error(st.groups, st.group_counts, rank_normalize=False)
+        >>> e.ef.shape, e.groups.tolist()
+        (torch.Size([2]), [4, 4])
     """
     if reduction not in ("mean", "authors"):
         V.fail("reduction", f"expected 'mean' or 'authors', got {reduction!r}")
@@ -155,15 +152,11 @@ def ef_with_error(groups: torch.Tensor, counts: torch.Tensor, *, ndim: int = 2, 
 
 def relative_halfwidth(ef: torch.Tensor, se: torch.Tensor, used: torch.Tensor, level: float) -> torch.Tensor:
     """(B,) t_{G−1}((1 + level)/2)·se / |ef|: the relative half-width of the two-sided Student-t interval of
-    ``level`` with G − 1 degrees of freedom (G = ``used``, the non-empty groups; NaN where G < 2)."""
-    return halfwidth(ef, se, used, level, max(int(used.max()) if used.numel() else 0, 2))
-
-
-def halfwidth(ef, se, used, level: float, top: int) -> torch.Tensor:
-    """As :func:`relative_halfwidth`, with ``top`` >= every G given (no host sync)."""
-    q = torch.tensor([float("nan")] + [student_t_quantile((1 + level) / 2, d) for d in range(1, top)],
-                     dtype=torch.float64, device=se.device)
-    return q[(used - 1).clamp(min=0, max=top - 1)] * relative(se, ef)
+    ``level`` with G − 1 degrees of freedom (G = ``used``, the non-empty groups; NaN where G < 2).  No host
+    synchronisation."""
+    dof = (used.to(torch.float64) - 1)
+    q = student_t_quantile(torch.tensor((1 + level) / 2, dtype=torch.float64, device=se.device), dof.clamp(min=1))
+    return torch.where(dof >= 1, q * relative(se, ef), torch.full_like(se, float("nan")))
 
 
 def relative(se: torch.Tensor, ef: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ DEFAULT_SG_SIGMA = 0.15          # SmoothGrad's additive std on [0, 1] images (1
 LENS_NOISE_SCALE = 0.3           # the authors' ImageNet (ResNet-50) noise scale s of convex mixing
 CHECK_EVERY = 8                  # samples per round of adaptive stopping
 MIN_SAMPLES = 8                  # samples per image (per noisy σ) before target_error may stop it
+MAX_GROUPS = 64                  # most interleaved sample groups of the statistics (the fused op's cap)
 EF_GROUPS = 8                    # sample groups of the EF's jackknife error (the EF stop, the audit's EF errors)
 EF_STOP_LEVEL = 0.9              # target_ef_error bounds the relative half-width of this Student-t interval
 N_FRACTIONS = 21                 # deletion/insertion removal fractions 0, 0.05, …, 1
@@ -60,9 +61,12 @@ class SamplingOptions:
     sample_offset: sample index of the first sample (the noise of sample i is keyed by offset + i);
     target_error / min_samples: stop an image at the first check (every ``check_every`` samples) with at least
     ``min_samples`` samples where its relative Monte Carlo error ||se||_2 / ||map||_2 <= target_error
-    (docs/methods.md §11); not with ``tol``; target_ef_error / ef_rank_normalize / ef_exclude_dc: stop an image at
-    the first check with at least ``min_samples`` samples where the relative half-width of the 90 % Student-t
-    interval of the EF of its map (jackknife over the G sample groups, G − 1 degrees of freedom,
+    (docs/methods.md §11); not with ``tol``; groups: 2 <= G <= :data:`MAX_GROUPS` interleaved sample groups
+    of the statistics (sample i in group i mod G): more groups give per-image errors more degrees of freedom
+    (a jackknife over G groups has G − 1), at the memory of G float64 maps per (image, σ) slot; None (default):
+    :data:`EF_GROUPS` with ``target_ef_error``, else 2; target_ef_error / ef_rank_normalize / ef_exclude_dc: stop
+    an image at the first check with at least ``min_samples`` samples where the relative half-width of the 90 %
+    Student-t interval of the EF of its map (jackknife over the G sample groups, G − 1 degrees of freedom,
     :data:`EF_STOP_LEVEL`) is <= target_ef_error, the EF being the group cross-spectrum EF (default) or with
     ``ef_rank_normalize=True`` the bias-reduced rank EF (its residual bias is not in the interval), with or
     without the DC ring (docs/methods.md §11); not with ``tol``; with ``target_error`` both must be met."""
@@ -77,12 +81,14 @@ class SamplingOptions:
     sample_offset: int = 0
     target_error: float | None = None
     min_samples: int = MIN_SAMPLES
+    groups: int | None = None
     target_ef_error: float | None = None
     ef_rank_normalize: bool = False
     ef_exclude_dc: bool = False
 
     def checked(self) -> "SamplingOptions":
-        """Validate every field (errors name the argument); returns self."""
+        """Validate every field (errors name the argument); returns self, or with ``groups=None`` a copy with the
+        number of groups resolved."""
         V.check_positive_int(self.n_samples, "n_samples")
         V.check_seed(self.seed)
         V.check_positive_int(self.check_every, "check_every")
@@ -96,6 +102,11 @@ class SamplingOptions:
         if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
             V.fail("tol", f"expected a number >= 0 or None, got {tol!r}")
         self._check_targets()
+        if self.groups is None:
+            return replace(self, groups=EF_GROUPS if self.target_ef_error is not None else 2).checked()
+        g = self.groups
+        if isinstance(g, bool) or not isinstance(g, int) or not 2 <= g <= MAX_GROUPS:
+            V.fail("groups", f"expected an int with 2 <= groups <= {MAX_GROUPS} or None, got {g!r}")
         if self.noise_design == "lhs" and self.adaptive:
             V.fail("sampling", "'lhs' fixes the samples of every (image, sigma) in advance: no adaptive "
                                f"stopping ({self.stopping_rule})")

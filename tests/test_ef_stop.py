@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import spectral_xai as sx
-from spectral_xai.options import EF_STOP_LEVEL
+from spectral_xai.options import EF_GROUPS, EF_STOP_LEVEL
 
 from helpers import Quadratic, sg2_exact, sg_exact, sinusoid
 
@@ -13,8 +13,8 @@ SIGMA = 0.5
 
 
 def _criterion(st, ranked=False) -> torch.Tensor:
-    """(B,) the stop's criterion recomputed from a MapStats' groups (the halves)."""
-    e = sx.ef_with_error(torch.stack(st.halves, 1).double(), st.half_counts, rank_normalize=ranked)
+    """(B,) the stop's criterion recomputed from a MapStats' groups."""
+    e = sx.ef_with_error(st.groups.double(), st.group_counts, rank_normalize=ranked)
     return e.rel_halfwidth(EF_STOP_LEVEL)
 
 
@@ -57,7 +57,7 @@ def test_stopped_ef_is_within_the_target_of_the_closed_form(problem, ranked, squ
     for seed in range(5):
         st = sx.smooth_grad(model, x, SIGMA, target=0, output="logit", squared=squared, target_ef_error=target,
                             ef_rank_normalize=ranked, max_samples=2048, return_stats=True, seed=seed)
-        ef = sx.expected_frequency(*(h.double() for h in st.halves), rank_normalize=ranked)
+        ef = sx.ef_with_error(st.groups.double(), st.group_counts, rank_normalize=ranked).ef
         hits.append((ef - truth).abs() <= target * truth.abs())
         used.append(st.n_samples)
     used = torch.cat(used)
@@ -72,8 +72,8 @@ def test_lens_stops_on_the_ef_of_sl2():
                            max_samples=1024, return_stats=True)
     n = res.n_samples
     assert bool((n[:, 0] == 1).all()) and bool((n[:, 1:] == n[:, 1:2]).all()) and bool((n[:, 1] < 1024).all())
-    e = sx.ef_with_error(torch.stack(res.halves, 1).double(), torch.stack([n[:, 1] // 2] * 2, 1),
-                         rank_normalize=False)
+    assert res.groups.shape[1] == EF_GROUPS
+    e = sx.ef_with_error(res.groups.double(), res.group_counts, rank_normalize=False)
     assert bool((e.rel_halfwidth(EF_STOP_LEVEL) <= 0.1).all())
 
 
@@ -106,3 +106,12 @@ def test_refusals_name_their_argument(call, arg):
     model, x = Quadratic((1, 3, 3)), torch.randn(1, 1, 3, 3, dtype=torch.float64)
     with pytest.raises((ValueError, TypeError), match=f"'{arg}'"):
         call(model, x)
+
+
+def test_groups_default_to_ef_groups_with_the_stop_and_two_without():
+    assert sx.SamplingOptions(target_ef_error=0.1).checked().groups == EF_GROUPS
+    assert sx.SamplingOptions().checked().groups == 2
+    assert sx.SamplingOptions(target_ef_error=0.1, groups=4).checked().groups == 4
+    model, x, _ = _sinusoid(1, 6, 5)
+    st = sx.smooth_grad(model, x, SIGMA, target=0, output="logit", target_ef_error=0.5, return_stats=True)
+    assert st.groups.shape[1] == EF_GROUPS and int(st.group_counts.sum()) == int(st.n_samples[0])

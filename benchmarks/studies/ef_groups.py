@@ -34,7 +34,7 @@ import spectral_xai as sx  # noqa: E402
 from spectral_xai.atomic_io import write_json  # noqa: E402
 from spectral_xai.engine import estimate  # noqa: E402
 from spectral_xai.environment import environment_info  # noqa: E402
-from spectral_xai.mc_stats import student_t_quantile  # noqa: E402
+from spectral_xai.mc_interval import student_t_quantile  # noqa: E402
 
 METHODS = {"sg": False, "sg2": True}
 
@@ -71,13 +71,14 @@ def summarise(est: torch.Tensor, se: torch.Tensor, truth: torch.Tensor, G: int) 
     rel = (est - truth) / truth.abs()
     a = rel.abs().flatten()
     t2 = truth.square()
+    t90 = float(student_t_quantile(torch.tensor(0.95), torch.tensor(G - 1.0)))
     rep, act = se.square().mean(0) / t2, est.var(0, unbiased=True) / t2        # (B,) relative variances
     ratio = rep / act
     return {"rel_error": float(a.mean()), "rel_error_se": float(a.std() / math.sqrt(a.numel())),
             "bias": float(rel.mean()), "calibration": float(rep.mean() / act.mean()),
             "calibration_median": float(ratio.median()),
             "coverage_2se": float(((est - truth).abs() <= 2 * se).double().mean()),
-            "coverage_t90": float(((est - truth).abs() <= student_t_quantile(0.95, G - 1) * se).double().mean()),
+            "coverage_t90": float(((est - truth).abs() <= t90 * se).double().mean()),
             "mean_rel_se": float((se / est.abs()).mean())}
 
 

@@ -103,22 +103,20 @@ def sl2_image_independent(per_sigma: torch.Tensor, weights: torch.Tensor, admiss
 
 
 def _stopping(cfg: AuditConfig) -> dict:
-    """The stopping options of the sampled maps (none without --target-error / --target-ef-error)."""
+    """The sample groups (--mc-groups) and stopping options of the sampled maps (no stop without --target-error /
+    --target-ef-error)."""
     if cfg.target_error is None and cfg.target_ef_error is None:
-        return {}
-    return {"target_error": cfg.target_error, "target_ef_error": cfg.target_ef_error, "max_samples": cfg.max_samples}
+        return {"groups": cfg.mc_groups}
+    return {"groups": cfg.mc_groups, "target_error": cfg.target_error, "target_ef_error": cfg.target_ef_error,
+            "max_samples": cfg.max_samples}
 
 
 def _groups_of(st, at=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(groups (b, G, S, S), group_counts (b, G)) of a MapStats or a SpectralLensResult with statistics; ``at``:
     the per-σ groups at (image, σ index) instead (SG²_opt)."""
-    if hasattr(st, "half_counts"):
-        return torch.stack(st.halves, 1), st.half_counts
-    n = st.n_samples.max(dim=1).values
-    counts = torch.stack([(n + 1) // 2, n // 2], 1)
     if at is None:
-        return torch.stack(st.halves, 1), counts
-    return torch.stack([h[at] for h in st.per_sigma_halves], 1), counts
+        return st.groups, st.group_counts
+    return st.per_sigma_groups[at], st.per_sigma_group_counts[at]
 
 
 def _method_map(model, x, target, ids_dev, cfg: AuditConfig, method: str, batch_size) -> AuditMap:

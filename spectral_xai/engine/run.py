@@ -14,7 +14,7 @@ from ..options import EF_STOP_LEVEL
 from ..model_calls import (auto_batch_size, check_logits, check_model_device, check_target_range, explained_output,
                            forward, model_dtype_and_format, model_scope, resolve_targets)
 from ..ops import accumulate_, perturb
-from ..mc_stats import combine_sigmas, filled_halves, mean_variance, relative_error
+from ..mc_stats import combine_sigmas, filled_groups, mean_variance, relative_error
 from .layout import NDInput, check_model_rank
 from .plan import EnginePlan, plan_rows
 
@@ -27,7 +27,9 @@ class Estimate:
     when channels were reduced.  n_samples: (B, S) samples used.  targets: (B,) classes
     explained.  sigmas: (S,) float64.  With statistics (``stats=True``; sumsq_k also with ``target_error``):
     sumsq1 / sumsq2 (B, S, C', *spatial) Welford sums of squared deviations of the per-sample values;
-    half_mean1 / half_mean2 (B, S, 2, C', *spatial) means over the even / odd sample indices; half_counts (B, S, 2).
+    sumcube1 / sumcube2 (B, S, C', *spatial) sums of their cubed deviations (with ``stats``);
+    group_mean1 / group_mean2 (B, S, G, C', *spatial) means over the G interleaved groups (sample i in group
+    i mod G; G = 2: even / odd sample indices); group_counts (B, S, G).
     """
 
     mean1: torch.Tensor | None
@@ -37,9 +39,11 @@ class Estimate:
     sigmas: torch.Tensor
     sumsq1: torch.Tensor | None = None
     sumsq2: torch.Tensor | None = None
-    half_mean1: torch.Tensor | None = None
-    half_mean2: torch.Tensor | None = None
-    half_counts: torch.Tensor | None = None
+    sumcube1: torch.Tensor | None = None
+    sumcube2: torch.Tensor | None = None
+    group_mean1: torch.Tensor | None = None
+    group_mean2: torch.Tensor | None = None
+    group_counts: torch.Tensor | None = None
 
 
 class _Accumulators:
@@ -59,13 +63,15 @@ class _Accumulators:
         self.counts = torch.zeros(P, dtype=torch.int64, device=dev)
         self.nonfinite = torch.zeros(P, dtype=torch.int64, device=dev)
         self.bad_logits = torch.zeros(P, dtype=torch.int64, device=dev)
-        var, st = plan.tracks_variance, plan.tracks_groups
+        var, st, grp, G = plan.tracks_variance, plan.stats, plan.tracks_groups, plan.sampling.groups
         self.stats = dict(
             sumsq1=torch.zeros(shape, **f64) if var and 1 in plan.powers else None,
             sumsq2=torch.zeros(shape, **f64) if var and 2 in plan.powers else None,
-            half_mean1=torch.zeros(P, 2, *shape[1:], **f64) if st and 1 in plan.powers else None,
-            half_mean2=torch.zeros(P, 2, *shape[1:], **f64) if st and 2 in plan.powers else None,
-            half_counts=torch.zeros(P, 2, dtype=torch.int64, device=dev) if st else None)
+            sumcube1=torch.zeros(shape, **f64) if st and 1 in plan.powers else None,
+            sumcube2=torch.zeros(shape, **f64) if st and 2 in plan.powers else None,
+            group_mean1=torch.zeros(P, G, *shape[1:], **f64) if grp and 1 in plan.powers else None,
+            group_mean2=torch.zeros(P, G, *shape[1:], **f64) if grp and 2 in plan.powers else None,
+            group_counts=torch.zeros(P, G, dtype=torch.int64, device=dev) if grp else None)
 
     def add(self, g: torch.Tensor, slots: torch.Tensor, sample_index: torch.Tensor, check_every: int) -> None:
         accumulate_(g, slots, self.mean1, self.mean2, self.counts, self.checkpoint, self.delta, self.scale,
@@ -150,27 +156,27 @@ def _rel_errors(plan: EnginePlan, acc: _Accumulators) -> torch.Tensor:
     B, rest = plan.x.shape[0], (plan.s_slot, plan.acc_c, *plan.x.shape[-2:])
     mean = (acc.mean2 if k == 2 else acc.mean1).view(B, *rest)
     var = mean_variance(acc.stats[f"sumsq{k}"].view(B, *rest), acc.counts.view(B, plan.s_slot))
-    return relative_error(combine_sigmas(mean, plan.error_weights), combine_sigmas(var, plan.error_weights, True))
+    return relative_error(combine_sigmas(mean, plan.error_weights), combine_sigmas(var, plan.error_weights, 2))
 
 
 def _ef_rel_errors(plan: EnginePlan, acc: _Accumulators, images: torch.Tensor) -> torch.Tensor:
     """(A,) relative half-width of the 90 % Student-t interval (:data:`~spectral_xai.options.EF_STOP_LEVEL`,
     jackknife over the G sample groups) of the EF of the σ-weighted, channel-reduced map of each image in
     ``images`` (A,) CPU int64 (on the device, no host sync)."""
-    from ..ef_error import group_ef_error, halfwidth   # here: ef_error -> spectrum -> engine would be circular
+    from ..ef_error import group_ef_error, relative_halfwidth   # here: ef_error -> spectrum -> engine would be circular
     k = 2 if 2 in plan.powers else 1
     B, S, sp = plan.x.shape[0], plan.s_slot, plan.spatial
     rest = (plan.acc_c, *plan.x.shape[-2:])
     idx = images.to(plan.x.device)
     mean = (acc.mean2 if k == 2 else acc.mean1).view(B, S, *rest)[idx]
-    counts = acc.stats["half_counts"].view(B, S, -1)[idx]
-    groups = filled_halves(acc.stats[f"half_mean{k}"].view(B, S, -1, *rest)[idx], counts, mean)
+    counts = acc.stats["group_counts"].view(B, S, -1)[idx]
+    groups = filled_groups(acc.stats[f"group_mean{k}"].view(B, S, -1, *rest)[idx], counts, mean)
     groups = combine_sigmas(groups, plan.error_weights).sum(2)          # (A, G, H', W): channels reduced
     samp = plan.sampling
     ef, se, used = group_ef_error(groups.reshape(*groups.shape[:2], *sp),
                                   counts.max(dim=1).values.to(torch.float64), ranked=samp.ef_rank_normalize,
                                   exclude_dc=samp.ef_exclude_dc)
-    return halfwidth(ef, se, used, EF_STOP_LEVEL, groups.shape[1])
+    return relative_halfwidth(ef, se, used, EF_STOP_LEVEL)
 
 
 def _round_end(plan: EnginePlan, acc: _Accumulators, model, active: torch.Tensor,
@@ -244,7 +250,7 @@ def _estimate_of(plan: EnginePlan, runner: _Runner) -> Estimate:
     shape = (B, plan.s_slot, plan.acc_c, *sp)
 
     def per_slot(v):
-        """(P, ..., H', W) maps -> (B, S, ..., *spatial); (P, 2) half counts -> (B, S, 2)."""
+        """(P, ..., H', W) maps -> (B, S, ..., *spatial); (P, G) group counts -> (B, S, G)."""
         if v is None:
             return None
         return v.view(B, plan.s_slot, *((*v.shape[1:-2], *sp) if v.dim() >= 4 else v.shape[1:]))
