@@ -88,7 +88,7 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
         target_error, min_samples: stop an image at the first check with n >= min_samples where its relative
             Monte Carlo error ||se||_2 / ||map||_2 <= target_error (recommended over ``tol``; docs/methods.md §11).
         target_ef_error, ef_rank_normalize, ef_exclude_dc: stop an image at the first check with n >= min_samples
-            where the 90 % interval of its map's EF (jackknife over the sample groups) is within target_ef_error of
+            where the 95 % interval of its map's EF (jackknife over the sample groups) is within target_ef_error of
             it, relatively: the EF of the group cross spectrum (default), or with ``ef_rank_normalize=True`` the
             bias-reduced rank EF, whose residual bias the interval does not see (docs/methods.md §11); with
             ``target_error`` too, both must be met.

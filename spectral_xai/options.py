@@ -30,7 +30,7 @@ CHECK_EVERY = 8                  # samples per round of adaptive stopping
 MIN_SAMPLES = 8                  # samples per image (per noisy σ) before target_error may stop it
 MAX_GROUPS = 64                  # most interleaved sample groups of the statistics (the fused op's cap)
 EF_GROUPS = 8                    # sample groups of the EF's jackknife error (the EF stop, the audit's EF errors)
-EF_STOP_LEVEL = 0.9              # target_ef_error bounds the relative half-width of this Student-t interval
+EF_STOP_LEVEL = 0.95             # target_ef_error bounds the relative half-width of this Student-t interval
 N_FRACTIONS = 21                 # deletion/insertion removal fractions 0, 0.05, …, 1
 DELETION_FRACTIONS = tuple(round(i / (N_FRACTIONS - 1), 10) for i in range(N_FRACTIONS))
 
@@ -65,7 +65,7 @@ class SamplingOptions:
     of the statistics (sample i in group i mod G): more groups give per-image errors more degrees of freedom
     (a jackknife over G groups has G − 1), at the memory of G float64 maps per (image, σ) slot; None (default):
     :data:`EF_GROUPS` with ``target_ef_error``, else 2; target_ef_error / ef_rank_normalize / ef_exclude_dc: stop
-    an image at the first check with at least ``min_samples`` samples where the relative half-width of the 90 %
+    an image at the first check with at least ``min_samples`` samples where the relative half-width of the 95 %
     Student-t interval of the EF of its map (jackknife over the G sample groups, G − 1 degrees of freedom,
     :data:`EF_STOP_LEVEL`) is <= target_ef_error, the EF being the group cross-spectrum EF (default) or with
     ``ef_rank_normalize=True`` the bias-reduced rank EF (its residual bias is not in the interval), with or

@@ -134,7 +134,7 @@ def stop_study(args) -> dict:
     out = []
     for method, squared in METHODS.items():
         truth = truth_ef(s, squared, n_ref, seed=10_000)
-        for ranked in (True, False):
+        for ranked in [r for r in (True, False) if args.stop_ef in ("both", "ranked" if r else "unranked")]:
             t0 = time.perf_counter()
 
             def within(st):
@@ -232,6 +232,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-samples", type=int, default=1024, help="cap of the stop part")
     p.add_argument("--stop-groups", type=int, default=8, help="sample groups of the stop part")
     p.add_argument("--stop-seeds", type=int, default=4)
+    p.add_argument("--stop-ef", choices=("both", "ranked", "unranked"), default="both", help="EFs of the stop part")
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     args = p.parse_args(argv)
     if args.quick:
@@ -244,7 +245,8 @@ def main(argv=None) -> int:
         res["stop"] = stop_study(args)
     res.update(created_utc=now, command="python -m benchmarks.studies.ef_groups " + " ".join(argv),
                machine=machine_name(device), environment=environment_info(device), wall_s=time.perf_counter() - t0)
-    stem = Path(args.out) / f"ef_groups-{'quick-' if args.quick else ''}{res['machine']}"
+    parts = "" if len(args.parts) == 2 else f"{args.parts[0]}-"
+    stem = Path(args.out) / f"ef_groups-{parts}{'quick-' if args.quick else ''}{res['machine']}"
     write_json(res, stem.with_suffix(".json"))
     stem.with_suffix(".md").write_text(markdown(res))
     print(f"wrote {stem}.json and .md")

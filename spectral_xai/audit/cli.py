@@ -124,7 +124,7 @@ def _method_options(p: argparse.ArgumentParser) -> None:
                    help="stop each image's SG/SG²/SL² once its relative Monte Carlo error ||se||/||map|| is <= E "
                         "(0 < E < 1), checked every 8 samples from 8 on; <m>_samples then records the samples used")
     g.add_argument("--target-ef-error", type=float, dest="target_ef_error",
-                   help="stop each image's SG/SG²/SL² once the 90 %% interval of the EF of its map (the group "
+                   help="stop each image's SG/SG²/SL² once the 95 %% interval of the EF of its map (the group "
                         "cross-spectrum EF, <m>_ef_unranked; jackknife over --mc-groups sample groups) is within E "
                         "of it, relatively "
                         "(0 < E < 1), checked every 8 samples from 8 on; with --target-error both must be met")

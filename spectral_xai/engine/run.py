@@ -160,7 +160,7 @@ def _rel_errors(plan: EnginePlan, acc: _Accumulators) -> torch.Tensor:
 
 
 def _ef_rel_errors(plan: EnginePlan, acc: _Accumulators, images: torch.Tensor) -> torch.Tensor:
-    """(A,) relative half-width of the 90 % Student-t interval (:data:`~spectral_xai.options.EF_STOP_LEVEL`,
+    """(A,) relative half-width of the 95 % Student-t interval (:data:`~spectral_xai.options.EF_STOP_LEVEL`,
     jackknife over the G sample groups) of the EF of the σ-weighted, channel-reduced map of each image in
     ``images`` (A,) CPU int64 (on the device, no host sync)."""
     from ..ef_error import group_ef_error, relative_halfwidth   # here: ef_error -> spectrum -> engine would be circular

@@ -237,7 +237,7 @@ def test_target_error_stops_each_image_and_records_its_samples(tmp_path):
         target = model(x).argmax(1)
     ids = torch.arange(N)
     st = sx.smooth_grad(model, x, 0.15, target, n_samples=8, target_error=0.9, max_samples=32, image_ids=ids,
-                        return_stats=True)
+                        return_stats=True, groups=MC_GROUPS)
     lens = sx.spectral_lens(model, x, torch.tensor([0.0, 1.0]), target, n_samples=8, noise_scale=0.3,
                             target_error=0.9, max_samples=32, image_ids=ids, return_stats=True)
     assert loose["sg2_samples"].tolist() == st.n_samples.tolist() == [16, 8]   # per image, below the cap
@@ -289,11 +289,12 @@ def test_target_ef_error_stops_each_image_like_the_library(tmp_path):
     lens = sx.spectral_lens(model, x, torch.tensor([0.0, 1.0]), target, noise_scale=0.3, **kw)
     assert run["sg2_samples"].tolist() == st.n_samples.tolist()
     assert run["sl2_samples"].tolist() == lens.n_samples.sum(1).tolist()
-    assert (st.n_samples < 64).all() and (lens.n_samples[:, 1] < 64).all()
+    assert (st.n_samples < 64).any() and (lens.n_samples[:, 1] < 64).any()
     e = sx.ef_with_error(*_groups(st), rank_normalize=False)         # the stop's EF: the group cross spectrum
     np.testing.assert_allclose(run["sg2_ef_unranked"], e.ef.numpy(), rtol=1e-5)
     np.testing.assert_allclose(run["sg2_ef_unranked_mc_error"], e.stderr.numpy(), rtol=1e-4)
-    assert (e.rel_halfwidth(0.9) <= 0.5).all()
+    stopped = st.n_samples < 64
+    assert (e.rel_halfwidth(0.9)[stopped] <= 0.5).all() and (e.rel_halfwidth(0.9)[~stopped] > 0.5).all()
 
 
 @pytest.mark.parametrize("options, option", [
@@ -329,6 +330,7 @@ def test_target_ef_error_and_mc_groups_in_the_key_and_on_the_command_line(tmp_pa
     write_json(manifest, Path(old.out) / MANIFEST)
     assert run_dir_config(old.out)["mc_groups"] == 2
     resumed = config_from_args(parser.parse_args(["audit", "--out", old.out, "--resume"]))
-    assert resumed.mc_groups == 2 and resumed.key() == old.key()
+    assert resumed.mc_groups == 2
+    run_audit(AuditConfig(**dict(resumed.to_dict(), quiet=True, report=False, num_workers=0)))   # resumes
     r = audit_cli("audit", "skimage", "--out", tmp_path / "r", "--mc-groups", "5")
     assert r.returncode == 2 and "option 'mc_groups'" in r.stderr
