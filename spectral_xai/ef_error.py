@@ -28,6 +28,7 @@ import torch
 from . import _validation as V
 from .mc_interval import student_t_quantile
 from .mc_stats import leave_one_group_out
+from .options import EF_STOP_LEVEL
 from .ops import spectrum as ops
 from .spectrum import _check_maps, _check_ndim, _ef_of_spectrum
 
@@ -47,7 +48,7 @@ class EFError:
     groups: torch.Tensor
     estimator: str
 
-    def rel_halfwidth(self, level: float = 0.9) -> torch.Tensor:
+    def rel_halfwidth(self, level: float = EF_STOP_LEVEL) -> torch.Tensor:
         """(B,) relative half-width t_{G−1}((1 + level)/2)·stderr / |ef| of the Student-t interval of ``level``
         (G − 1 degrees of freedom): the EF stop's criterion (docs/methods.md §11)."""
         if not 0 < level < 1:
