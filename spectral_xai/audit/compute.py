@@ -126,7 +126,7 @@ def _method_map(model, x, target, ids_dev, cfg: AuditConfig, method: str, batch_
     kind = mc_kind(method, cfg.sample_cap())
     if kind == "halves":
         st = explain(method, model, x, target, return_stats=True, **opts)
-        return AuditMap(st.map, *_groups_of(st), st.rel_error.double(), st.n_samples.long(), kind)
+        return AuditMap(st.map, st.halves, st.rel_error.double(), st.n_samples.long(), kind, *_groups_of(st))
     mp = explain(method, model, x, target, **opts)
     samples = None if nominal is None else torch.full((x.shape[0],), nominal, dtype=torch.int64)
     return AuditMap.without_halves(mp, samples, kind)
@@ -166,9 +166,10 @@ def _lens_maps(model, x, target, ids_dev, cfg: AuditConfig, batch_size) -> tuple
     used = res.n_samples.sum(dim=1).long()
     if stats:
         at = (torch.arange(x.shape[0], device=star.index.device), star.index)
-        lens_maps = {"sl2": AuditMap(res.sl2, *_groups_of(res), res.rel_error.double(), used, "halves"),
-                     "sg2opt": AuditMap(star.maps, *_groups_of(res, at), res.per_sigma_rel_error[at].double(),
-                                        used, "halves")}
+        lens_maps = {"sl2": AuditMap(res.sl2, res.halves, res.rel_error.double(), used, "halves",
+                                     *_groups_of(res)),
+                     "sg2opt": AuditMap(star.maps, tuple(h[at] for h in res.per_sigma_halves),
+                                        res.per_sigma_rel_error[at].double(), used, "halves", *_groups_of(res, at))}
     else:
         lens_maps = {m: AuditMap.without_halves(mp, used, "not estimated")
                      for m, mp in (("sl2", res.sl2), ("sg2opt", star.maps))}

@@ -42,23 +42,25 @@ def mc_kind(method: str, sample_cap: int) -> str:
 
 @dataclass
 class AuditMap:
-    """One method's maps for a batch of b images: map (b, S, S); groups (b, G, S, S), the means of its G
-    interleaved sample groups, and group_counts (b, G), or None; rel_error (b,) float64 ||se||_2 / ||map||_2 (0
-    for a deterministic map, NaN where not estimated); samples (b,) int64 model passes per image, or None where
-    the count depends on the image; kind: one of :data:`KINDS`."""
+    """One method's maps for a batch of b images: map (b, S, S); halves (A, B), each (b, S, S), or None;
+    rel_error (b,) float64 ||se||_2 / ||map||_2 (0 for a deterministic map, NaN where not estimated); samples
+    (b,) int64 model passes per image, or None where the count depends on the image; kind: one of
+    :data:`KINDS`; groups (b, G, S, S), the means of its G interleaved sample groups, and group_counts (b, G),
+    or None (the EF columns use them)."""
 
     map: torch.Tensor
-    groups: torch.Tensor | None
-    group_counts: torch.Tensor | None
+    halves: tuple[torch.Tensor, torch.Tensor] | None
     rel_error: torch.Tensor
     samples: torch.Tensor | None
     kind: str
+    groups: torch.Tensor | None = None
+    group_counts: torch.Tensor | None = None
 
     @classmethod
     def without_halves(cls, mp: torch.Tensor, samples: torch.Tensor | None, kind: str) -> "AuditMap":
         """A deterministic map (error 0) or one whose error is not estimated (NaN)."""
         err = 0.0 if kind == "deterministic" else math.nan
-        return cls(mp, None, None, torch.full((mp.shape[0],), err, dtype=torch.float64), samples, kind)
+        return cls(mp, None, torch.full((mp.shape[0],), err, dtype=torch.float64), samples, kind)
 
 
 def _no_halves_error(am: AuditMap) -> torch.Tensor:

@@ -192,8 +192,8 @@ def test_new_columns_are_typed_and_described(audit):
 def test_gap_exclude_dc_leaves_the_dc_ring_out_of_both_gaps():
     g = torch.Generator().manual_seed(0)
     vg, a, b = (torch.rand(3, 12, 12, generator=g) for _ in range(3))
-    am = AuditMap((a + b) / 2, torch.stack([a, b], 1), torch.full((3, 2), 4), torch.zeros(3, dtype=torch.float64),
-                  None, "halves")
+    am = AuditMap((a + b) / 2, (a, b), torch.zeros(3, dtype=torch.float64), None, "halves", torch.stack([a, b], 1),
+                  torch.full((3, 2), 4))
     ef = sx.expected_frequency
     for exclude in (False, True):
         cols = ef_columns("sg2", am, ["gap"], vg, exclude_dc=exclude)
