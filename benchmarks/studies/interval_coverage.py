@@ -145,7 +145,7 @@ def real_net(name: str, images: int, size: int):
 
 def study(args) -> dict:
     report = {"study": "interval_coverage", "level": LEVEL, "methods": list(METHODS), "ns": args.ns,
-              "command": "python benchmarks/studies/interval_coverage.py " + " ".join(sys.argv[1:]),
+              "command": " ".join(["python benchmarks/studies/interval_coverage.py", *args.argv]),
               "machine": machine_name(torch.device("cpu")), "models": {}}
     pool = args.pool
     for name in args.models:
@@ -205,7 +205,8 @@ def parse(argv=None):
     p.add_argument("--models", nargs="+", default=["quadratic", "sinusoid", "fashion", "efficientnet"],
                    choices=["quadratic", "sinusoid", "fashion", "efficientnet"])
     p.add_argument("--ns", type=int, nargs="+", default=[8, 16, 64], help="budgets (≥ 3)")
-    p.add_argument("--pool", type=int, default=2048, help="samples split into runs of n (runs = pool // n)")
+    p.add_argument("--pool", type=int, default=None,
+                   help="samples split into runs of n (runs = pool // n; default 2048, --quick 256)")
     p.add_argument("--truth-samples", type=int, default=2048, help="the real nets' long run (the truth)")
     p.add_argument("--analytic-sigma", type=float, default=1.0)
     p.add_argument("--analytic-size", type=int, default=8)
@@ -216,9 +217,10 @@ def parse(argv=None):
     p.add_argument("--batch", type=int, default=256, help="noisy inputs per forward pass")
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.quick:
         args.models = [m for m in args.models if m in ("quadratic", "sinusoid")]
-        args.pool = 256
+    args.pool = args.pool or (256 if args.quick else 2048)
     if min(args.ns) < 3:
         p.error("argument --ns: budgets must be at least 3 (k3 needs n ≥ 3)")
     return args
