@@ -85,11 +85,11 @@ def skewness_corrected_interval(mean, var, third, dof, level: float = 0.95) -> t
     var = 0 gives lo = hi = mean; dof < 1 gives (−inf, inf). Computed in float64, returned in the dtype of
     ``mean`` (float64 for a non-floating mean)."""
     level = check_level(level)
-    for name, v in (("mean", mean), ("var", var), ("third", third), ("dof", dof)):
-        if not isinstance(v, (torch.Tensor, numbers.Real)) or isinstance(v, bool):
-            fail(name, f"expected a tensor or a number, got {type(v).__name__}", TypeError)
+    for name, arg in (("mean", mean), ("var", var), ("third", third), ("dof", dof)):
+        if not isinstance(arg, (torch.Tensor, numbers.Real)) or isinstance(arg, bool):
+            fail(name, f"expected a tensor or a number, got {type(arg).__name__}", TypeError)
     out_dtype = mean.dtype if isinstance(mean, torch.Tensor) and mean.is_floating_point() else torch.float64
-    device = next((v.device for v in (mean, var, third, dof) if isinstance(v, torch.Tensor)), None)
+    device = next((arg.device for arg in (mean, var, third, dof) if isinstance(arg, torch.Tensor)), None)
     m, v, k, n = (torch.as_tensor(x, dtype=torch.float64, device=device) for x in (mean, var, third, dof))
     m, v, k, n = torch.broadcast_tensors(m, v, k, n)
     if bool((v < 0).any()):
