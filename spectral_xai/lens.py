@@ -57,10 +57,10 @@ class SpectralLensResult:
     per_sigma_third: torch.Tensor | None = None
     per_sigma_dof: torch.Tensor | None = None
 
-    def interval(self, level: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    def interval(self, level: float = 0.95, *, skewness: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(lo, hi) (B, H, W) for sl2: the skewness-corrected interval of docs/methods.md §11
-        (``return_stats=True``)."""
-        return map_interval(self.sl2, self.stderr, self.third, self.dof, level)
+        (``return_stats=True``; SL² averages squared gradients; ``skewness=False``: the Student-t interval)."""
+        return map_interval(self.sl2, self.stderr, self.third, self.dof, level, skewness)
 
 
 def prior_weights(sigmas: torch.Tensor, prior="uniform", *, beta=(2.0, 2.0), power=2.5) -> torch.Tensor:
