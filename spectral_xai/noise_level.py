@@ -114,7 +114,9 @@ def cs_curves(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, ex
 class SigmaStar(NamedTuple):
     """index (B,) int64 of σ* on the grid; sigma (B,) float64 its value; maps (B, H, W) the SG² map G_σ* of
     each image (float64); curves (B, S) the CS curves behind the choice; at_edge (B,) bool: σ* is the
-    largest or smallest admissible σ (the curve has not turned); admissible (S,) bool (docs/methods.md §3)."""
+    largest or smallest admissible σ (the curve has not turned); admissible (S,) bool (docs/methods.md §3);
+    mc_change (B,) float64 or None: with the per-σ sample groups, how often σ* would change (the fraction of
+    balanced splits of the groups whose two halves choose different σ*, 0 = stable; docs/methods.md §11)."""
 
     index: torch.Tensor
     sigma: torch.Tensor
@@ -122,10 +124,12 @@ class SigmaStar(NamedTuple):
     curves: torch.Tensor
     at_edge: torch.Tensor
     admissible: torch.Tensor
+    mc_change: torch.Tensor | None = None
 
 
 def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5, *,
-               mixing: str = "convex", admissible: str = "image-dependent") -> SigmaStar:
+               mixing: str = "convex", admissible: str = "image-dependent", groups: torch.Tensor | None = None,
+               group_counts: torch.Tensor | None = None) -> SigmaStar:
     """Image-level σ* = argmax_σ CS(σ) over the admissible σ (ties -> smallest σ) and SG²_opt = G_σ* from per-σ
     maps of one grid (e.g. ``spectral_lens(..., return_per_sigma=True).per_sigma``): no extra passes.
 
@@ -136,10 +140,14 @@ def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, e
         exponent: the CS exponent, see :func:`cs_curves`.
         mixing: the family of the maps.
         admissible: which σ may be chosen, see :func:`admissible_sigmas`.
+        groups, group_counts: the per-σ sample groups (B, S, G, H, W) and their counts (B, S, G) of the same
+            run (``per_sigma_groups``, ``per_sigma_group_counts`` of ``spectral_lens(..., return_stats=True,
+            return_per_sigma=True)``): fills ``mc_change``, see
+            :func:`spectral_xai.mc_derived.sigma_star_change`.
 
     Returns:
         A :class:`SigmaStar`: index (B,) int64, sigma (B,) float64, maps (B, H, W) float64, curves (B, S),
-        at_edge (B,) bool, admissible (S,) or (B, S) bool.
+        at_edge (B,) bool, admissible (S,) or (B, S) bool, mc_change (B,) float64 (None without groups).
 
     Example:
         >>> sx.sigma_star(torch.rand(2, 3, 8, 8), torch.tensor([0.1, 0.2, 0.3])).maps.shape
@@ -150,8 +158,14 @@ def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, e
     curves, _ = cs_curves(per_sigma, sigmas, noise_scale, exponent)
     j, at_edge = _argmax_admissible(curves, sigmas, mask)
     maps = per_sigma[torch.arange(per_sigma.shape[0], device=j.device), j]
+    change = None
+    if groups is not None or group_counts is not None:
+        from .mc_derived import sigma_star_change      # it chooses σ* with this function
+
+        change = sigma_star_change(groups, group_counts, sigmas, noise_scale, exponent, mixing=mixing,
+                                   admissible=admissible)
     return SigmaStar(j, sigmas.to(device=j.device, dtype=torch.float64)[j], maps, curves, at_edge,
-                     mask.to(j.device))
+                     mask.to(j.device), change)
 
 
 def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling: dict):
