@@ -137,7 +137,8 @@ def test_new_columns_are_typed_and_described(audit):
     schema = pq.read_schema(out / "metrics.parquet")
     per_method = ["ef", "ef_unranked", "ef_mc_error", "ef_unranked_mc_error", "ef_plugin", "ef_unranked_plugin",
                   "gap", "gap_plugin", "gap_unranked", "gap_unranked_plugin", "rel_error", "samples"]
-    assert [n for n in schema.names if n.startswith("sg2_")] == [f"sg2_{k}" for k in per_method]
+    errors = ["gap_mc_error", "gap_unranked_mc_error"]       # added after the existing per-method columns
+    assert [n for n in schema.names if n.startswith("sg2_")] == [f"sg2_{k}" for k in per_method + errors]
     types = {f.name: str(f.type) for f in schema}
     for m in METHODS:
         assert all(types[f"{m}_{k}"] == "double" for k in per_method[:-1]) and types[f"{m}_samples"] == "int64"
