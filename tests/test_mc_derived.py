@@ -17,10 +17,11 @@ SIGMAS = torch.tensor([0.0, 0.2, 0.4, 0.6, 1.0], dtype=torch.float64)
 
 @pytest.fixture(scope="module")
 def lens4():
-    """A SpectralLens run with 4 sample groups (7 samples per σ: groups of 2, 2, 2, 1) and one with 2."""
-    model, x = small_cnn(size=12), torch.rand(2, 3, 12, 12)
+    """A SpectralLens run with 4 sample groups (7 samples per σ: groups of 2, 2, 2, 1), one with 2, the model
+    and the images."""
+    model, x = small_cnn(size=12), torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(1))
     kw = dict(target=0, n_samples=7, noise_scale=0.5, return_stats=True, return_per_sigma=True, seed=3)
-    return (sx.spectral_lens(model, x, SIGMAS, groups=4, **kw), sx.spectral_lens(model, x, SIGMAS, **kw))
+    return (sx.spectral_lens(model, x, SIGMAS, groups=4, **kw), sx.spectral_lens(model, x, SIGMAS, **kw), model, x)
 
 
 def _side_mean(g, n, chosen):
@@ -150,3 +151,17 @@ def test_bad_groups_name_the_argument():
         inconsistency_mc_error(g, n[:, :2])
     with pytest.raises(ValueError, match="groups"):
         sigma_star_change(g[0], n, SIGMAS[:3])
+
+
+
+def test_optimal_sigma_reports_the_change_rate_of_its_own_groups(lens4):
+    res, model, x = lens4[0], *lens4[2:]
+    o = sx.optimal_sigma(model, x, SIGMAS, 0, n_samples=7, noise_scale=0.5, seed=3, groups=4, return_stats=True)
+    assert torch.equal(o.per_sigma, res.per_sigma)                       # the same noise as SpectralLens
+    want = sigma_star_change(res.per_sigma_groups, res.per_sigma_group_counts, SIGMAS, 0.5)
+    torch.testing.assert_close(o.mc_change, want)
+    assert sx.optimal_sigma(model, x, SIGMAS, 0, n_samples=2, return_curves=True).mc_change is None
+    with pytest.raises(ValueError, match="return_stats"):
+        sx.optimal_sigma(model, x, SIGMAS, 0, n_samples=2, level="pixel", return_stats=True)
+    with pytest.raises(ValueError, match="groups"):
+        sx.optimal_sigma(model, x, SIGMAS, 0, n_samples=4, groups=3, return_stats=True)

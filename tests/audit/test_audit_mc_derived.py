@@ -1,7 +1,5 @@
 """The audit's Monte Carlo errors of derived numbers (docs/methods.md §11): ΔEF, σ* change rate, inconsistency,
 ArgLens agreement and (--auc-mc-error) deletion/insertion AUC, each against a direct computation on the halves."""
-import argparse
-
 import numpy as np
 import pytest
 import torch
@@ -9,9 +7,8 @@ import torch
 import spectral_xai as sx
 from spectral_xai.audit import AuditConfig, run_audit
 from spectral_xai.audit.columns import DATA_DICTIONARY, table_columns
-from spectral_xai.audit.sources.folders import FolderDataset
 
-from helpers import AUDIT_MODEL, audit_cnn
+from helpers import AUDIT_MODEL, audit_inputs
 
 SIZE, N, SAMPLES, SIGMAS, FRACTIONS = 20, 2, 4, [0.0, 0.3, 0.6, 1.0], 5
 METHODS = ["vg", "sg2", "sl2", "al", "sg2opt"]
@@ -25,12 +22,7 @@ def audit(tmp_path_factory):
                       shard_size=N, methods=METHODS, sigmas=SIGMAS, fractions=FRACTIONS, auc_mc_error=True,
                       quiet=True, report=False, num_workers=0)
     table = run_audit(cfg)["table"]
-    ds = FolderDataset("skimage", SIZE, 3, limit=N)
-    x = torch.stack([ds[i].image for i in range(N)])
-    model = audit_cnn()
-    with torch.no_grad():
-        target = model(x).argmax(1)
-    ids = torch.arange(N)
+    model, x, target, ids = audit_inputs(SIZE, N)
     res = sx.spectral_lens(model, x, torch.tensor(SIGMAS), target, n_samples=SAMPLES, noise_scale=0.3,
                            image_ids=ids, return_stats=True, return_per_sigma=True)
     st = sx.smooth_grad(model, x, 0.15, target, n_samples=SAMPLES, image_ids=ids, return_stats=True)
@@ -92,19 +84,6 @@ def test_new_error_columns_are_described_with_their_estimator():
     cols = table_columns(["vg", "al"], ["gap", "deletion", "sigma_opt"])
     assert {"vg_gap_mc_error", "vg_deletion_mc_error", "al_mc_agreement", "sigma_opt_mc_change"} <= set(cols)
     assert "vg_mc_agreement" not in cols and "inconsistency_mc_error" not in cols
-
-
-def test_auc_mc_error_flag_reaches_the_configuration_and_keeps_old_keys(tmp_path):
-    from spectral_xai.audit.cli import add_audit_parser, config_from_args
-
-    parser = argparse.ArgumentParser()
-    add_audit_parser(parser.add_subparsers())
-    on = config_from_args(parser.parse_args(["audit", "skimage", "--out", str(tmp_path), "--auc-mc-error"]))
-    off = config_from_args(parser.parse_args(["audit", "skimage", "--out", str(tmp_path)]))
-    assert on.auc_mc_error is True and off.auc_mc_error is False and on.key() != off.key()
-    assert "auc_mc_error" not in off.key_fields()
-    with pytest.raises(ValueError, match="auc_mc_error"):
-        AuditConfig(auc_mc_error=1).validate()
 
 
 def test_sampled_auc_errors_are_nan_without_the_switch(audit):
