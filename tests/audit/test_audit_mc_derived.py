@@ -94,3 +94,14 @@ def test_sampled_auc_errors_are_nan_without_the_switch(audit):
     am = AuditMap(st.map, st.halves, st.rel_error.double(), None, "halves")
     fr = torch.linspace(0, 1, FRACTIONS, dtype=torch.float64)
     assert _auc_mc_errors(model, x, target, am, AuditConfig(), fr, None) is None
+
+
+def test_report_warns_when_the_halves_choose_another_sigma():
+    import pandas as pd
+
+    from spectral_xai.audit.report.checks import sigma_change_warning
+
+    assert sigma_change_warning(pd.DataFrame({"sigma_opt_mc_change": [0.0, 0.0]})) is None
+    assert sigma_change_warning(pd.DataFrame({"sigma_opt": [0.1]})) is None
+    text = sigma_change_warning(pd.DataFrame({"sigma_opt_mc_change": [0.0, 1.0, 0.5, np.nan]}))
+    assert "for 2 of 3 images" in text and "50 ± 29 %" in text and "sigma_opt_mc_change" in text
