@@ -165,3 +165,19 @@ def test_optimal_sigma_reports_the_change_rate_of_its_own_groups(lens4):
         sx.optimal_sigma(model, x, SIGMAS, 0, n_samples=2, level="pixel", return_stats=True)
     with pytest.raises(ValueError, match="groups"):
         sx.optimal_sigma(model, x, SIGMAS, 0, n_samples=4, groups=3, return_stats=True)
+
+
+def test_explanation_gap_with_halves_returns_its_error(lens4):
+    a, b = lens4[1].halves
+    g = torch.Generator().manual_seed(2)
+    ref, ra, rb = (torch.rand(a.shape, generator=g) for _ in range(3))
+    ef = sx.expected_frequency
+    for ranked in (True, False):
+        gap, err = sx.explanation_gap(ref, a, method_b=b, rank_normalize=ranked, return_error=True)
+        assert torch.equal(gap, sx.explanation_gap(ref, a, method_b=b, rank_normalize=ranked))
+        se_m = (ef(a, rank_normalize=ranked).double() - ef(b, rank_normalize=ranked).double()).abs() / 2
+        torch.testing.assert_close(err, se_m)                            # a deterministic reference: error 0
+        _, both = sx.explanation_gap(ra, a, reference_b=rb, method_b=b, rank_normalize=ranked, return_error=True)
+        se_r = (ef(ra, rank_normalize=ranked).double() - ef(rb, rank_normalize=ranked).double()).abs() / 2
+        torch.testing.assert_close(both, (se_m**2 + se_r**2).sqrt())
+    assert (sx.explanation_gap(ref, a, return_error=True)[1] == 0).all()
