@@ -97,8 +97,10 @@ def sigma_star_change(groups: torch.Tensor, counts: torch.Tensor, sigmas: torch.
     so this is the change rate of an n/2-sample σ*: about right where σ* is a near tie, an upper bound for
     n samples elsewhere.  groups (B, S, G, H, W), counts (B, S, G) (``per_sigma_groups``,
     ``per_sigma_group_counts`` of ``spectral_lens(..., return_stats=True, return_per_sigma=True)``); sigmas
-    (S,).  -> (B,) float64 in [0, 1]."""
-    a, b = group_splits(groups, counts)
+    (S,).  -> (B,) float64 in [0, 1].  σ* depends on a map only through its sum over the pixels (CS(σ) is
+    linear in it), so the splits are taken of the per-σ sums: memory O(B·S·G), not of the maps."""
+    _check_groups(groups, counts)
+    a, b = group_splits(groups.double().sum(dim=(3, 4), keepdim=True), counts)
     B, K = a.shape[:2]
 
     def star(h):
