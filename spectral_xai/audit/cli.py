@@ -141,7 +141,8 @@ def _method_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--auc-mc-error", action="store_true", dest="auc_mc_error",
                    help="also the deletion/insertion AUC of each half of the samples' maps (SG, SG², SL², SG²_opt): "
                         "<m>_deletion_mc_error, <m>_insertion_mc_error = |AUC(A) − AUC(B)|/2; triples those "
-                        "methods' deletion/insertion forward passes")
+                        "methods' deletion/insertion forward passes (default methods and 21 fractions: 168 -> 420 "
+                        "per image, 1.7x the audit's time measured on EfficientNet-Lite0 at 64 px, 8 samples)")
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:
