@@ -18,7 +18,7 @@ import torch
 if not __package__:  # run as a file: make the benchmarks package importable
     sys.path.append(str(Path(__file__).resolve().parents[2]))
 from benchmarks.audit import photo_folder  # noqa: E402
-from benchmarks.suite import machine_name, new_report, recorded_command, run_case, write_report  # noqa: E402
+from benchmarks.studies.one_case import write_one_case  # noqa: E402
 from spectral_xai.audit import AuditConfig, run_audit  # noqa: E402
 
 METHODS = ["vg", "sg2", "sl2", "sg2opt"]
@@ -80,15 +80,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     args = p.parse_args(argv)
-    device = torch.device(args.device)
-    report = new_report(recorded_command(argv, "python -m benchmarks.studies.auc_mc_error"), "default", device,
-                        machine_name(device))
-    t0 = time.perf_counter()
-    report["cases"]["auc_mc_error"] = run_case("auc_mc_error", lambda: study(args))
-    report["wall_s"] = time.perf_counter() - t0
-    write_report(report, Path(args.out))
-    return 1 if "error" in report["cases"]["auc_mc_error"] else 0
-
+    return write_one_case("auc_mc_error", argv, torch.device(args.device), args.out, lambda: study(args))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 
 if not __package__:  # run as a file: make the benchmarks package importable
     sys.path.append(str(Path(__file__).resolve().parents[2]))
-from benchmarks.suite import machine_name, new_report, recorded_command, run_case, write_report  # noqa: E402
+from benchmarks.studies.one_case import write_one_case  # noqa: E402
 
 CURVES = {"near tie": [1, 1.05, 1.1, 1.08, 0.9], "clearer optimum": [1, 1.2, 1.5, 1.3, 0.9],
           "flat": [1, 1.02, 1.03, 1.02, 1.0], "clear optimum": [0.5, 1, 2, 1, 0.5]}
@@ -68,15 +67,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results"))
     args = p.parse_args(argv)
-    device = torch.device("cpu")
-    report = new_report(recorded_command(argv, "python -m benchmarks.studies.sigma_change"), "default", device,
-                        machine_name(device))
-    t0 = time.perf_counter()
-    report["cases"]["sigma_change"] = run_case("sigma_change", lambda: study(args))
-    report["wall_s"] = time.perf_counter() - t0
-    write_report(report, Path(args.out))
-    return 1 if "error" in report["cases"]["sigma_change"] else 0
-
+    return write_one_case("sigma_change", argv, torch.device("cpu"), args.out, lambda: study(args))
 
 if __name__ == "__main__":
     sys.exit(main())
