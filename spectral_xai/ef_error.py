@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from . import _validation as V
-from .mc_interval import student_t_quantile
+from .mc_interval import t_quantile
 from .mc_stats import leave_one_group_out
 from .options import EF_STOP_LEVEL
 from .ops import spectrum as ops
@@ -156,7 +156,7 @@ def relative_halfwidth(ef: torch.Tensor, se: torch.Tensor, used: torch.Tensor, l
     ``level`` with G − 1 degrees of freedom (G = ``used``, the non-empty groups; NaN where G < 2).  No host
     synchronisation."""
     dof = (used.to(torch.float64) - 1)
-    q = student_t_quantile(torch.tensor((1 + level) / 2, dtype=torch.float64, device=se.device), dof.clamp(min=1))
+    q = t_quantile(torch.full_like(dof, (1 + level) / 2), dof.clamp(min=1))
     return torch.where(dof >= 1, q * relative(se, ef), torch.full_like(se, float("nan")))
 
 

@@ -145,7 +145,7 @@ def _map_stats(est, k: int, m: torch.Tensor, x: torch.Tensor, reduce_channels: b
                     halves=(finish_map(st.a, x, r), finish_map(st.b, x, r)), n_samples=est.n_samples[:, 0],
                     rel_error=relative_error(st.mean, st.var).to(output_dtype(x)),
                     half_counts=parity_counts(st.group_counts), groups=groups, group_counts=st.group_counts,
-                    third=finish_map(st.third, x, r), dof=st.dof)
+                    third=finish_map(st.third, x, r), dof=st.dof, squared=k == 2)
 
 
 def gauss_legendre_01(n: int) -> tuple[torch.Tensor, torch.Tensor]:

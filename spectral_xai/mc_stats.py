@@ -28,7 +28,8 @@ class MapStats:
     for odd n the half with one sample more weighs more.  groups (B, G, ...): the means of the G interleaved
     sample groups (sample i in group i mod G; G even, A = the count-weighted mean of the even groups, B of the
     odd ones); group_counts (B, G); third: the estimated third central moment of ``map`` (k3 / n², 0 where
-    n < 3), same shape as map; dof (B,) degrees of freedom of ``stderr`` (n − 1)."""
+    n < 3), same shape as map; dof (B,) degrees of freedom of ``stderr`` (n − 1); squared: the per-sample
+    values are squares (g² or Σ_c g_c²), which decides the interval's default."""
 
     map: torch.Tensor
     stderr: torch.Tensor
@@ -40,19 +41,27 @@ class MapStats:
     group_counts: torch.Tensor | None = None
     third: torch.Tensor | None = None
     dof: torch.Tensor | None = None
+    squared: bool = False
 
-    def interval(self, level: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
-        """(lo, hi) per pixel, each shaped like ``map``: the skewness-corrected Student-t interval of
-        :func:`spectral_xai.mc_interval.skewness_corrected_interval` (docs/methods.md §11)."""
-        return map_interval(self.map, self.stderr, self.third, self.dof, level)
+    def interval(self, level: float = 0.95, *, skewness: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lo, hi) per pixel, each shaped like ``map`` (docs/methods.md §11): with ``skewness`` (default: for
+        squared maps, SG²) the skewness-corrected interval of
+        :func:`spectral_xai.mc_interval.skewness_corrected_interval`, else (default for signed maps, SG) the
+        Student-t interval, which covers better where the per-sample values are nearly symmetric."""
+        return map_interval(self.map, self.stderr, self.third, self.dof, level,
+                            self.squared if skewness is None else skewness)
 
 
-def map_interval(m, stderr, third, dof, level: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The interval of a finished map m (B, ...) from its stderr and third (like m) and dof (B,), in m's dtype."""
+def map_interval(m, stderr, third, dof, level: float, skewness: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The interval of a finished map m (B, ...) from its stderr and third (like m) and dof (B,), in m's dtype;
+    ``skewness=False`` ignores ``third`` (the Student-t interval)."""
     if third is None or dof is None:
         V.fail("interval", "needs the third moments and degrees of freedom of return_stats=True")
+    if not isinstance(skewness, bool):
+        V.fail("skewness", f"expected True, False or None, got {type(skewness).__name__}", TypeError)
     d = dof.to(device=m.device, dtype=torch.float64).view(-1, *([1] * (m.dim() - 1)))
-    lo, hi = skewness_corrected_interval(m.double(), stderr.double().square(), third.double(), d, level)
+    k3 = third.double() if skewness else torch.zeros((), dtype=torch.float64, device=m.device)
+    lo, hi = skewness_corrected_interval(m.double(), stderr.double().square(), k3, d, level)
     return lo.to(m.dtype), hi.to(m.dtype)
 
 

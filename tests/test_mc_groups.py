@@ -90,8 +90,9 @@ def test_interval_is_the_skewness_corrected_t_interval():
     st = sx.smooth_grad(model, x, 0.5, target=0, n_samples=8, seed=1, return_stats=True)
     lo, hi = st.interval(0.95)
     m, se, k3, nu = (t.numpy() for t in (st.map, st.stderr, st.third, st.dof))
-    a = k3 / se**3
     q = sps.t.ppf(0.975, nu[0])
+    cap = 2 / (q + np.sqrt(q * q + 2 / 3))            # where Hall's interval stops widening with |a|
+    a = np.clip(k3 / se**3, -cap, cap)
 
     def ginv(t):
         return 3 / a * (np.cbrt(1 + a * (t - a / 6)) - 1)
@@ -156,3 +157,22 @@ def test_estimate_carries_groups_and_cubes_with_stats_only():
     stop = estimate(model, x, sigmas=0.2, mixing="additive", powers=(2,), target=0, n_samples=16, target_error=0.5, check_every=4,
                     min_samples=4)
     assert stop.sumsq2 is not None and stop.sumcube2 is None and stop.group_counts is None
+
+
+def test_interval_default_is_skewness_corrected_for_squared_maps_and_t_for_signed():
+    """SG² (squared per-sample values) gets the skewness-corrected interval by default, SG the Student-t one;
+    ``skewness=`` overrides both (docs/methods.md §11)."""
+    model = Quadratic((1, 6, 6))
+    x = torch.randn(2, 1, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    for squared in (True, False):
+        st = sx.smooth_grad(model, x, 0.8, squared=squared, n_samples=12, seed=5, return_stats=True)
+        dof = st.dof.double().view(-1, 1, 1)
+        var = st.stderr.double().square()
+        hall = skewness_corrected_interval(st.map, var, st.third, dof, 0.9)
+        t = skewness_corrected_interval(st.map, var, torch.zeros(()), dof, 0.9)
+        expected = hall if squared else t
+        for got, want in zip(st.interval(0.9), expected):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+        for got, want in zip(st.interval(0.9, skewness=not squared), t if squared else hall):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+        assert bool(torch.isfinite(st.interval(0.9)[1]).all())

@@ -34,7 +34,7 @@ import spectral_xai as sx  # noqa: E402
 from spectral_xai.atomic_io import write_json  # noqa: E402
 from spectral_xai.engine import estimate  # noqa: E402
 from spectral_xai.environment import environment_info  # noqa: E402
-from spectral_xai.mc_interval import student_t_quantile  # noqa: E402
+from spectral_xai.mc_interval import t_quantile  # noqa: E402
 
 METHODS = {"sg": False, "sg2": True}
 
@@ -71,7 +71,7 @@ def summarise(est: torch.Tensor, se: torch.Tensor, truth: torch.Tensor, G: int) 
     rel = (est - truth) / truth.abs()
     a = rel.abs().flatten()
     t2 = truth.square()
-    t90 = float(student_t_quantile(torch.tensor(0.95), torch.tensor(G - 1.0)))
+    t90 = float(t_quantile(torch.tensor(0.95, dtype=torch.float64), torch.tensor(G - 1.0, dtype=torch.float64)))
     rep, act = se.square().mean(0) / t2, est.var(0, unbiased=True) / t2        # (B,) relative variances
     ratio = rep / act
     return {"rel_error": float(a.mean()), "rel_error_se": float(a.std() / math.sqrt(a.numel())),

@@ -35,7 +35,7 @@ CHOICES = {  # option -> its allowed values (the CLI's choices come from here to
 }
 TARGET_ERROR_MIN_SAMPLES = 8   # samples per image (per noisy σ) before --target-error may stop it
 MC_GROUPS = EF_GROUPS          # sample groups of the per-image EF errors and of --target-ef-error (docs/methods.md §11)
-DEFAULTS_ADDED_LATER = {"gap_exclude_dc": False, "target_ef_error": None}   # not in the key at their default
+DEFAULTS_ADDED_LATER = {"gap_exclude_dc": False, "auc_mc_error": False, "target_ef_error": None}   # not in the key at their default
 PRE_GROUPS_MC_GROUPS = 2       # what runs recorded before --mc-groups used: the halves
 INCONSISTENCY_DOWNSAMPLE = 5   # the inconsistency measure's area down-sampling (its default; docs/methods.md §6)
 RUNTIME_FIELDS = ("out", "resume", "batch_size", "num_workers", "quiet", "report", "config")
@@ -79,6 +79,7 @@ class AuditConfig:
     erosion: int = 1
     fractions: int = 21
     gap_exclude_dc: bool = False    # ΔEF columns from EFs without the DC ring (docs/methods.md §7)
+    auc_mc_error: bool = False      # deletion/insertion AUC of each half's map: <m>_deletion/insertion_mc_error
     keep_maps: list[str] | None = None
     maps_dtype: str = "float16"
     panels: int = 8
@@ -126,6 +127,8 @@ class AuditConfig:
             fail("size", f"expected at least {self.min_size()} pixels{why}, got {self.size}")
         if not isinstance(self.gap_exclude_dc, bool):
             fail("gap_exclude_dc", f"expected true or false, got {self.gap_exclude_dc!r}")
+        if not isinstance(self.auc_mc_error, bool):
+            fail("auc_mc_error", f"expected true or false, got {self.auc_mc_error!r}")
         if self.erosion % 2 == 0:
             fail("erosion", "expected an odd window size")
         if not isinstance(self.fractions, int) or self.fractions < 2:
