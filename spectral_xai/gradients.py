@@ -14,7 +14,7 @@ import torch
 from . import _validation as V
 from .engine import estimate
 from .options import CHECK_EVERY, MIN_SAMPLES, ExecutionOptions, SamplingOptions, accepts_options, output_dtype
-from .mc_stats import MapStats, combine_sigmas, relative_error, sigma_statistics
+from .mc_stats import MapStats, check_even_groups, combine_sigmas, parity_counts, relative_error, sigma_statistics
 
 
 def finish_map(m: torch.Tensor, x: torch.Tensor, reduce_channels: bool = True) -> torch.Tensor:
@@ -64,7 +64,7 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
                 noise_scale=1.0, relative=False, output="log_softmax", seed=0, image_ids=None,
                 batch_size=None, reduce_channels=True, tol=None, max_samples=None, check_every=CHECK_EVERY,
                 return_n_samples=False, sampling="iid", fast=None, return_stats=False, target_error=None,
-                min_samples=MIN_SAMPLES, memory_budget=None):
+                min_samples=MIN_SAMPLES, memory_budget=None, groups=2):
     """SmoothGrad E[g] (``squared=False``) or SmoothGrad-Squared E[g²] (default) at one noise level.
 
     ``mixing="additive"``: x~ = x + sigma·noise_scale·ε (sigma the absolute std, as Captum's ``stdevs``);
@@ -92,11 +92,12 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
         reduce_channels: False keeps (B, C, H, W).
         return_n_samples: also return the (B,) samples used.
         return_stats: return a :class:`~spectral_xai.mc_stats.MapStats` (needs n_samples >= 2).
+        groups: interleaved sample groups of the statistics (even, 2 <= groups <= 64; docs/methods.md §11).
 
     Returns:
         The (B, H, W) map, float32 (float64 for float64 x); ``(map, n_used (B,))`` with ``return_n_samples``;
-        a MapStats (.map identical to the plain map, .stderr, .halves, .n_samples, .rel_error) with
-        ``return_stats``.
+        a MapStats (.map identical to the plain map, .stderr, .halves, .n_samples, .rel_error, .groups,
+        .group_counts, .third, .dof, .interval(level)) with ``return_stats``.
 
     Example:
         >>> sx.smooth_grad(model, x, 0.15, n_samples=8).shape
@@ -115,7 +116,9 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
         V.fail("return_n_samples", "give return_stats or return_n_samples, not both (the stats have .n_samples)")
     samp = SamplingOptions(n_samples=n_samples, seed=seed, image_ids=image_ids, tol=tol, max_samples=max_samples,
                            check_every=check_every, noise_design=sampling, target_error=target_error,
-                           min_samples=min_samples)
+                           min_samples=min_samples, groups=groups).checked()
+    if return_stats:
+        check_even_groups(groups)
     est = estimate(model, x, sigmas=sigma, mixing=mixing, powers=(k,), target=target, output=output,
                    noise_scale=noise_scale, reduce_channels=reduce_channels, sampling=samp,
                    execution=ExecutionOptions(batch_size=batch_size, memory_budget=memory_budget, fast=fast),
@@ -128,11 +131,14 @@ def smooth_grad(model, x, sigma, target=None, *, n_samples=32, squared=True, mix
 
 def _map_stats(est, k: int, m: torch.Tensor, x: torch.Tensor, reduce_channels: bool) -> MapStats:
     """MapStats of a one-σ estimate whose finished map is ``m``."""
-    _, _, _, _, mean, var, a, b = sigma_statistics(est, k, torch.ones(1, dtype=torch.float64))
-    r = reduce_channels
-    return MapStats(map=m, stderr=finish_map(var.sqrt(), x, r), halves=(finish_map(a, x, r), finish_map(b, x, r)),
-                    n_samples=est.n_samples[:, 0], rel_error=relative_error(mean, var).to(output_dtype(x)),
-                    half_counts=est.half_counts[:, 0])
+    st = sigma_statistics(est, k, torch.ones(1, dtype=torch.float64))
+    r, B, G = reduce_channels, m.shape[0], st.groups.shape[1]
+    groups = finish_map(st.groups.flatten(0, 1), x, r).view(B, G, *m.shape[1:])
+    return MapStats(map=m, stderr=finish_map(st.var.sqrt(), x, r),
+                    halves=(finish_map(st.a, x, r), finish_map(st.b, x, r)), n_samples=est.n_samples[:, 0],
+                    rel_error=relative_error(st.mean, st.var).to(output_dtype(x)),
+                    half_counts=parity_counts(st.group_counts), groups=groups, group_counts=st.group_counts,
+                    third=finish_map(st.third, x, r), dof=st.dof, squared=k == 2)
 
 
 def gauss_legendre_01(n: int) -> tuple[torch.Tensor, torch.Tensor]:

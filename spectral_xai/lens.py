@@ -13,7 +13,7 @@ from . import _validation as V
 from .engine import estimate
 from .options import CHECK_EVERY, LENS_ESTIMATORS, MIN_SAMPLES, PRIORS, SIGMA_GRID, ExecutionOptions, SamplingOptions, accepts_options, output_dtype
 from .ops._philox import philox4x32_10
-from .mc_stats import combine_sigmas, relative_error, sigma_statistics
+from .mc_stats import check_even_groups, combine_sigmas, map_interval, relative_error, sigma_statistics
 
 STRATIFY_STREAM = 0xFFFFFFFF  # sigma-index word reserved for the stratification uniforms
 NEYMAN_DEFENSIVE = 0.25       # share of the passes split evenly over σ whatever the pilot says
@@ -29,7 +29,10 @@ class SpectralLensResult:
     error of sl2 (se² = Σ_j w_j² se_j², the σ slots are independent), halves (A, B) the SL² of the even / odd
     sample indices, rel_error (B,) ||stderr||_2 / ||sl2||_2; with return_per_sigma also per_sigma_stderr and
     per_sigma_halves (B, S, H, W) and per_sigma_rel_error (B, S).  A noiseless σ has se 0 and both halves equal
-    to its map."""
+    to its map.  Also groups (B, G, H, W) the SL² of the G interleaved sample groups, group_counts (B, G) (of
+    the σ with most samples), third (B, H, W) the third central moment of sl2 (Σ_j w_j³ k3_j / n_j²), dof (B,)
+    (Welch–Satterthwaite) and ``interval(level)``; with return_per_sigma per_sigma_groups (B, S, G, H, W),
+    per_sigma_group_counts (B, S, G), per_sigma_third (B, S, H, W) and per_sigma_dof (B, S)."""
 
     sl2: torch.Tensor
     arglens: torch.Tensor | None
@@ -45,6 +48,19 @@ class SpectralLensResult:
     per_sigma_stderr: torch.Tensor | None = None
     per_sigma_halves: tuple | None = None
     per_sigma_rel_error: torch.Tensor | None = None
+    groups: torch.Tensor | None = None
+    group_counts: torch.Tensor | None = None
+    third: torch.Tensor | None = None
+    dof: torch.Tensor | None = None
+    per_sigma_groups: torch.Tensor | None = None
+    per_sigma_group_counts: torch.Tensor | None = None
+    per_sigma_third: torch.Tensor | None = None
+    per_sigma_dof: torch.Tensor | None = None
+
+    def interval(self, level: float = 0.95, *, skewness: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lo, hi) (B, H, W) for sl2: the skewness-corrected interval of docs/methods.md §11
+        (``return_stats=True``; SL² averages squared gradients; ``skewness=False``: the Student-t interval)."""
+        return map_interval(self.sl2, self.stderr, self.third, self.dof, level, skewness)
 
 
 def prior_weights(sigmas: torch.Tensor, prior="uniform", *, beta=(2.0, 2.0), power=2.5) -> torch.Tensor:
@@ -136,7 +152,7 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
                   power=2.5, noise_scale=1.0, output="log_softmax", seed=0, image_ids=None, batch_size=None,
                   return_per_sigma=False, estimator="grid", tol=None, max_samples=None, check_every=CHECK_EVERY,
                   sampling="iid", fast=None, return_stats=False, target_error=None, min_samples=MIN_SAMPLES,
-                  memory_budget=None):
+                  memory_budget=None, groups=2):
     """SpectralLens SL² and ArgLens on a σ grid under convex mixing (docs/methods.md §2).
 
     SL² = Σ_j w_j G_σj (prior weights w), G_σ = Σ_c E[g_c²] with x~ = (1 − σ) x + σ s ε; ArgLens = the σ of
@@ -162,6 +178,7 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
         sampling: "iid" or "lhs" (grid, neyman), or a :class:`SamplingOptions` giving all sampling settings.
         batch_size, memory_budget, fast: how the passes run (or ``execution=``, an :class:`ExecutionOptions`).
         return_stats: (grid) the Monte Carlo error of SL² (and per σ) from the same passes.
+        groups: interleaved sample groups of the statistics (even, 2 <= groups <= 64; docs/methods.md §11).
 
     Returns:
         A :class:`SpectralLensResult`: sl2 (B, H, W), arglens (B, H, W) or None, sigmas (S,), weights (S,),
@@ -176,7 +193,9 @@ def spectral_lens(model, x, sigmas=None, target=None, *, n_samples=32, prior="un
     s, w = _grid_and_weights(sigmas, prior, beta, power)
     samp = SamplingOptions(n_samples=n_samples, seed=seed, image_ids=image_ids, tol=tol, max_samples=max_samples,
                            check_every=check_every, noise_design=sampling, target_error=target_error,
-                           min_samples=min_samples).checked()
+                           min_samples=min_samples, groups=groups).checked()
+    if return_stats:
+        check_even_groups(groups)
     if estimator != "grid" and (return_stats or target_error is not None):
         V.fail("return_stats" if return_stats else "target_error", "is only available for estimator='grid'")
     problem = LensProblem(model, x, s, target, output, noise_scale,
@@ -241,15 +260,19 @@ def _with_stats(res: SpectralLensResult, est, w: torch.Tensor, per_sigma: bool) 
     """``res`` with the Monte Carlo error of SL² (and per σ) from an estimate with statistics."""
     out = res.sl2.dtype
     st = sigma_statistics(est, 2, w)   # per σ (B, S, 1, ...), then combined (B, 1, ...): channels reduced
-    mean_s, var_s, a_s, b_s = (t[:, :, 0] for t in st[:4])
-    mean, var, a, b = (t[:, 0] for t in st[4:])
+    mean_s, var_s, a_s, b_s, third_s = (t[:, :, 0] for t in (st.mean_s, st.var_s, st.a_s, st.b_s, st.third_s))
+    mean, var, a, b, third = (t[:, 0] for t in (st.mean, st.var, st.a, st.b, st.third))
     res.stderr, res.halves = var.sqrt().to(out), (a.to(out), b.to(out))
     res.rel_error = relative_error(mean, var).to(out)
+    res.groups, res.group_counts = st.groups[:, :, 0].to(out), st.group_counts
+    res.third, res.dof = third.to(out), st.dof
     if per_sigma:
         B, S = mean_s.shape[:2]
         res.per_sigma_stderr = var_s.sqrt().to(out)
         res.per_sigma_halves = (a_s.to(out), b_s.to(out))
         res.per_sigma_rel_error = relative_error(mean_s.flatten(0, 1), var_s.flatten(0, 1)).view(B, S).to(out)
+        res.per_sigma_groups, res.per_sigma_group_counts = st.groups_s[:, :, :, 0].to(out), st.counts_s
+        res.per_sigma_third, res.per_sigma_dof = third_s.to(out), st.dof_s
     return res
 
 

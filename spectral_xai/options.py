@@ -28,6 +28,7 @@ DEFAULT_SG_SIGMA = 0.15          # SmoothGrad's additive std on [0, 1] images (1
 LENS_NOISE_SCALE = 0.3           # the authors' ImageNet (ResNet-50) noise scale s of convex mixing
 CHECK_EVERY = 8                  # samples per round of adaptive stopping
 MIN_SAMPLES = 8                  # samples per image (per noisy σ) before target_error may stop it
+MAX_GROUPS = 64                  # most interleaved sample groups of the statistics (the fused op's cap)
 N_FRACTIONS = 21                 # deletion/insertion removal fractions 0, 0.05, …, 1
 DELETION_FRACTIONS = tuple(round(i / (N_FRACTIONS - 1), 10) for i in range(N_FRACTIONS))
 
@@ -58,7 +59,9 @@ class SamplingOptions:
     sample_offset: sample index of the first sample (the noise of sample i is keyed by offset + i);
     target_error / min_samples: stop an image at the first check (every ``check_every`` samples) with at least
     ``min_samples`` samples where its relative Monte Carlo error ||se||_2 / ||map||_2 <= target_error
-    (docs/methods.md §11); not with ``tol``."""
+    (docs/methods.md §11); not with ``tol``; groups: 2 <= G <= :data:`MAX_GROUPS` interleaved sample groups
+    of the statistics (sample i in group i mod G): more groups give per-image errors more degrees of freedom
+    (a jackknife over G groups has G − 1), at the memory of G float64 maps per (image, σ) slot."""
 
     n_samples: int = 32
     seed: int = 0
@@ -70,6 +73,7 @@ class SamplingOptions:
     sample_offset: int = 0
     target_error: float | None = None
     min_samples: int = MIN_SAMPLES
+    groups: int = 2
 
     def checked(self) -> "SamplingOptions":
         """Validate every field (errors name the argument); returns self."""
@@ -86,6 +90,9 @@ class SamplingOptions:
         if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
             V.fail("tol", f"expected a number >= 0 or None, got {tol!r}")
         self._check_target_error()
+        g = self.groups
+        if isinstance(g, bool) or not isinstance(g, int) or not 2 <= g <= MAX_GROUPS:
+            V.fail("groups", f"expected an int with 2 <= groups <= {MAX_GROUPS}, got {g!r}")
         if self.noise_design == "lhs" and self.adaptive:
             V.fail("sampling", "'lhs' fixes the samples of every (image, sigma) in advance: no adaptive "
                                f"stopping ({'tol' if tol is not None else 'target_error'})")

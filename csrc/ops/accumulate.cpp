@@ -26,8 +26,8 @@ void check_index_tensor(const at::Tensor& t, const char* name, const at::Tensor&
                  t.scalar_type(), " on ", t.device());
 }
 
-void check_half_mean(const at::Tensor& t, const char* name, const at::Tensor& grads, const AccumulateLayout& L) {
-  const std::vector<int64_t> want{L.slots, 2, L.acc_channels, L.height, L.width};
+void check_group_mean(const at::Tensor& t, const char* name, const at::Tensor& grads, const AccumulateLayout& L) {
+  const std::vector<int64_t> want{L.slots, L.groups, L.acc_channels, L.height, L.width};
   SXAI_CHECK_ARG(t.scalar_type() == at::kDouble && t.is_contiguous() && t.device() == grads.device() &&
                      t.sizes() == at::IntArrayRef(want),
                  name, "expected a contiguous float64 tensor of shape ", at::IntArrayRef(want), " on ",
@@ -62,22 +62,36 @@ void accumulate_stats_check(AccumulateLayout& L, const at::Tensor& grads, const 
   auto given = [](const at::Tensor& t) { return t.defined() && t.numel() > 0; };
   L.sumsq1 = given(S.sumsq1);
   L.sumsq2 = given(S.sumsq2);
-  L.halves = given(S.half_counts);
-  L.half1 = given(S.half_mean1);
-  L.half2 = given(S.half_mean2);
+  L.cube1 = given(S.sumcube1);
+  L.cube2 = given(S.sumcube2);
+  L.grouped = given(S.group_counts);
+  L.group1 = given(S.group_mean1);
+  L.group2 = given(S.group_mean2);
   L.nonfinite = given(S.nonfinite);
   SXAI_CHECK_ARG(!L.sumsq1 || L.track1, "sumsq1", "needs mean1 (Welford updates it with the running mean)");
   SXAI_CHECK_ARG(!L.sumsq2 || L.track2, "sumsq2", "needs mean2 (Welford updates it with the running mean)");
+  SXAI_CHECK_ARG(!L.cube1 || L.sumsq1, "sumcube1", "needs sumsq1 (the third moment's update uses it)");
+  SXAI_CHECK_ARG(!L.cube2 || L.sumsq2, "sumcube2", "needs sumsq2 (the third moment's update uses it)");
   if (L.sumsq1) check_accumulator(S.sumsq1, "sumsq1", grads, L.slots, L.acc_channels);
   if (L.sumsq2) check_accumulator(S.sumsq2, "sumsq2", grads, L.slots, L.acc_channels);
-  SXAI_CHECK_ARG(L.halves || !(L.half1 || L.half2), "half_counts", "needed by half_mean1 / half_mean2");
-  if (L.halves) {
-    check_index_tensor(S.half_counts, "half_counts", grads, {L.slots, 2});
-    SXAI_CHECK_ARG(S.half_counts.is_contiguous(), "half_counts", "expected a contiguous tensor");
+  if (L.cube1) check_accumulator(S.sumcube1, "sumcube1", grads, L.slots, L.acc_channels);
+  if (L.cube2) check_accumulator(S.sumcube2, "sumcube2", grads, L.slots, L.acc_channels);
+  SXAI_CHECK_ARG(L.grouped || !(L.group1 || L.group2), "group_counts", "needed by group_mean1 / group_mean2");
+  if (L.grouped) {
+    const at::Tensor& gc = S.group_counts;
+    SXAI_CHECK_ARG(gc.dim() == 2 && gc.size(0) == L.slots, "group_counts", "expected shape (", L.slots,
+                   ", G), got ", gc.sizes());
+    L.groups = gc.size(1);
+    SXAI_CHECK_ARG(L.groups >= 2 && L.groups <= kMaxGroups, "group_counts", "expected 2 <= G <= ", kMaxGroups,
+                   " groups, got G = ", L.groups);
+    check_index_tensor(gc, "group_counts", grads, {L.slots, L.groups});
+    SXAI_CHECK_ARG(gc.is_contiguous(), "group_counts", "expected a contiguous tensor");
     check_index_tensor(S.sample_index, "sample_index", grads, {L.rows});
+    SXAI_CHECK_ARG(L.rows == 0 || S.sample_index.min().item<int64_t>() >= 0, "sample_index",
+                   "expected sample indices >= 0, got ", S.sample_index.min().item<int64_t>());
   }
-  if (L.half1) check_half_mean(S.half_mean1, "half_mean1", grads, L);
-  if (L.half2) check_half_mean(S.half_mean2, "half_mean2", grads, L);
+  if (L.group1) check_group_mean(S.group_mean1, "group_mean1", grads, L);
+  if (L.group2) check_group_mean(S.group_mean2, "group_mean2", grads, L);
   if (L.nonfinite) {
     check_index_tensor(S.nonfinite, "nonfinite", grads, {L.slots});
     SXAI_CHECK_ARG(S.nonfinite.is_contiguous(), "nonfinite", "expected a contiguous tensor");
@@ -129,6 +143,6 @@ TORCH_LIBRARY_FRAGMENT(spectral_xai, m) {
   m.def(
       "accumulate_stats_(Tensor grads, Tensor slots, Tensor(a!) mean1, Tensor(b!) mean2, Tensor(c!) counts, "
       "Tensor(d!) checkpoint, Tensor(e!) delta, Tensor(f!) scale, int check_every, Tensor sample_index, "
-      "Tensor(g!) sumsq1, Tensor(h!) sumsq2, Tensor(i!) half_mean1, Tensor(j!) half_mean2, "
-      "Tensor(k!) half_counts, Tensor(l!) nonfinite) -> ()");
+      "Tensor(g!) sumsq1, Tensor(h!) sumsq2, Tensor(i!) sumcube1, Tensor(j!) sumcube2, Tensor(k!) group_mean1, "
+      "Tensor(l!) group_mean2, Tensor(m!) group_counts, Tensor(n!) nonfinite) -> ()");
 }

@@ -17,10 +17,13 @@
 // a Monte Carlo statistic of the per-pixel value v_k (after the channel reduction):
 //   sumsq_k (P, C', H, W) float64, needs mean_k: Welford's sum of squared deviations,
 //       d = v - m_{n-1};  m_n = m_{n-1} + d / n;  S_n = S_{n-1} + d * (v - m_n)
-//   half_counts (P, 2) int64: samples of each slot with an even (column 0) / odd (column 1)
-//       index sample_index[r] (N,) int64, advanced;
-//   half_mean_k (P, 2, C', H, W) float64, needs half_counts: running mean of v_k over the
-//       even / odd samples, the same update as m with n the half's count;
+//   sumcube_k (P, C', H, W) float64, needs sumsq_k: the sum of cubed deviations M3 (Pebay's online
+//       update, with S the sum of squares before the row): dn = d / n, t1 = d * dn * (n - 1),
+//       M3 <- M3 + (t1 * dn * (n - 2) - 3 * dn * S)  (S itself is updated as above);
+//   group_counts (P, G) int64, 2 <= G <= kMaxGroups: samples of each slot in group
+//       sample_index[r] mod G, with sample_index (N,) int64 >= 0, advanced (G = 2: even / odd);
+//   group_mean_k (P, G, C', H, W) float64, needs group_counts: running mean of v_k over the
+//       samples of each group, the same update as m with n the group's count;
 //   nonfinite (P,) int64: advanced by the number of non-finite elements of grads in the
 //       slot's rows (every element, before the channel reduction).
 #pragma once
@@ -31,19 +34,23 @@
 
 namespace spectral_xai {
 
+constexpr int64_t kMaxGroups = 64;  // most interleaved sample groups of accumulate_stats_
+
 struct AccumulateLayout {
   int64_t rows, channels, height, width;  // of grads
   int64_t slots;                          // P
   int64_t acc_channels;                   // C' (1 or C)
   bool track1, track2, track_stop;
   // optional statistics of accumulate_stats_
-  bool sumsq1 = false, sumsq2 = false, halves = false, half1 = false, half2 = false, nonfinite = false;
-  bool any_stats() const { return sumsq1 || sumsq2 || halves || nonfinite; }
+  bool sumsq1 = false, sumsq2 = false, cube1 = false, cube2 = false, grouped = false, group1 = false,
+       group2 = false, nonfinite = false;
+  int64_t groups = 0;  // G (0 = not tracked)
+  bool any_stats() const { return sumsq1 || sumsq2 || grouped || nonfinite; }
 };
 
 // The optional tensors of accumulate_stats_ (an empty tensor = not requested).
 struct AccumulateStats {
-  at::Tensor sample_index, sumsq1, sumsq2, half_mean1, half_mean2, half_counts, nonfinite;
+  at::Tensor sample_index, sumsq1, sumsq2, sumcube1, sumcube2, group_mean1, group_mean2, group_counts, nonfinite;
 };
 
 // Validates the arguments of accumulate_ (shared by the CPU and CUDA kernels).

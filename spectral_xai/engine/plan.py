@@ -23,7 +23,7 @@ class EnginePlan:
     baseline (B, C, H, W) or None; powers ⊆ (1, 2); acc_c: accumulated channels (1 when reduced);
     s_slot: σ slots per image (1 when σ is drawn per sample); limits (P = B·s_slot,) int64 CPU: samples per
     slot; per_round: samples per slot per round; sample_sigma (B, n) int64 CPU or None; lhs: the Latin
-    hypercube design or None; stats: track the Monte Carlo statistics (Welford sums, halves);
+    hypercube design or None; stats: track the Monte Carlo statistics (Welford sums, third moments, the sampling.groups group means);
     error_weights (S,) float64 CPU: the weights of the σ slots in the map whose relative error
     ``target_error`` bounds (1/S each by default)."""
 
@@ -187,7 +187,7 @@ def _check_plan_memory(x: torch.Tensor, P: int, acc_c: int, per_round: int, powe
     """Refuses a plan whose float64 accumulators (P, C', spatial) or whose rows of one round (P · per_round
     index triples) cannot fit in the memory of x's device, naming the argument that makes them large."""
     tracks_var = stats or sampling.target_error is not None
-    maps = len(powers) * (1 + tracks_var + 2 * stats) + (sampling.tol is not None)
+    maps = len(powers) * (1 + tracks_var + (1 + sampling.groups) * stats) + (sampling.tol is not None)
     accumulators = maps * P * acc_c * x[0, 0].numel() * 8
     rows = P * per_round * 3 * 8 * 2                      # the round's rows and their numpy construction
     if rows > accumulators:

@@ -26,7 +26,9 @@ class Estimate:
     when channels were reduced.  n_samples: (B, S) samples used.  targets: (B,) classes
     explained.  sigmas: (S,) float64.  With statistics (``stats=True``; sumsq_k also with ``target_error``):
     sumsq1 / sumsq2 (B, S, C', *spatial) Welford sums of squared deviations of the per-sample values;
-    half_mean1 / half_mean2 (B, S, 2, C', *spatial) means over the even / odd sample indices; half_counts (B, S, 2).
+    sumcube1 / sumcube2 (B, S, C', *spatial) sums of their cubed deviations (with ``stats``);
+    group_mean1 / group_mean2 (B, S, G, C', *spatial) means over the G interleaved groups (sample i in group
+    i mod G; G = 2: even / odd sample indices); group_counts (B, S, G).
     """
 
     mean1: torch.Tensor | None
@@ -36,9 +38,11 @@ class Estimate:
     sigmas: torch.Tensor
     sumsq1: torch.Tensor | None = None
     sumsq2: torch.Tensor | None = None
-    half_mean1: torch.Tensor | None = None
-    half_mean2: torch.Tensor | None = None
-    half_counts: torch.Tensor | None = None
+    sumcube1: torch.Tensor | None = None
+    sumcube2: torch.Tensor | None = None
+    group_mean1: torch.Tensor | None = None
+    group_mean2: torch.Tensor | None = None
+    group_counts: torch.Tensor | None = None
 
 
 class _Accumulators:
@@ -58,13 +62,15 @@ class _Accumulators:
         self.counts = torch.zeros(P, dtype=torch.int64, device=dev)
         self.nonfinite = torch.zeros(P, dtype=torch.int64, device=dev)
         self.bad_logits = torch.zeros(P, dtype=torch.int64, device=dev)
-        var, st = plan.tracks_variance, plan.stats
+        var, st, G = plan.tracks_variance, plan.stats, plan.sampling.groups
         self.stats = dict(
             sumsq1=torch.zeros(shape, **f64) if var and 1 in plan.powers else None,
             sumsq2=torch.zeros(shape, **f64) if var and 2 in plan.powers else None,
-            half_mean1=torch.zeros(P, 2, *shape[1:], **f64) if st and 1 in plan.powers else None,
-            half_mean2=torch.zeros(P, 2, *shape[1:], **f64) if st and 2 in plan.powers else None,
-            half_counts=torch.zeros(P, 2, dtype=torch.int64, device=dev) if st else None)
+            sumcube1=torch.zeros(shape, **f64) if st and 1 in plan.powers else None,
+            sumcube2=torch.zeros(shape, **f64) if st and 2 in plan.powers else None,
+            group_mean1=torch.zeros(P, G, *shape[1:], **f64) if st and 1 in plan.powers else None,
+            group_mean2=torch.zeros(P, G, *shape[1:], **f64) if st and 2 in plan.powers else None,
+            group_counts=torch.zeros(P, G, dtype=torch.int64, device=dev) if st else None)
 
     def add(self, g: torch.Tensor, slots: torch.Tensor, sample_index: torch.Tensor, check_every: int) -> None:
         accumulate_(g, slots, self.mean1, self.mean2, self.counts, self.checkpoint, self.delta, self.scale,
@@ -149,7 +155,7 @@ def _rel_errors(plan: EnginePlan, acc: _Accumulators) -> torch.Tensor:
     B, rest = plan.x.shape[0], (plan.s_slot, plan.acc_c, *plan.x.shape[-2:])
     mean = (acc.mean2 if k == 2 else acc.mean1).view(B, *rest)
     var = mean_variance(acc.stats[f"sumsq{k}"].view(B, *rest), acc.counts.view(B, plan.s_slot))
-    return relative_error(combine_sigmas(mean, plan.error_weights), combine_sigmas(var, plan.error_weights, True))
+    return relative_error(combine_sigmas(mean, plan.error_weights), combine_sigmas(var, plan.error_weights, 2))
 
 
 def _round_end(plan: EnginePlan, acc: _Accumulators, model, active: torch.Tensor,
@@ -211,7 +217,7 @@ def _estimate_of(plan: EnginePlan, runner: _Runner) -> Estimate:
     shape = (B, plan.s_slot, plan.acc_c, *sp)
 
     def per_slot(v):
-        """(P, ..., H', W) maps -> (B, S, ..., *spatial); (P, 2) half counts -> (B, S, 2)."""
+        """(P, ..., H', W) maps -> (B, S, ..., *spatial); (P, G) group counts -> (B, S, G)."""
         if v is None:
             return None
         return v.view(B, plan.s_slot, *((*v.shape[1:-2], *sp) if v.dim() >= 4 else v.shape[1:]))

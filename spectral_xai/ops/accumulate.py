@@ -17,10 +17,14 @@ reduction (g or Σ_c g_c for k=1, g² or Σ_c g_c² for k=2):
 - ``sumsq1`` / ``sumsq2`` float64 (P, C', H, W), needs mean_k: Welford's sum of squared
   deviations ``d = v - m_{n-1}; m_n = m_{n-1} + d/n; S_n = S_{n-1} + d·(v - m_n)``, so the
   unbiased variance of v_k is ``S / (n - 1)``.
-- ``half_counts`` int64 (P, 2): samples with an even (column 0) / odd (column 1) sample index,
-  given per row by ``sample_index`` (N,) int64 (e.g. the chunk's sample-index column).
-- ``half_mean1`` / ``half_mean2`` float64 (P, 2, C', H, W), need half_counts: running means of
-  v_k over the even / odd samples (``[:, 0]`` / ``[:, 1]``), exact means for any counts.
+- ``sumcube1`` / ``sumcube2`` float64 (P, C', H, W), need sumsq_k: the sum of cubed deviations
+  M3 (Pébay's online update, S before the row): ``q = d/n; t1 = d·q·(n − 1);
+  M3 += t1·q·(n − 2) − 3·q·S``, so M3 = Σ_i (v_i − m_n)³ (docs/methods.md §11).
+- ``group_counts`` int64 (P, G), 2 <= G <= :data:`MAX_GROUPS`: samples in each of G interleaved
+  groups, row r in group ``sample_index[r] mod G``, ``sample_index`` (N,) int64 >= 0 (e.g. the
+  chunk's sample-index column).  G = 2: the even (column 0) / odd (column 1) halves.
+- ``group_mean1`` / ``group_mean2`` float64 (P, G, C', H, W), need group_counts: running means
+  of v_k over each group's samples, exact means for any counts.
 - ``nonfinite`` int64 (P,): advanced by the number of non-finite elements of grads in the
   slot's rows (every element, before the channel reduction).
 """
@@ -30,8 +34,9 @@ import torch
 
 from .._validation import fail
 
-_STATS = ("sumsq1", "sumsq2", "half_mean1", "half_mean2", "half_counts", "nonfinite")
-_INT_STATS = ("half_counts", "nonfinite")
+from ..options import MAX_GROUPS  # most interleaved sample groups (csrc: kMaxGroups)
+_STATS = ("sumsq1", "sumsq2", "sumcube1", "sumcube2", "group_mean1", "group_mean2", "group_counts", "nonfinite")
+_INT_STATS = ("group_counts", "nonfinite")
 
 
 def _requested(t) -> bool:
@@ -53,15 +58,16 @@ def _stat_args(grads, sample_index, stats: dict) -> list[torch.Tensor]:
 def accumulate_(grads: torch.Tensor, slots: torch.Tensor, mean1: torch.Tensor, mean2: torch.Tensor,
                 counts: torch.Tensor, checkpoint: torch.Tensor, delta: torch.Tensor, scale: torch.Tensor,
                 check_every: int, *, sample_index: torch.Tensor | None = None, sumsq1: torch.Tensor | None = None,
-                sumsq2: torch.Tensor | None = None, half_mean1: torch.Tensor | None = None,
-                half_mean2: torch.Tensor | None = None, half_counts: torch.Tensor | None = None,
+                sumsq2: torch.Tensor | None = None, sumcube1: torch.Tensor | None = None,
+                sumcube2: torch.Tensor | None = None, group_mean1: torch.Tensor | None = None,
+                group_mean2: torch.Tensor | None = None, group_counts: torch.Tensor | None = None,
                 nonfinite: torch.Tensor | None = None) -> None:
     """Compiled op (CPU and CUDA kernels), in place; see the module docstring for the shapes.
 
     Without any statistic this is ``accumulate_``; with one, ``accumulate_stats_`` (one pass).
     """
-    stats = dict(sumsq1=sumsq1, sumsq2=sumsq2, half_mean1=half_mean1, half_mean2=half_mean2,
-                 half_counts=half_counts, nonfinite=nonfinite)
+    stats = dict(sumsq1=sumsq1, sumsq2=sumsq2, sumcube1=sumcube1, sumcube2=sumcube2, group_mean1=group_mean1,
+                 group_mean2=group_mean2, group_counts=group_counts, nonfinite=nonfinite)
     for name, t in [("sample_index", sample_index), *stats.items()]:
         if t is not None and not isinstance(t, torch.Tensor):
             fail(name, f"expected a tensor or None, got {type(t).__name__}", TypeError)
@@ -80,7 +86,7 @@ def _accumulate_fake(grads, slots, mean1, mean2, counts, checkpoint, delta, scal
 
 @torch.library.register_fake("spectral_xai::accumulate_stats_")
 def _accumulate_stats_fake(grads, slots, mean1, mean2, counts, checkpoint, delta, scale, check_every, sample_index,
-                           sumsq1, sumsq2, half_mean1, half_mean2, half_counts, nonfinite):
+                           sumsq1, sumsq2, sumcube1, sumcube2, group_mean1, group_mean2, group_counts, nonfinite):
     return None
 
 
@@ -97,22 +103,32 @@ def _values(g: torch.Tensor, reduce: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return v1, v2
 
 
-def _welford_(mean: torch.Tensor, sumsq: torch.Tensor | None, v: torch.Tensor, n: int) -> None:
-    """One running-mean step of ``mean`` (and Welford's ``sumsq``) with the n-th value v, in place."""
+def _welford_(mean: torch.Tensor, sumsq: torch.Tensor | None, v: torch.Tensor, n: int,
+              sumcube: torch.Tensor | None = None) -> None:
+    """One running-mean step of ``mean`` (and Welford's ``sumsq``, Pébay's ``sumcube``) with the n-th value v,
+    in place, in the kernels' order of operations."""
     d = v - mean
-    mean.copy_(mean + d / float(n))
-    if sumsq is not None:
-        sumsq.copy_(sumsq + d * (v - mean))
+    dn = float(n)
+    mean.copy_(mean + d / dn)
+    if sumsq is None:
+        return
+    if sumcube is not None:
+        q = d / dn
+        t1 = d * q * (dn - 1.0)
+        sumcube.copy_(sumcube + (t1 * q * (dn - 2.0) - 3.0 * q * sumsq))
+    sumsq.copy_(sumsq + d * (v - mean))
 
 
 def accumulate_reference(grads, slots, mean1, mean2, counts, checkpoint, delta, scale, check_every, *,
-                         sample_index=None, sumsq1=None, sumsq2=None, half_mean1=None, half_mean2=None,
-                         half_counts=None, nonfinite=None) -> None:
+                         sample_index=None, sumsq1=None, sumsq2=None, sumcube1=None, sumcube2=None,
+                         group_mean1=None, group_mean2=None, group_counts=None, nonfinite=None) -> None:
     """Pure-PyTorch reference of :func:`accumulate_` with its statistics (in place, row by row)."""
     track_stop = checkpoint.numel() > 0
     means = [m if m.numel() > 0 else None for m in (mean1, mean2)]
     sumsqs = [s if _requested(s) else None for s in (sumsq1, sumsq2)]
-    halves = [h if _requested(h) else None for h in (half_mean1, half_mean2)]
+    cubes = [c if _requested(c) else None for c in (sumcube1, sumcube2)]
+    groups = [h if _requested(h) else None for h in (group_mean1, group_mean2)]
+    G = group_counts.shape[1] if _requested(group_counts) else 0
     primary = means[1] if means[1] is not None else means[0]
     reduce = primary.shape[1] == 1 and grads.shape[1] > 1
     slot_list = slots.tolist()
@@ -126,14 +142,15 @@ def accumulate_reference(grads, slots, mean1, mean2, counts, checkpoint, delta, 
         counts[p] = n
         if _requested(nonfinite):
             nonfinite[p] += int((~torch.isfinite(grads[r])).sum())
-        if _requested(half_counts):
-            q = int(sample_index[r]) % 2
-            half_counts[p, q] += 1
+        if G:
+            q = int(sample_index[r]) % G
+            group_counts[p, q] += 1
         for k in range(2):
             if means[k] is not None:
-                _welford_(means[k][p], sumsqs[k][p] if sumsqs[k] is not None else None, values[k], n)
-            if halves[k] is not None:
-                _welford_(halves[k][p, q], None, values[k], int(half_counts[p, q]))
+                _welford_(means[k][p], sumsqs[k][p] if sumsqs[k] is not None else None, values[k], n,
+                          cubes[k][p] if cubes[k] is not None else None)
+            if groups[k] is not None:
+                _welford_(groups[k][p, q], None, values[k], int(group_counts[p, q]))
         if track_stop and n % check_every == 0:
             n_last = ((start[p] + seg_len[p]) // check_every) * check_every
             if n == n_last:

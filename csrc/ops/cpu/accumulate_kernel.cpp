@@ -42,9 +42,10 @@ struct Work {
   int64_t gs0, gs1, gs2, gs3;
   double *m1, *m2, *ck;  // (P, C', H, W)
   double *s1, *s2;       // Welford sums of squared deviations (P, C', H, W)
-  double *h1, *h2;       // half means (P, 2, C', H, W)
-  const int64_t *counts, *half_counts, *sample_index;
-  int64_t check_every;
+  double *c1, *c2;       // sums of cubed deviations (P, C', H, W)
+  double *h1, *h2;       // group means (P, G, C', H, W)
+  const int64_t *counts, *group_counts, *sample_index;
+  int64_t check_every, groups;
 };
 
 // Per-line results of a task, reduced over the lines of a segment afterwards.
@@ -53,27 +54,40 @@ struct LineStats {
   int64_t nonfinite = 0;
 };
 
+// One Welford step with the n-th value v (dn = n): m, the sum of squares s and of cubes c (each optional).
+inline void moments_step(double& m, double* s, double* c, double v, double dn) {
+  const double d = v - m;
+  m = m + d / dn;
+  if (!s) return;
+  if (c) {
+    const double q = d / dn, t1 = d * q * (dn - 1.0);
+    *c = *c + (t1 * q * (dn - 2.0) - 3.0 * q * *s);
+  }
+  *s = *s + d * (v - m);
+}
+
 // Streams the rows of one segment through one line (accumulator channel c', row h) of its maps.
 template <typename scalar_t, bool kStats>
 LineStats accumulate_line(const Work<scalar_t>& X, const AccumulateLayout& L, const Segment& seg, int64_t line) {
   const int64_t C = L.channels, H = L.height, W = L.width, E = L.acc_channels * H * W;
   const bool reduce = L.acc_channels == 1 && C > 1;
   const int64_t c_acc = line / H, h = line % H;
-  const int64_t off = seg.slot * E + line * W, hoff = 2 * seg.slot * E + line * W;
+  const int64_t G = X.groups, off = seg.slot * E + line * W, hoff = G * seg.slot * E + line * W;
   auto at = [](double* base, int64_t o) { return base ? base + o : nullptr; };
   double *m1 = at(X.m1, off), *m2 = at(X.m2, off), *ck = at(X.ck, off);
-  double *s1 = at(X.s1, off), *s2 = at(X.s2, off), *h1 = at(X.h1, hoff), *h2 = at(X.h2, hoff);
+  double *s1 = at(X.s1, off), *s2 = at(X.s2, off), *c1 = at(X.c1, off), *c2 = at(X.c2, off);
+  double *h1 = at(X.h1, hoff), *h2 = at(X.h2, hoff);
   double* prim = m2 ? m2 : m1;
   const int64_t n0 = X.counts[seg.slot], every = X.check_every;
   const int64_t n_last = ck ? ((n0 + seg.end - seg.begin) / every) * every : 0;
-  int64_t nh[2] = {0, 0};
-  if (kStats && X.half_counts) nh[0] = X.half_counts[2 * seg.slot], nh[1] = X.half_counts[2 * seg.slot + 1];
+  int64_t nh[kMaxGroups];  // the groups' counts, advanced row by row
+  for (int64_t q = 0; kStats && q < G; ++q) nh[q] = X.group_counts[G * seg.slot + q];
   LineStats out;
   for (int64_t r = seg.begin; r < seg.end; ++r) {
     const int64_t n = n0 + (r - seg.begin) + 1;
     const double dn = static_cast<double>(n);
-    const int64_t q = kStats && X.half_counts ? (X.sample_index[r] & 1) : 0;
-    const double dh = static_cast<double>(kStats ? ++nh[q] : 1);
+    const int64_t q = kStats && G > 0 ? X.sample_index[r] % G : 0;
+    const double dh = static_cast<double>(kStats && G > 0 ? ++nh[q] : 1);
     double* a1 = kStats && h1 ? h1 + q * E : nullptr;
     double* a2 = kStats && h2 ? h2 + q * E : nullptr;
     const scalar_t* g = X.g + r * X.gs0 + h * X.gs2 + (reduce ? 0 : c_acc * X.gs1);
@@ -91,16 +105,8 @@ LineStats accumulate_line(const Work<scalar_t>& X, const AccumulateLayout& L, co
         v2 = v1 * v1;
         if constexpr (kStats) out.nonfinite += !std::isfinite(v1);
       }
-      if (m1) {
-        const double d = v1 - m1[w];
-        m1[w] = m1[w] + d / dn;
-        if (kStats && s1) s1[w] = s1[w] + d * (v1 - m1[w]);
-      }
-      if (m2) {
-        const double d = v2 - m2[w];
-        m2[w] = m2[w] + d / dn;
-        if (kStats && s2) s2[w] = s2[w] + d * (v2 - m2[w]);
-      }
+      if (m1) moments_step(m1[w], kStats && s1 ? s1 + w : nullptr, kStats && c1 ? c1 + w : nullptr, v1, dn);
+      if (m2) moments_step(m2[w], kStats && s2 ? s2 + w : nullptr, kStats && c2 ? c2 + w : nullptr, v2, dn);
       if (a1) a1[w] = a1[w] + (v1 - a1[w]) / dh;
       if (a2) a2[w] = a2[w] + (v2 - a2[w]) / dh;
     }
@@ -130,7 +136,8 @@ void finish_segments(const std::vector<Segment>& segments, const std::vector<Lin
   int64_t* cnt = counts.data_ptr<int64_t>();
   double* dp = ptr_if<double>(L.track_stop, delta);
   double* sp = ptr_if<double>(L.track_stop, scale);
-  int64_t* hc = ptr_if<int64_t>(L.halves, S.half_counts);
+  int64_t* hc = ptr_if<int64_t>(L.grouped, S.group_counts);
+  const int64_t G = L.groups;
   int64_t* nf = ptr_if<int64_t>(L.nonfinite, S.nonfinite);
   for (size_t s = 0; s < segments.size(); ++s) {
     const Segment& seg = segments[s];
@@ -147,7 +154,7 @@ void finish_segments(const std::vector<Segment>& segments, const std::vector<Lin
       sp[seg.slot] = total.smax;
     }
     if (nf) nf[seg.slot] += total.nonfinite;
-    for (int64_t r = seg.begin; hc && r < seg.end; ++r) ++hc[2 * seg.slot + (sample_index[r] & 1)];
+    for (int64_t r = seg.begin; hc && r < seg.end; ++r) ++hc[G * seg.slot + sample_index[r] % G];
     cnt[seg.slot] = n1;
   }
 }
@@ -160,9 +167,10 @@ void accumulate_cpu_impl(const at::Tensor& grads, const std::vector<Segment>& se
   const Work<scalar_t> X{grads.const_data_ptr<scalar_t>(), grads.stride(0), grads.stride(1), grads.stride(2),
                          grads.stride(3), ptr_if<double>(L.track1, mean1), ptr_if<double>(L.track2, mean2),
                          ptr_if<double>(L.track_stop, checkpoint), ptr_if<double>(L.sumsq1, S.sumsq1),
-                         ptr_if<double>(L.sumsq2, S.sumsq2), ptr_if<double>(L.half1, S.half_mean1),
-                         ptr_if<double>(L.half2, S.half_mean2), counts.const_data_ptr<int64_t>(),
-                         ptr_if<int64_t>(L.halves, S.half_counts), sample_index, check_every};
+                         ptr_if<double>(L.sumsq2, S.sumsq2), ptr_if<double>(L.cube1, S.sumcube1),
+                         ptr_if<double>(L.cube2, S.sumcube2), ptr_if<double>(L.group1, S.group_mean1),
+                         ptr_if<double>(L.group2, S.group_mean2), counts.const_data_ptr<int64_t>(),
+                         ptr_if<int64_t>(L.grouped, S.group_counts), sample_index, check_every, L.groups};
   const int64_t lines = L.acc_channels * L.height;
   const int64_t tasks = static_cast<int64_t>(segments.size()) * lines;
   std::vector<LineStats> parts(tasks);
@@ -181,16 +189,17 @@ void accumulate_cpu_impl(const at::Tensor& grads, const std::vector<Segment>& se
 void accumulate_stats_cpu(const at::Tensor& grads, const at::Tensor& slots_in, at::Tensor mean1, at::Tensor mean2,
                           at::Tensor counts, at::Tensor checkpoint, at::Tensor delta, at::Tensor scale,
                           int64_t check_every, const at::Tensor& sample_index, at::Tensor sumsq1, at::Tensor sumsq2,
-                          at::Tensor half_mean1, at::Tensor half_mean2, at::Tensor half_counts,
-                          at::Tensor nonfinite) {
+                          at::Tensor sumcube1, at::Tensor sumcube2, at::Tensor group_mean1, at::Tensor group_mean2,
+                          at::Tensor group_counts, at::Tensor nonfinite) {
   AccumulateLayout L = accumulate_check(grads, slots_in, mean1, mean2, counts, checkpoint, delta, scale, check_every);
-  AccumulateStats S{sample_index, sumsq1, sumsq2, half_mean1, half_mean2, half_counts, nonfinite};
+  AccumulateStats S{sample_index, sumsq1,      sumsq2,      sumcube1,    sumcube2,
+                    group_mean1,  group_mean2, group_counts, nonfinite};
   accumulate_stats_check(L, grads, S);
   const at::Tensor slots = slots_in.contiguous();
   const std::vector<Segment> segments = find_segments(slots, L.slots);
   if (segments.empty()) return;
-  const at::Tensor index = L.halves ? sample_index.contiguous() : at::Tensor();
-  const int64_t* idx = L.halves ? index.const_data_ptr<int64_t>() : nullptr;
+  const at::Tensor index = L.grouped ? sample_index.contiguous() : at::Tensor();
+  const int64_t* idx = L.grouped ? index.const_data_ptr<int64_t>() : nullptr;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grads.scalar_type(), "accumulate_cpu", [&] {
     accumulate_cpu_impl<scalar_t>(grads, segments, L, mean1, mean2, counts, checkpoint, delta, scale, check_every,
                                   S, idx);
@@ -202,7 +211,7 @@ void accumulate_cpu(const at::Tensor& grads, const at::Tensor& slots, at::Tensor
                     int64_t check_every) {
   const at::Tensor none;
   accumulate_stats_cpu(grads, slots, mean1, mean2, counts, checkpoint, delta, scale, check_every, none, none, none,
-                       none, none, none, none);
+                       none, none, none, none, none, none);
 }
 
 }  // namespace

@@ -39,33 +39,35 @@ __global__ void reset_stats_kernel(const int64_t* slots, const int64_t* counts, 
   }
 }
 
-// Advances counts (and the even / odd half counts when half_counts is non-null) by the slot's rows.
-__global__ void advance_counts_kernel(const int64_t* slots, int64_t* counts, int64_t* half_counts,
-                                      const int64_t* sample_index, int64_t N) {
+// Advances counts (and the group counts when group_counts is non-null) by the slot's rows.
+__global__ void advance_counts_kernel(const int64_t* slots, int64_t* counts, int64_t* group_counts,
+                                      const int64_t* sample_index, int64_t N, int64_t G) {
   const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r >= N || !segment_start(slots, r)) return;
   const int64_t p = slots[r], end = segment_end(slots, r, N);
   counts[p] += end - r;
-  if (half_counts) {
-    int64_t odd = 0;
-    for (int64_t i = r; i < end; ++i) odd += sample_index[i] & 1;
-    half_counts[2 * p] += (end - r) - odd;
-    half_counts[2 * p + 1] += odd;
+  if (group_counts) {
+    for (int64_t i = r; i < end; ++i) ++group_counts[G * p + sample_index[i] % G];
   }
 }
 
 // Device pointers of the optional statistics (nullptr = not requested).
 struct StatsPtrs {
   double *s1, *s2;  // Welford sums of squared deviations (P, C', H, W)
-  double *h1, *h2;  // half means (P, 2, C', H, W)
-  const int64_t *half_counts, *sample_index;
+  double *c1, *c2;  // sums of cubed deviations (P, C', H, W)
+  double *h1, *h2;  // group means (P, G, C', H, W)
+  const int64_t *group_counts, *sample_index;
   int64_t* nonfinite;
+  int64_t groups;  // G (0 = no groups)
 };
 
-// Welford / running-mean step with the n-th value v: m <- m + d / n, s <- s + d (v - m).
-__device__ __forceinline__ void welford(double& m, double& s, double v, double dn) {
+// Welford / running-mean step with the n-th value v: m <- m + d / n, s <- s + d (v - m), and the sum of
+// cubes c <- c + (t1 q (n - 2) - 3 q s_old), q = d / n, t1 = d q (n - 1) (as the CPU kernel).
+__device__ __forceinline__ void welford(double& m, double& s, double& c, double v, double dn) {
   const double d = v - m;
   m = m + d / dn;
+  const double q = d / dn, t1 = d * q * (dn - 1.0);
+  c = c + (t1 * q * (dn - 2.0) - 3.0 * q * s);
   s = s + d * (v - m);
 }
 
@@ -115,32 +117,34 @@ __global__ void accumulate_kernel(const scalar_t* __restrict__ g, int64_t gs0, i
   const int64_t n0 = counts[p];
   const int64_t n_last = ckp ? ((n0 + (r1 - r0)) / every) * every : 0;
   const int64_t c_acc = e / (H * W), h = (e / W) % H, w = e % W;
-  const int64_t off = p * E + e, hoff = 2 * p * E + e;
+  const int64_t G = S.groups, off = p * E + e, hoff = G * p * E + e;
   double m1 = load_or_zero(m1p, off), m2 = load_or_zero(m2p, off), ck = load_or_zero(ckp, off);
-  // statistics: Welford sums, the half means (a: even, b: odd sample indices) and their counts
-  double s1 = 0.0, s2 = 0.0, a1 = 0.0, b1 = 0.0, a2 = 0.0, b2 = 0.0;
-  int64_t na = 0, nb = 0, bad = 0;
+  // statistics: Welford sums of squares and cubes; the group means stay in global memory (each thread owns
+  // its element of every group), the groups' counts in a per-thread array
+  double s1 = 0.0, s2 = 0.0, c1 = 0.0, c2 = 0.0;
+  int64_t nh[kMaxGroups];
+  int64_t bad = 0;
   if constexpr (kStats) {
     s1 = load_or_zero(S.s1, off), s2 = load_or_zero(S.s2, off);
-    a1 = load_or_zero(S.h1, hoff), b1 = load_or_zero(S.h1, hoff + E);
-    a2 = load_or_zero(S.h2, hoff), b2 = load_or_zero(S.h2, hoff + E);
-    if (S.half_counts) na = S.half_counts[2 * p], nb = S.half_counts[2 * p + 1];
+    c1 = load_or_zero(S.c1, off), c2 = load_or_zero(S.c2, off);
+    for (int64_t q = 0; q < G; ++q) nh[q] = S.group_counts[G * p + q];
   }
   for (int64_t r = r0; r < r1; ++r) {
     const double dn = static_cast<double>(n0 + (r - r0) + 1);
     double v1, v2;
     load_values<scalar_t, kStats>(g + r * gs0 + h * gs2 + w * gs3, gs1, C, c_acc, reduce, v1, v2, bad);
-    welford(m1, s1, v1, dn);  // s1, s2 are stored only with kStats
-    welford(m2, s2, v2, dn);
-    if (kStats && S.half_counts) {  // uniform branch: every thread of the block is on row r
-      if (S.sample_index[r] & 1) {
-        const double dh = static_cast<double>(++nb);
-        b1 = b1 + (v1 - b1) / dh;
-        b2 = b2 + (v2 - b2) / dh;
-      } else {
-        const double dh = static_cast<double>(++na);
-        a1 = a1 + (v1 - a1) / dh;
-        a2 = a2 + (v2 - a2) / dh;
+    welford(m1, s1, c1, v1, dn);  // s_k, c_k are stored only with kStats
+    welford(m2, s2, c2, v2, dn);
+    if (kStats && G > 0) {  // uniform branch: every thread of the block is on row r
+      const int64_t q = S.sample_index[r] % G;
+      const double dh = static_cast<double>(++nh[q]);
+      if (S.h1) {
+        double& a = S.h1[hoff + q * E];
+        a = a + (v1 - a) / dh;
+      }
+      if (S.h2) {
+        double& a = S.h2[hoff + q * E];
+        a = a + (v2 - a) / dh;
       }
     }
     const int64_t n = n0 + (r - r0) + 1;
@@ -159,8 +163,8 @@ __global__ void accumulate_kernel(const scalar_t* __restrict__ g, int64_t gs0, i
   if constexpr (kStats) {
     if (S.s1) S.s1[off] = s1;
     if (S.s2) S.s2[off] = s2;
-    if (S.h1) S.h1[hoff] = a1, S.h1[hoff + E] = b1;
-    if (S.h2) S.h2[hoff] = a2, S.h2[hoff + E] = b2;
+    if (S.c1) S.c1[off] = c1;
+    if (S.c2) S.c2[off] = c2;
     if (S.nonfinite && bad > 0)
       atomicAdd(reinterpret_cast<unsigned long long*>(S.nonfinite + p), static_cast<unsigned long long>(bad));
   }
@@ -174,10 +178,11 @@ T* ptr_if(bool on, const at::Tensor& t) {
 void accumulate_stats_cuda(const at::Tensor& grads, const at::Tensor& slots_in, at::Tensor mean1, at::Tensor mean2,
                            at::Tensor counts, at::Tensor checkpoint, at::Tensor delta, at::Tensor scale,
                            int64_t check_every, const at::Tensor& sample_index, at::Tensor sumsq1,
-                           at::Tensor sumsq2, at::Tensor half_mean1, at::Tensor half_mean2, at::Tensor half_counts,
-                           at::Tensor nonfinite) {
+                           at::Tensor sumsq2, at::Tensor sumcube1, at::Tensor sumcube2, at::Tensor group_mean1,
+                           at::Tensor group_mean2, at::Tensor group_counts, at::Tensor nonfinite) {
   AccumulateLayout L = accumulate_check(grads, slots_in, mean1, mean2, counts, checkpoint, delta, scale, check_every);
-  AccumulateStats St{sample_index, sumsq1, sumsq2, half_mean1, half_mean2, half_counts, nonfinite};
+  AccumulateStats St{sample_index, sumsq1,      sumsq2,      sumcube1,    sumcube2,
+                     group_mean1,  group_mean2, group_counts, nonfinite};
   accumulate_stats_check(L, grads, St);
   const int64_t N = L.rows;
   const int64_t E = L.acc_channels * L.height * L.width;
@@ -185,11 +190,12 @@ void accumulate_stats_cuda(const at::Tensor& grads, const at::Tensor& slots_in, 
   TORCH_CHECK((E + 255) / 256 <= 65535, "spectral_xai: accumulate_ on CUDA supports maps of at most 2^24 elements");
   const c10::cuda::CUDAGuard guard(grads.device());
   const at::Tensor slots = slots_in.contiguous();
-  const at::Tensor index = L.halves ? sample_index.contiguous() : at::Tensor();
-  const StatsPtrs S{ptr_if<double>(L.sumsq1, sumsq1), ptr_if<double>(L.sumsq2, sumsq2),
-                    ptr_if<double>(L.half1, half_mean1), ptr_if<double>(L.half2, half_mean2),
-                    ptr_if<int64_t>(L.halves, half_counts), ptr_if<int64_t>(L.halves, index),
-                    ptr_if<int64_t>(L.nonfinite, nonfinite)};
+  const at::Tensor index = L.grouped ? sample_index.contiguous() : at::Tensor();
+  const StatsPtrs S{ptr_if<double>(L.sumsq1, sumsq1),      ptr_if<double>(L.sumsq2, sumsq2),
+                    ptr_if<double>(L.cube1, sumcube1),      ptr_if<double>(L.cube2, sumcube2),
+                    ptr_if<double>(L.group1, group_mean1),  ptr_if<double>(L.group2, group_mean2),
+                    ptr_if<int64_t>(L.grouped, group_counts), ptr_if<int64_t>(L.grouped, index),
+                    ptr_if<int64_t>(L.nonfinite, nonfinite), L.groups};
   auto stream = at::cuda::getCurrentCUDAStream();
   const int threads = 256;
   const int64_t every = L.track_stop ? check_every : 0;
@@ -216,8 +222,8 @@ void accumulate_stats_cuda(const at::Tensor& grads, const at::Tensor& slots_in, 
   }
   advance_counts_kernel<<<row_blocks, threads, 0, stream>>>(slots.const_data_ptr<int64_t>(),
                                                             counts.data_ptr<int64_t>(),
-                                                            ptr_if<int64_t>(L.halves, half_counts),
-                                                            S.sample_index, N);
+                                                            ptr_if<int64_t>(L.grouped, group_counts),
+                                                            S.sample_index, N, L.groups);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -226,7 +232,7 @@ void accumulate_cuda(const at::Tensor& grads, const at::Tensor& slots, at::Tenso
                      int64_t check_every) {
   const at::Tensor none;
   accumulate_stats_cuda(grads, slots, mean1, mean2, counts, checkpoint, delta, scale, check_every, none, none, none,
-                        none, none, none, none);
+                        none, none, none, none, none, none);
 }
 
 }  // namespace
