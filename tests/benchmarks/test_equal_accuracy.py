@@ -107,15 +107,25 @@ def test_captum_maps_are_the_closed_form_smoothgrad(quadratic):
     assert ef.shape == (2,) and ef.dtype == torch.float64 and bool(((ef > 0) & (ef < 1)).all())
 
 
-def test_ours_per_image_stops_per_image_within_its_cap(quadratic):
+def test_ours_per_image_is_the_ef_stop_and_its_group_ef(quadratic):
+    """(b) is smooth_grad's EF stop on the EF graded and that EF of its groups, near the closed-form EF (the stop's
+    own calibration is the library's test; one seed at n >= 8 can miss 5 %, hence the loose bound)."""
     s, sg, sg2, _ = quadratic
     for method, exact in (("sg", sg), ("sg2", sg2)):
-        ef, passes = ea.ours_per_image(s.model, s.x, method, s.target, sigma=SIGMA, ranked=False, seed=0,
-                                       batch_size=64, max_samples=256)
-        assert ef.shape == (2,) and passes.shape == (2,)
-        assert bool(((passes >= 8) & (passes <= 256)).all())
-        ef_exact = sx.expected_frequency(exact, rank_normalize=False).double()
-        assert float(((ef - ef_exact) / ef_exact).abs().max()) < 0.25
+        for ranked in (False, True):
+            ef, passes = ea.ours_per_image(s.model, s.x, method, s.target, sigma=SIGMA, ranked=ranked, seed=0,
+                                           batch_size=256, max_samples=2048)
+            assert ef.shape == (2,) and passes.shape == (2,)
+            assert bool(((passes >= 8) & (passes < 2048)).all()), (method, ranked, passes)
+            st = sx.smooth_grad(s.model, s.x, SIGMA, target=s.target, n_samples=2048, squared=method == "sg2",
+                                output="logit", seed=0, return_stats=True, target_ef_error=0.05,
+                                ef_rank_normalize=ranked)
+            assert torch.equal(st.n_samples, passes)
+            direct = sx.ef_with_error(st.groups, st.group_counts, rank_normalize=ranked)
+            torch.testing.assert_close(ef, direct.ef.double())
+            assert bool((direct.rel_halfwidth(0.95) <= 0.05).all())      # stopped on its criterion
+            ef_exact = sx.expected_frequency(exact, rank_normalize=ranked).double()
+            assert float(((ef - ef_exact) / ef_exact).abs().max()) < 0.25, (method, ranked)
 
 
 def test_quick_run_writes_well_formed_results(tmp_path):
