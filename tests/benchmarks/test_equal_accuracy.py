@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import Quadratic
-
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # the benchmarks package lives at the repository root
@@ -21,22 +19,19 @@ ea = pytest.importorskip("benchmarks.equal_accuracy")
 suite = pytest.importorskip("benchmarks.suite")
 sx = ea.sx
 
-SIGMA = 0.5
+SIGMA = 0.5     # the quadratic fixture's (conftest.py)
 
 
 @pytest.fixture(scope="module")
-def quadratic():
-    """F = Σ q x² + l x: g = 2 q x + l + 2 q σ ε, so SG = 2 q x + l and SG² = SG² + (2 q σ)² exactly."""
-    model = ea.frozen(Quadratic((1, 12, 12)))
-    x = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    s = ea.Setting("quadratic", model, x, torch.zeros(2, dtype=torch.int64), SIGMA, "test", output="logit")
-    sg = (2 * model.q * x + model.l).detach()[:, 0]
-    s2 = (2 * model.q.detach()[0] * SIGMA) ** 2                                    # (H, W) variance of g
+def maps(quadratic):
+    """The quadratic model: g = 2 q x + l + 2 q σ ε, so SG = 2 q x + l and SG² = SG² + (2 q σ)² exactly.
+    -> (setting, SG, SG², per-sample variance s2)."""
+    s, sg, s2 = quadratic
     return s, sg, sg ** 2 + s2, s2
 
 
-def test_draws_and_truth_are_the_closed_form_maps(quadratic):
-    s, sg, sg2, s2 = quadratic
+def test_draws_and_truth_are_the_closed_form_maps(maps):
+    s, sg, sg2, s2 = maps
     n = 512
     blocks = ea.gradient_blocks(s, n, seed=0, batch_size=64)
     assert blocks.shape == (2, n // ea.BLOCK, 2, 12, 12) and blocks.dtype == torch.float64
@@ -92,11 +87,11 @@ def test_authors_numpy_ef_agrees_with_the_library_ranked_and_unranked():
         np.testing.assert_allclose(ef_numpy(maps.numpy(), rank=ranked), ours, rtol=1e-10)
 
 
-def test_captum_maps_are_the_closed_form_smoothgrad(quadratic):
+def test_captum_maps_are_the_closed_form_smoothgrad(maps):
     """Captum's SmoothGrad is of the signed gradient (abs=False) and its SG² of g²: both within 5 se."""
     from benchmarks.common import captum_smoothgrad
 
-    s, sg, sg2, s2 = quadratic
+    s, sg, sg2, s2 = maps
     n = 256
     torch.manual_seed(0)
     m1 = captum_smoothgrad(s.model, s.x, s.target, SIGMA, n, 64, squared=False)
@@ -107,10 +102,10 @@ def test_captum_maps_are_the_closed_form_smoothgrad(quadratic):
     assert ef.shape == (2,) and ef.dtype == torch.float64 and bool(((ef > 0) & (ef < 1)).all())
 
 
-def test_ours_per_image_is_the_ef_stop_and_its_group_ef(quadratic):
+def test_ours_per_image_is_the_ef_stop_and_its_group_ef(maps):
     """(b) is smooth_grad's EF stop on the EF graded and that EF of its groups, near the closed-form EF (the stop's
     own calibration is the library's test; one seed at n >= 8 can miss 5 %, hence the loose bound)."""
-    s, sg, sg2, _ = quadratic
+    s, sg, sg2, _ = maps
     for method, exact in (("sg", sg), ("sg2", sg2)):
         for ranked in (False, True):
             ef, passes = ea.ours_per_image(s.model, s.x, method, s.target, sigma=SIGMA, ranked=ranked, seed=0,
