@@ -13,6 +13,7 @@ from . import _validation as V
 from .engine import estimate
 from .options import CHECK_EVERY, LENS_ESTIMATORS, MIN_SAMPLES, PRIORS, SIGMA_GRID, ExecutionOptions, SamplingOptions, accepts_options, output_dtype
 from .ops._philox import philox4x32_10
+from .mc_derived import arglens_agreement
 from .mc_stats import check_even_groups, combine_sigmas, map_interval, relative_error, sigma_statistics
 
 STRATIFY_STREAM = 0xFFFFFFFF  # sigma-index word reserved for the stratification uniforms
@@ -32,7 +33,9 @@ class SpectralLensResult:
     to its map.  Also groups (B, G, H, W) the SL² of the G interleaved sample groups, group_counts (B, G) (of
     the σ with most samples), third (B, H, W) the third central moment of sl2 (Σ_j w_j³ k3_j / n_j²), dof (B,)
     (Welch–Satterthwaite) and ``interval(level)``; with return_per_sigma per_sigma_groups (B, S, G, H, W),
-    per_sigma_group_counts (B, S, G), per_sigma_third (B, S, H, W) and per_sigma_dof (B, S)."""
+    per_sigma_group_counts (B, S, G), per_sigma_third (B, S, H, W) and per_sigma_dof (B, S).  arglens_agreement
+    (B, H, W) bool: where the ArgLens of the two halves agree (:func:`spectral_xai.mc_derived.arglens_agreement`;
+    its mean over the pixels is the audit's al_mc_agreement)."""
 
     sl2: torch.Tensor
     arglens: torch.Tensor | None
@@ -56,6 +59,7 @@ class SpectralLensResult:
     per_sigma_group_counts: torch.Tensor | None = None
     per_sigma_third: torch.Tensor | None = None
     per_sigma_dof: torch.Tensor | None = None
+    arglens_agreement: torch.Tensor | None = None
 
     def interval(self, level: float = 0.95, *, skewness: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """(lo, hi) (B, H, W) for sl2: the skewness-corrected interval of docs/methods.md §11
@@ -266,6 +270,7 @@ def _with_stats(res: SpectralLensResult, est, w: torch.Tensor, per_sigma: bool) 
     res.rel_error = relative_error(mean, var).to(out)
     res.groups, res.group_counts = st.groups[:, :, 0].to(out), st.group_counts
     res.third, res.dof = third.to(out), st.dof
+    res.arglens_agreement = arglens_agreement(a_s, b_s)
     if per_sigma:
         B, S = mean_s.shape[:2]
         res.per_sigma_stderr = var_s.sqrt().to(out)

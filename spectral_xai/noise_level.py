@@ -8,6 +8,7 @@ import torch
 
 from . import _validation as V
 from .engine import estimate, plan_rows
+from .mc_stats import check_even_groups, filled_groups
 from .model_calls import batched_logits, check_model_device, model_scope, prepare_inference
 from .ops import perturb
 from .options import accepts_options, output_dtype, split_options
@@ -22,7 +23,8 @@ class OptimalSigma(NamedTuple):
     (pixel); sigmas (S,) the grid; per_sigma (B, S, H, W) the SG² maps G_σ behind the curves;
     at_edge: bool, the shape of ``sigma``, True where σ* is the largest or smallest admissible σ (the curve
     has not turned there: the maximum may lie beyond the grid); admissible (S,) bool (or (B, S) for a
-    per-image mask), the σ that could be chosen (docs/methods.md §3)."""
+    per-image mask), the σ that could be chosen (docs/methods.md §3); mc_change (B,) float64 with
+    ``return_stats=True``: how often σ* would change (see :class:`SigmaStar`), else None."""
 
     sigma: torch.Tensor
     curves: torch.Tensor
@@ -30,6 +32,7 @@ class OptimalSigma(NamedTuple):
     per_sigma: torch.Tensor
     at_edge: torch.Tensor
     admissible: torch.Tensor
+    mc_change: torch.Tensor | None = None
 
 
 def admissible_sigmas(sigmas, mixing: str = "convex", rule="image-dependent", batch: int | None = None) -> torch.Tensor:
@@ -114,7 +117,9 @@ def cs_curves(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, ex
 class SigmaStar(NamedTuple):
     """index (B,) int64 of σ* on the grid; sigma (B,) float64 its value; maps (B, H, W) the SG² map G_σ* of
     each image (float64); curves (B, S) the CS curves behind the choice; at_edge (B,) bool: σ* is the
-    largest or smallest admissible σ (the curve has not turned); admissible (S,) bool (docs/methods.md §3)."""
+    largest or smallest admissible σ (the curve has not turned); admissible (S,) bool (docs/methods.md §3);
+    mc_change (B,) float64 or None: with the per-σ sample groups, how often σ* would change (the fraction of
+    balanced splits of the groups whose two halves choose different σ*, 0 = stable; docs/methods.md §11)."""
 
     index: torch.Tensor
     sigma: torch.Tensor
@@ -122,10 +127,12 @@ class SigmaStar(NamedTuple):
     curves: torch.Tensor
     at_edge: torch.Tensor
     admissible: torch.Tensor
+    mc_change: torch.Tensor | None = None
 
 
 def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, exponent: float = 2.5, *,
-               mixing: str = "convex", admissible: str = "image-dependent") -> SigmaStar:
+               mixing: str = "convex", admissible: str = "image-dependent", groups: torch.Tensor | None = None,
+               group_counts: torch.Tensor | None = None) -> SigmaStar:
     """Image-level σ* = argmax_σ CS(σ) over the admissible σ (ties -> smallest σ) and SG²_opt = G_σ* from per-σ
     maps of one grid (e.g. ``spectral_lens(..., return_per_sigma=True).per_sigma``): no extra passes.
 
@@ -136,10 +143,14 @@ def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, e
         exponent: the CS exponent, see :func:`cs_curves`.
         mixing: the family of the maps.
         admissible: which σ may be chosen, see :func:`admissible_sigmas`.
+        groups, group_counts: the per-σ sample groups (B, S, G, H, W) and their counts (B, S, G) of the same
+            run (``per_sigma_groups``, ``per_sigma_group_counts`` of ``spectral_lens(..., return_stats=True,
+            return_per_sigma=True)``): fills ``mc_change``, see
+            :func:`spectral_xai.mc_derived.sigma_star_change`.
 
     Returns:
         A :class:`SigmaStar`: index (B,) int64, sigma (B,) float64, maps (B, H, W) float64, curves (B, S),
-        at_edge (B,) bool, admissible (S,) or (B, S) bool.
+        at_edge (B,) bool, admissible (S,) or (B, S) bool, mc_change (B,) float64 (None without groups).
 
     Example:
         >>> sx.sigma_star(torch.rand(2, 3, 8, 8), torch.tensor([0.1, 0.2, 0.3])).maps.shape
@@ -150,28 +161,42 @@ def sigma_star(per_sigma: torch.Tensor, sigmas: torch.Tensor, noise_scale=1.0, e
     curves, _ = cs_curves(per_sigma, sigmas, noise_scale, exponent)
     j, at_edge = _argmax_admissible(curves, sigmas, mask)
     maps = per_sigma[torch.arange(per_sigma.shape[0], device=j.device), j]
+    change = None
+    if groups is not None or group_counts is not None:
+        from .mc_derived import sigma_star_change      # it chooses σ* with this function
+
+        change = sigma_star_change(groups, group_counts, sigmas, noise_scale, exponent, mixing=mixing,
+                                   admissible=admissible)
     return SigmaStar(j, sigmas.to(device=j.device, dtype=torch.float64)[j], maps, curves, at_edge,
-                     mask.to(j.device))
+                     mask.to(j.device), change)
 
 
-def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling: dict):
+def _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling: dict, stats: bool = False):
     """The SG² maps G_σ (B, S, H, W) on the grid and their CS curves; ``sampling``: the engine's options
-    by name (n_samples, seed, image_ids, tol, batch_size, fast, output, ...)."""
+    by name (n_samples, seed, image_ids, tol, batch_size, fast, output, ...); with ``stats`` also the per-σ
+    sample groups (B, S, G, H, W) and their counts (B, S, G) (else None, None)."""
     s = V.check_sigmas(sigmas, mixing, torch.device("cpu"))
     samp, exe, rest = split_options(sampling)
     output = rest.pop("output", "log_softmax")
     if rest:
         V.fail(sorted(rest)[0], "unknown option (expected an option of the sampling engine)", TypeError)
+    if stats:
+        check_even_groups(samp.groups)
+        if samp.n_samples < 2:
+            V.fail("n_samples", f"return_stats needs at least 2 samples per σ, got {samp.n_samples}")
     est = estimate(model, x, sigmas=s, mixing=mixing, powers=(2,), target=target, output=output,
-                   noise_scale=noise_scale, reduce_channels=True, sampling=samp, execution=exe, x_checked=True)
+                   noise_scale=noise_scale, reduce_channels=True, sampling=samp, execution=exe, x_checked=True,
+                   stats=stats)
     per_sigma = est.mean2[:, :, 0]                                     # (B, S, H, W): Σ_c E[g_c²]
     image_curves, pixel_curves = cs_curves(per_sigma, s, noise_scale, exponent)
-    return s, image_curves, pixel_curves, per_sigma
+    groups = filled_groups(est.group_mean2, est.group_counts, est.mean2)[:, :, :, 0] if stats else None
+    return s, image_curves, pixel_curves, per_sigma, (groups, est.group_counts if stats else None)
 
 
 @accepts_options
 def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5, mixing="convex",
-                  noise_scale=1.0, admissible="image-dependent", return_curves=False, **sampling):
+                  noise_scale=1.0, admissible="image-dependent", return_curves=False, return_stats=False,
+                  **sampling):
     """σ* = argmax_σ CS(σ), CS(σ) = (σ·s)^exponent · ||E_σ[g²]||_1 (docs/methods.md §3), over the admissible σ;
     ties -> smallest σ.
 
@@ -188,6 +213,8 @@ def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5,
             for every image; "all" keeps every σ; a bool mask (S,) (or (B, S), not for "dataset") is the
             caller's own choice (see :func:`admissible_sigmas`).
         return_curves: return an :class:`OptimalSigma` with the curves, per-σ maps and ``at_edge``.
+        return_stats: (level "image") return an :class:`OptimalSigma` whose ``mc_change`` says how often σ*
+            would change, from the sample groups of the same passes (``groups=``, even; docs/methods.md §11).
         **sampling: the engine's options by name (n_samples, seed, image_ids, batch_size, output, tol, ...), or
             ``sampling=`` a :class:`SamplingOptions` and ``execution=`` an :class:`ExecutionOptions`.
 
@@ -200,10 +227,12 @@ def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5,
     """
     if level not in ("image", "dataset", "pixel"):
         V.fail("level", f"expected 'image', 'dataset' or 'pixel', got {level!r}")
+    if return_stats and level != "image":
+        V.fail("return_stats", f"is only available for level='image', got level={level!r}")
     x = V.check_inputs(x)
     mask = admissible_sigmas(sigmas, mixing, admissible, None if level == "dataset" else x.shape[0])
-    s, image_curves, pixel_curves, per_sigma = _sigma_curves(model, x, sigmas, target, exponent, mixing,
-                                                             noise_scale, sampling)
+    s, image_curves, pixel_curves, per_sigma, (groups, counts) = _sigma_curves(
+        model, x, sigmas, target, exponent, mixing, noise_scale, sampling, stats=bool(return_stats))
     grid = s.to(image_curves.device)
     if level == "image":
         curves = image_curves
@@ -218,9 +247,14 @@ def optimal_sigma(model, x, sigmas, target=None, *, level="image", exponent=2.5,
         j, at_edge = _argmax_admissible(curves, grid, mask)
     sigma = grid[j]
     dt = output_dtype(x)
-    if not return_curves:
+    if not (return_curves or return_stats):
         return sigma.to(dt)
-    return OptimalSigma(sigma.to(dt), curves.to(dt), s, per_sigma.to(dt), at_edge, mask.to(at_edge.device))
+    change = None
+    if return_stats:
+        from .mc_derived import sigma_star_change      # it chooses σ* with sigma_star
+
+        change = sigma_star_change(groups, counts, s, noise_scale, exponent, mixing=mixing, admissible=admissible)
+    return OptimalSigma(sigma.to(dt), curves.to(dt), s, per_sigma.to(dt), at_edge, mask.to(at_edge.device), change)
 
 
 @accepts_options
@@ -244,7 +278,8 @@ def sg2_opt(model, x, sigmas, target=None, *, exponent=2.5, mixing="convex", noi
     """
     x = V.check_inputs(x)
     mask = admissible_sigmas(sigmas, mixing, admissible, x.shape[0])
-    s, image_curves, _, per_sigma = _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale, sampling)
+    s, image_curves, _, per_sigma, _ = _sigma_curves(model, x, sigmas, target, exponent, mixing, noise_scale,
+                                                     sampling)
     j, _ = _argmax_admissible(image_curves, s, mask)
     dt = output_dtype(x)
     maps = per_sigma[torch.arange(x.shape[0], device=j.device), j]

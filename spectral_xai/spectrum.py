@@ -183,13 +183,16 @@ def expected_frequency(maps: torch.Tensor, b: torch.Tensor | None = None, *, ndi
 
 def explanation_gap(reference_maps: torch.Tensor, method_maps: torch.Tensor, *,
                     reference_b: torch.Tensor | None = None, method_b: torch.Tensor | None = None,
-                    ndim: int = 2, **ef_options) -> torch.Tensor:
+                    ndim: int = 2, return_error: bool = False, **ef_options):
     """ΔEF = |EF(method) − EF(reference)| per image (reference: usually VanillaGrad).  -> (B,), float64 if
     all maps are float64, else float32.
 
     ``method_b`` / ``reference_b``: the second half of a sampled map (``method_maps`` is then its first
     half), so that its EF is the cross-spectrum (or, ranked, bias-reduced) EF of ``expected_frequency(a,
     b)``.  A deterministic map (VanillaGrad) needs none.  ``ndim`` as in :func:`expected_frequency`.
+    ``return_error=True``: (ΔEF, its Monte Carlo standard error (B,) float64), sqrt(se_m² + se_ref²) with each
+    map's half-split EF error |EF(a) − EF(b)|/2 (0 for a map given without a second half, taken as
+    deterministic; docs/methods.md §11).
     """
     _check_maps(reference_maps, "reference_maps", ndim)
     _check_maps(method_maps, "method_maps", ndim)
@@ -203,7 +206,17 @@ def explanation_gap(reference_maps: torch.Tensor, method_maps: torch.Tensor, *,
     gap = expected_frequency(method_maps, method_b, ndim=ndim, **ef_options).double() \
         - expected_frequency(reference_maps, reference_b, ndim=ndim, **ef_options)
     dtypes = {m.dtype for m in (reference_maps, method_maps, reference_b, method_b) if m is not None}
-    return gap.abs().to(torch.float64 if dtypes == {torch.float64} else torch.float32)
+    gap = gap.abs().to(torch.float64 if dtypes == {torch.float64} else torch.float32)
+    if not return_error:
+        return gap
+    from .mc_derived import gap_mc_error, half_split_error
+
+    def error(a, b):
+        if b is None:
+            return torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
+        return half_split_error(*(expected_frequency(h, ndim=ndim, **ef_options) for h in (a, b)))
+
+    return gap, gap_mc_error(error(method_maps, method_b), error(reference_maps, reference_b))
 
 
 def exact_gap(model, x, *, surrogate="smoothgrad", sigma: float | None = None, n_samples: int = 64, target=None,

@@ -162,6 +162,19 @@ def audit_cnn(classes: int = 5) -> nn.Module:
     return net.eval()
 
 
+def audit_inputs(size: int, n: int):
+    """What a skimage audit of ``AUDIT_MODEL`` at ``size`` px over its first n photos sees: (model, x (n, 3, size,
+    size), the explained classes (n,) (the clean arg-max), image ids (n,))."""
+    from spectral_xai.audit.sources.folders import FolderDataset
+
+    ds = FolderDataset("skimage", size, 3, limit=n)
+    x = torch.stack([ds[i].image for i in range(n)])
+    model = audit_cnn()
+    with torch.no_grad():
+        target = model(x).argmax(1)
+    return model, x, target, torch.arange(n)
+
+
 # files ------------------------------------------------------------------------------------------------------------
 
 def make_photo_folder(root: Path) -> Path:

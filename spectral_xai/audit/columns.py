@@ -28,7 +28,8 @@ class Column:
     map that ranks pixels (deletion/insertion); mc_error / plugin: the keys of its Monte Carlo error and
     plug-in twins; short: the report's sub-header; group: the report's column group of a per-image column;
     summary: the report's method-table title and ``better`` ("min"/"max": Welch-tested for the best method,
-    None: not tested; count: a count, shown as its mean); histogram: the report's EF histogram row title."""
+    None: not tested; count: a count, shown as its mean); histogram: the report's EF histogram row title;
+    scale_map: only for maps that are a scale, not an importance (ArgLens)."""
 
     key: str
     dtype: str
@@ -44,6 +45,7 @@ class Column:
     better: str | None = None
     count: bool = False
     histogram: str | None = None
+    scale_map: bool = False
 
     @property
     def name(self) -> str:
@@ -57,6 +59,8 @@ class Column:
     def present(self, method: str | None, measures) -> bool:
         """Whether a run with ``measures`` has this column (of ``method``)."""
         if self.ranked and not METHODS[method].ranks_pixels:
+            return False
+        if self.scale_map and METHODS[method].ranks_pixels:
             return False
         return self.measure is None or self.measure in measures
 
@@ -106,6 +110,18 @@ _IMAGE = (
                                           "first (fewer when the model has fewer outputs); null for failed images",
            group="prediction"),
     _image("top5_probs", "list<float64>", "their softmax probabilities, in the same order"),
+    _image("sigma_opt_mc_change", "float64", "how often σ* would change with other noise: the fraction of the "
+                                             "balanced splits of the sample groups into two halves whose halves "
+                                             "choose different σ* (the same CS rule and admissible σ; 1 split, "
+                                             "0 or 1, with the default 2 groups); 0 = stable. Each half has n/2 "
+                                             "samples: about right near a tie of CS(σ), an upper bound for the "
+                                             "n-sample σ* elsewhere (docs/methods.md §11); NaN with one sample "
+                                             "per σ", measure="sigma_opt", group="SpectralLens grid"),
+    _image("inconsistency_mc_error", "float64", "Monte Carlo standard error of inconsistency, the delete-a-group "
+                                                "jackknife over the sample groups of the per-σ maps (G − 1 degrees "
+                                                "of freedom; 2 groups: |θ(A) − θ(B)|/2 of the per-σ halves); NaN "
+                                                "with one sample per σ", measure="inconsistency",
+           group="SpectralLens grid"),
 )
 
 _PER_METHOD = (
@@ -147,7 +163,8 @@ _PER_METHOD = (
     _method("gap", "float64", "ΔEF = |EF(method) − EF(VanillaGrad)|, the explanation-gap proxy, with "
                               "<method>_ef's estimator (rank-normalised; bias-reduced where the map has "
                               "halves; VanillaGrad is deterministic); 0 for vg",
-            measure="gap", plugin="gap_plugin", short="ΔEF", summary="ΔEF vs VG (rank-normalised)"),
+            measure="gap", plugin="gap_plugin", short="ΔEF", summary="ΔEF vs VG (rank-normalised)",
+            mc_error="gap_mc_error"),
     _method("gap_plugin", "float64", "ΔEF from the plug-in EFs; equals <method>_gap for maps without halves",
             measure="gap", short="ΔEF plug-in"),
     _method("gap_unranked", "float64", "ΔEF of the maps as they are, |EF_unranked(method) − "
@@ -156,15 +173,17 @@ _PER_METHOD = (
                                        "the map has them): separates methods better than the rank-normalised "
                                        "ΔEF; 0 for vg",
             measure="gap", plugin="gap_unranked_plugin", short="ΔEF unr.",
-            summary="ΔEF vs VG (map as is)"),
+            summary="ΔEF vs VG (map as is)", mc_error="gap_unranked_mc_error"),
     _method("gap_unranked_plugin", "float64", "<method>_gap_unranked from the plug-in EFs; equals it for maps "
                                               "without halves", measure="gap", short="ΔEF unr. plug-in"),
     _method("deletion", "float64", "deletion AUC of the target probability over the removed fraction, most "
                                    "relevant pixels first (lower is better); not for al (a scale map)",
-            measure="deletion", ranked=True, short="del AUC", summary="deletion AUC ↓", better="min"),
+            measure="deletion", ranked=True, short="del AUC", summary="deletion AUC ↓", better="min",
+            mc_error="deletion_mc_error"),
     _method("insertion", "float64", "insertion AUC of the target probability over the inserted fraction "
                                     "(higher is better); not for al",
-            measure="insertion", ranked=True, short="ins AUC", summary="insertion AUC ↑", better="max"),
+            measure="insertion", ranked=True, short="ins AUC", summary="insertion AUC ↑", better="max",
+            mc_error="insertion_mc_error"),
     _method("rel_error", "float64", "relative Monte Carlo error ||se||₂/||m||₂ of the map, se the per-pixel "
                                     "standard errors from the samples' variance (docs/methods.md §11): sg, "
                                     "sg2; sl2 (of the prior-weighted mean over σ); sg2opt (of G_σ* at the "
@@ -177,6 +196,32 @@ _PER_METHOD = (
     _method("samples", "int64", "model passes per image behind the map (SpectralLens methods: all σ of the "
                                 "grid); with --target-error the samples the image used before its stop; null "
                                 "for occlusion", short="samples", summary="samples / image", count=True),
+    _method("gap_mc_error", "float64", "Monte Carlo standard error of <method>_gap by error propagation, "
+                                       "sqrt(<method>_ef_mc_error² + vg_ef_mc_error²) (the two EFs are "
+                                       "independent; VanillaGrad is deterministic, its error 0); the |·| leaves "
+                                       "it unchanged away from 0, but where ΔEF is within about 2 errors of 0 "
+                                       "ΔEF is biased upwards (by up to 0.8 error) and the error is an upper "
+                                       "bound. 0 for deterministic maps; NaN where the EF error is not estimated "
+                                       "and with --gap-exclude-dc (the EF errors include the DC ring)",
+            measure="gap", short="ΔEF MC err"),
+    _method("gap_unranked_mc_error", "float64", "Monte Carlo standard error of <method>_gap_unranked, "
+                                                "sqrt(<method>_ef_unranked_mc_error² + vg's²) (as "
+                                                "<method>_gap_mc_error)", measure="gap", short="ΔEF unr. MC err"),
+    _method("mc_agreement", "float64", "ArgLens stability: the fraction of pixels whose ArgLens (argmax over σ "
+                                       "of the per-σ maps) is the same in the two halves A, B of the samples "
+                                       "(1 = every pixel agrees; each half has n/2 samples, so the full map "
+                                       "agrees with a rerun at least as often); NaN with one sample per σ",
+            scale_map=True, short="AL agreement"),
+    _method("deletion_mc_error", "float64", "Monte Carlo standard error of <method>_deletion with "
+                                            "--auc-mc-error: |AUC(A) − AUC(B)|/2, the deletion AUCs of the maps "
+                                            "of the two halves (the EF's half-split estimate; the AUC ranks "
+                                            "pixels, so this is a first-order estimate, on the high side); 0 for "
+                                            "deterministic maps; NaN for sampled maps without --auc-mc-error or "
+                                            "without halves", measure="deletion", ranked=True,
+            short="del AUC MC err"),
+    _method("insertion_mc_error", "float64", "Monte Carlo standard error of <method>_insertion with "
+                                             "--auc-mc-error, |AUC(A) − AUC(B)|/2 (as <method>_deletion_mc_error)",
+            measure="insertion", ranked=True, short="ins AUC MC err"),
 )
 
 COLUMNS: Mapping[str, Column] = MappingProxyType({c.name: c for c in _IMAGE + _PER_METHOD})

@@ -18,7 +18,8 @@ from ..noise_level import sigma_star
 from . import columns
 from .config import AuditConfig
 from .errors import fail
-from .mc import AuditMap, ef_columns, mc_kind
+from ..mc_derived import half_split_error, inconsistency_mc_error, sigma_star_change
+from .mc import AuditMap, ef_columns, gap_error_columns, mc_kind
 
 TOP_K = 5
 # What a method's budget kind (MethodSpec.budget) means in the audit: its function's option and the
@@ -172,7 +173,24 @@ def _lens_maps(model, x, target, ids_dev, cfg: AuditConfig, batch_size) -> tuple
         per_image["sl2_image_independent"] = sl2_image_independent(per_sigma, res.weights, star.admissible)
     if "inconsistency" in cfg.measures:
         per_image["inconsistency"] = inconsistency(per_sigma)
+    if stats:
+        per_image.update(_lens_mc_errors(res, cfg))
     return maps, per_image
+
+
+def _lens_mc_errors(res, cfg: AuditConfig) -> dict:
+    """The Monte Carlo stability of σ*, inconsistency and ArgLens from the per-σ groups and halves of a
+    SpectralLens result with statistics (docs/methods.md §11): the requested of sigma_opt_mc_change,
+    inconsistency_mc_error, al_mc_agreement (b,)."""
+    out = {}
+    groups, counts = res.per_sigma_groups, res.per_sigma_group_counts
+    if "sigma_opt" in cfg.measures:
+        out["sigma_opt_mc_change"] = sigma_star_change(groups, counts, res.sigmas, cfg.noise_scale)
+    if "inconsistency" in cfg.measures:
+        out["inconsistency_mc_error"] = inconsistency_mc_error(groups, counts)[1]
+    if "al" in cfg.methods:
+        out["al_mc_agreement"] = res.arglens_agreement.double().flatten(1).mean(1)
+    return out
 
 
 def _measures(model, x, target, maps: dict[str, AuditMap], vg, cfg: AuditConfig, batch_size,
@@ -184,17 +202,36 @@ def _measures(model, x, target, maps: dict[str, AuditMap], vg, cfg: AuditConfig,
     fractions = torch.linspace(0, 1, cfg.fractions, dtype=torch.float64)
     for m, am in maps.items():
         mp = am.map.detach()
-        columns_of.update(ef_columns(m, am, cfg.measures, vg, cfg.gap_exclude_dc))
+        ef_cols = ef_columns(m, am, cfg.measures, vg, cfg.gap_exclude_dc)
+        columns_of.update(ef_cols)
+        columns_of.update(gap_error_columns(m, am, cfg.measures, ef_cols, cfg.gap_exclude_dc))
         if METHODS[m].ranks_pixels and ("deletion" in cfg.measures or "insertion" in cfg.measures):
             di = deletion_insertion(model, x, mp, target, fractions=fractions, erosion=cfg.erosion,
                                     baseline=cfg.deletion_baseline, batch_size=batch_size)
+            errors = _auc_mc_errors(model, x, target, am, cfg, fractions, batch_size)
             for kind in ("deletion", "insertion"):
                 if kind in cfg.measures:
                     columns_of[f"{m}_{kind}"] = di[f"{kind}_auc"]
                     tensors[f"curves/{m}/{kind}"] = di[f"{kind}_curve"].float()
+                    if errors is not None:
+                        columns_of[f"{m}_{kind}_mc_error"] = errors[kind]
         if m in cfg.kept_maps:
             tensors[f"maps/{m}"] = mp.to(getattr(torch, cfg.maps_dtype))
     return tensors
+
+
+def _auc_mc_errors(model, x, target, am: AuditMap, cfg: AuditConfig, fractions, batch_size) -> dict | None:
+    """{deletion, insertion: (b,)} Monte Carlo errors of a map's AUCs: 0 for a deterministic map; with
+    --auc-mc-error and halves, |AUC(A) − AUC(B)|/2 of the halves' maps (two more deletion/insertion runs);
+    else None (NaN in the table)."""
+    if am.kind == "deterministic":
+        zero = torch.zeros(x.shape[0], dtype=torch.float64)
+        return {"deletion": zero, "insertion": zero}
+    if not cfg.auc_mc_error or am.halves is None:
+        return None
+    a, b = (deletion_insertion(model, x, h.detach(), target, fractions=fractions, erosion=cfg.erosion,
+                               baseline=cfg.deletion_baseline, batch_size=batch_size) for h in am.halves)
+    return {k: half_split_error(a[f"{k}_auc"], b[f"{k}_auc"]) for k in ("deletion", "insertion")}
 
 
 def failed_row(cfg: AuditConfig, index: int, name: str, label: int | None, error: str) -> dict:

@@ -74,6 +74,7 @@ class AuditConfig:
     erosion: int = 1
     fractions: int = 21
     gap_exclude_dc: bool = False    # ΔEF columns from EFs without the DC ring (docs/methods.md §7)
+    auc_mc_error: bool = False      # deletion/insertion AUC of each half's map: <m>_deletion/insertion_mc_error
     keep_maps: list[str] | None = None
     maps_dtype: str = "float16"
     panels: int = 8
@@ -121,6 +122,8 @@ class AuditConfig:
             fail("size", f"expected at least {self.min_size()} pixels{why}, got {self.size}")
         if not isinstance(self.gap_exclude_dc, bool):
             fail("gap_exclude_dc", f"expected true or false, got {self.gap_exclude_dc!r}")
+        if not isinstance(self.auc_mc_error, bool):
+            fail("auc_mc_error", f"expected true or false, got {self.auc_mc_error!r}")
         if self.erosion % 2 == 0:
             fail("erosion", "expected an odd window size")
         if not isinstance(self.fractions, int) or self.fractions < 2:
@@ -226,6 +229,8 @@ class AuditConfig:
         d["data"] = _data_identity(self.data)
         if not d["gap_exclude_dc"]:          # added later: runs recorded without it keep their key
             del d["gap_exclude_dc"]
+        if not d["auc_mc_error"]:            # added later too
+            del d["auc_mc_error"]
         return d
 
     def key(self) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..mc_derived import gap_mc_error
 from ..methods import MC_KINDS, METHODS
 from ..spectrum import expected_frequency, explanation_gap
 from .columns import METHOD_COLUMNS
@@ -113,7 +114,7 @@ def plugin_bias(table, methods, kinds: dict[str, str]) -> dict[str, dict[str, di
     """How far the plug-in values were from the corrected ones, per method with halves and per key of
     :data:`BIAS_KEYS` present: {method: {key: {n, plugin, corrected (means over the images), diff, diff_se
     (mean and standard error of the paired per-image difference plug-in − corrected), rel (diff / |corrected
-    mean|), mc (rms per-image Monte Carlo error of the corrected value, NaN for gap)}}}.  ``table``: a pandas
+    mean|), mc (rms per-image Monte Carlo error of the corrected value)}}}.  ``table``: a pandas
     DataFrame of metrics.parquet (failed images are skipped)."""
     import numpy as np
 
@@ -141,3 +142,18 @@ def plugin_bias(table, methods, kinds: dict[str, str]) -> dict[str, dict[str, di
                 "rel": float(d.mean()) / abs(mean_c) if mean_c != 0 else math.nan,
                 "mc": rms(ok[err]) if err in ok else math.nan}
     return out
+
+
+def gap_error_columns(method: str, am: AuditMap, measures, ef_cols: dict, exclude_dc: bool = False) -> dict:
+    """``<method>_gap_mc_error`` and ``<method>_gap_unranked_mc_error`` (b,) ("gap" in ``measures``): the
+    error propagation sqrt(se_m² + se_ref²) of :func:`~spectral_xai.mc_derived.gap_mc_error` from the EF
+    errors of :func:`ef_columns` (``ef_cols``, computed here if "ef" is not measured) and the reference's
+    (VanillaGrad: deterministic, 0).  NaN with ``exclude_dc`` (the EF errors include the DC ring)."""
+    if "gap" not in measures:
+        return {}
+    keys = (("gap_mc_error", "ef_mc_error"), ("gap_unranked_mc_error", "ef_unranked_mc_error"))
+    if exclude_dc:
+        return {f"{method}_{g}": am.rel_error.new_full((am.map.shape[0],), math.nan) for g, _ in keys}
+    if f"{method}_ef_mc_error" not in ef_cols:
+        ef_cols = ef_columns(method, am, ("ef",), None)
+    return {f"{method}_{g}": gap_mc_error(ef_cols[f"{method}_{e}"]) for g, e in keys}

@@ -12,7 +12,7 @@ from spectral_xai.audit.sources.folders import FolderDataset
 from spectral_xai.audit.mc import AuditMap, ef_columns
 from spectral_xai.audit.store import DATA_DICTIONARY
 
-from helpers import AUDIT_MODEL, audit_cli, audit_cnn
+from helpers import AUDIT_MODEL, audit_cli, audit_cnn, audit_inputs
 
 SIZE, N, SAMPLES, SIGMAS = 24, 2, 3, [0.0, 0.5, 1.0]     # odd n: halves of 2 and 1 samples
 METHODS = ["vg", "sg", "sg2", "sl2", "al", "sg2opt", "xig"]
@@ -26,12 +26,8 @@ def audit(tmp_path_factory):
                       shard_size=N, methods=METHODS, sigmas=SIGMAS, measures=["ef", "gap", "sigma_opt"],
                       quiet=True, report=False, num_workers=0)
     table = run_audit(cfg)["table"]
-    ds = FolderDataset("skimage", SIZE, 3, limit=N)
-    x = torch.stack([ds[i].image for i in range(N)])
-    model = audit_cnn()
-    with torch.no_grad():
-        target = model(x).argmax(1)
-    return table, out, model, x, target, torch.arange(N)
+    model, x, target, ids = audit_inputs(SIZE, N)
+    return table, out, model, x, target, ids
 
 
 def _col(table, name) -> np.ndarray:
@@ -137,7 +133,8 @@ def test_new_columns_are_typed_and_described(audit):
     schema = pq.read_schema(out / "metrics.parquet")
     per_method = ["ef", "ef_unranked", "ef_mc_error", "ef_unranked_mc_error", "ef_plugin", "ef_unranked_plugin",
                   "gap", "gap_plugin", "gap_unranked", "gap_unranked_plugin", "rel_error", "samples"]
-    assert [n for n in schema.names if n.startswith("sg2_")] == [f"sg2_{k}" for k in per_method]
+    errors = ["gap_mc_error", "gap_unranked_mc_error"]       # added after the existing per-method columns
+    assert [n for n in schema.names if n.startswith("sg2_")] == [f"sg2_{k}" for k in per_method + errors]
     types = {f.name: str(f.type) for f in schema}
     for m in METHODS:
         assert all(types[f"{m}_{k}"] == "double" for k in per_method[:-1]) and types[f"{m}_samples"] == "int64"
@@ -172,18 +169,20 @@ def test_gap_exclude_dc_leaves_the_dc_ring_out_of_both_gaps():
                               ef_columns("sg2", am, ["gap"], vg, exclude_dc=True)["sg2_gap"])
 
 
-def test_gap_exclude_dc_flag_reaches_the_configuration_and_keeps_old_keys(tmp_path):
+@pytest.mark.parametrize("flag", ["gap_exclude_dc", "auc_mc_error"])
+def test_switches_reach_the_configuration_and_keep_old_keys(tmp_path, flag):
     from spectral_xai.audit.cli import config_from_args, add_audit_parser
     import argparse
 
     parser = argparse.ArgumentParser()
     add_audit_parser(parser.add_subparsers())
-    on = config_from_args(parser.parse_args(["audit", "skimage", "--out", str(tmp_path), "--gap-exclude-dc"]))
+    on = config_from_args(parser.parse_args(["audit", "skimage", "--out", str(tmp_path),
+                                             "--" + flag.replace("_", "-")]))
     off = config_from_args(parser.parse_args(["audit", "skimage", "--out", str(tmp_path)]))
-    assert on.gap_exclude_dc is True and off.gap_exclude_dc is False and on.key() != off.key()
-    assert "gap_exclude_dc" not in off.key_fields()          # runs recorded before the option keep their key
-    with pytest.raises(ValueError, match="gap_exclude_dc"):
-        AuditConfig(gap_exclude_dc="yes").validate()
+    assert getattr(on, flag) is True and getattr(off, flag) is False and on.key() != off.key()
+    assert flag not in off.key_fields()          # runs recorded before the option keep their key
+    with pytest.raises(ValueError, match=flag):
+        AuditConfig(**{flag: "yes"}).validate()
 
 
 def _stop_config(out, **kw) -> AuditConfig:

@@ -245,10 +245,12 @@ def test_metrics_parquet_types_and_data_dictionary(work):
     schema = pq.read_schema(out / "metrics.parquet")
     ef = "ef ef_unranked ef_mc_error ef_unranked_mc_error ef_plugin ef_unranked_plugin"
     gap = "gap gap_plugin gap_unranked gap_unranked_plugin"
+    errors = "gap_mc_error gap_unranked_mc_error"               # the derived numbers' errors, after the rest
+    ranked = f"{ef} {gap} deletion rel_error samples {errors} deletion_mc_error"
     expected = ["index", "name", "status", "error", "label", "label_name", "target", "target_name", "confidence",
                 "entropy", "top5_classes", "top5_probs"] + [f"{m}_{k}" for m, ks in (
-                    ("vg", f"{ef} {gap} deletion rel_error samples"), ("sg2", f"{ef} {gap} deletion rel_error samples"),
-                    ("al", f"{ef} {gap} rel_error samples"), ("occlusion", f"{ef} {gap} deletion rel_error samples"))
+                    ("vg", ranked), ("sg2", ranked), ("al", f"{ef} {gap} rel_error samples {errors} mc_agreement"),
+                    ("occlusion", ranked))
                     for k in ks.split()]
     assert schema.names == expected                           # no ArgLens AUC, no unrequested measure
     types = {f.name: str(f.type) for f in schema}

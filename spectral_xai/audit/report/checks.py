@@ -3,6 +3,7 @@
 - σ* at the end of the admissible grid (``sigma_opt_at_edge``): the grid's end, not an optimum.
 - the share of SL² that is the same for every image (``sl2_image_independent``).
 - ArgLens maps that pick one σ for most pixels: a flat colour, not an explanation of scale.
+- σ* that the two halves of the samples choose differently (``sigma_opt_mc_change``, docs/methods.md §11).
 """
 from __future__ import annotations
 
@@ -80,9 +81,23 @@ def arglens_warning(shares: dict[int, float], samples: int) -> str | None:
             "dominates every pixel, it only repeats σ*; more samples make it stabler (docs/methods.md §2).")
 
 
+def sigma_change_warning(table) -> str | None:
+    """How often σ* changed between the halves of the samples (None when not measured or never)."""
+    if "sigma_opt_mc_change" not in table:
+        return None
+    v = table["sigma_opt_mc_change"].dropna().to_numpy(dtype=float)
+    if v.size == 0 or not (v > 0).any():
+        return None
+    return (f"σ* is not stable under the sampling noise for {int((v > 0).sum())} of {v.size} images: two halves "
+            f"of their samples chose different σ* in {_mean_se(v)} of the splits (mean ± se over the images; "
+            "each half has half the samples, so a full run changes less often). σ*, SG²_opt and the σ* "
+            "histogram of those images depend on the noise draw; more samples make them stabler "
+            "(docs/methods.md §11; column sigma_opt_mc_change).")
+
+
 def warnings_html(table, run_dir, manifest, spans) -> str:
     """The report's warning block (an empty string when there is nothing to warn about)."""
-    items = [sigma_edge_warning(table), sl2_share_note(table),
+    items = [sigma_edge_warning(table), sigma_change_warning(table), sl2_share_note(table),
              arglens_warning(arglens_modal_share(run_dir, manifest, spans), manifest["config"]["samples"])]
     items = [i for i in items if i]
     if not items:

@@ -101,7 +101,19 @@ def estimator_words() -> str:
         "per-image Monte Carlo "
         "error of the EF, half-split estimate |EF(A) − EF(B)|/2 (<m>_ef_mc_error), shown as the root mean "
         "square over the images (each image's estimate has one degree of freedom; its square is unbiased "
-        "for the variance). Relative MC error of the map: ||se||₂/||map||₂ from the samples' variance.")
+        "for the variance). Relative MC error of the map: ||se||₂/||map||₂ from the samples' variance. "
+        + DERIVED_ESTIMATORS)
+
+
+DERIVED_ESTIMATORS = (
+    "ΔEF MC error (<m>_gap_mc_error, <m>_gap_unranked_mc_error): error propagation sqrt(se_EF(m)² + "
+    "se_EF(VG)²), VG's 0 (an upper bound where ΔEF is near 0, which it also biases upwards). σ* stability "
+    "(sigma_opt_mc_change): the fraction of balanced splits of the sample groups into two halves whose halves "
+    "choose different σ* (0 = stable; n/2 samples each, so on the high side). ArgLens agreement "
+    "(al_mc_agreement): the fraction of pixels whose ArgLens is the same in the two halves (a lower bound). "
+    "Inconsistency MC error (inconsistency_mc_error): the delete-a-group jackknife over the per-σ sample "
+    "groups. Deletion/insertion AUC MC error (<m>_deletion_mc_error, <m>_insertion_mc_error, with "
+    "--auc-mc-error): |AUC(A) − AUC(B)|/2 of the halves' maps.")
 
 
 def plugin_bias_table(table, methods, kinds) -> str:
