@@ -95,11 +95,11 @@ def plans(quick: bool) -> list[Plan]:
         return [Plan(quick_setting, draws=128, repeats=1, ours_seeds=2, batch_size=64, max_samples=64)]
     return [Plan(lambda: fashion(8), draws=2048, repeats=3, ours_seeds=4, batch_size=512),
             Plan(lambda: efficientnet_setting(64, 4), draws=1024, repeats=2, ours_seeds=3, batch_size=128,
-                 captum_images=2),
+                 captum_images=2, max_samples=512),
             Plan(lambda: efficientnet_setting(128, 2), draws=512, repeats=1, ours_seeds=2, batch_size=64,
-                 captum_images=1, max_samples=512),
-            Plan(lambda: efficientnet_setting(224, 2), draws=256, repeats=1, ours_seeds=2, batch_size=32,
-                 captum_images=1, max_samples=256)]
+                 captum_images=1, max_samples=256),
+            Plan(lambda: efficientnet_setting(224, 1), draws=256, repeats=1, ours_seeds=2, batch_size=32,
+                 max_samples=128)]
 
 
 # ------------------------------------------------------------------ the draws: truth and Captum's estimator
@@ -438,8 +438,47 @@ STOP = (f"target_ef_error={TOLERANCE} with ef_rank_normalize = the EF graded (sm
         "interval of the group EF; minimum 8 samples, checks every 8)")
 
 
-def run(device: torch.device, quick: bool) -> dict:
+def run(device: torch.device, quick: bool, save=None) -> dict:
+    """The suite's case; ``save(result)`` after each setting (a long run keeps what it has measured)."""
     if device.type != "cpu":
         raise ValueError("argument --device: the equal_accuracy case runs on the CPU only")
-    settings = [measure(p) for p in plans(quick)]
+    settings = []
+    for p in plans(quick):
+        settings.append(measure(p))
+        if save is not None:
+            save(case_result(settings, STOP))
     return case_result(settings, STOP)
+
+
+def main(argv=None) -> int:
+    """This case alone, its report (JSON + markdown) rewritten after each setting; from the repository root:
+    ``python -I -c "import sys; sys.path.append('.'); from benchmarks.equal_accuracy import main; main()" [--quick]
+    [--out DIR]`` (``-I``: the installed build, not the source tree)."""
+    import argparse
+    import os
+    import sys
+
+    from .suite import DEFAULT_OUT, machine_name, new_report, recorded_command, write_report
+
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="python -m benchmarks.equal_accuracy", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", default=str(DEFAULT_OUT))
+    args = p.parse_args(argv)
+    device = torch.device("cpu")
+    report = new_report(recorded_command(argv, "python -m benchmarks.equal_accuracy"),
+                        "quick" if args.quick else "default", device, machine_name(device))
+    t0, load = time.perf_counter(), os.getloadavg()[0]
+
+    def save(res):
+        report["cases"]["equal_accuracy"] = {**res, "wall_s": time.perf_counter() - t0,
+                                             "load_avg_1min": [load, os.getloadavg()[0]]}
+        report["wall_s"] = time.perf_counter() - t0
+        write_report(report, args.out)
+
+    run(device, args.quick, save)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
