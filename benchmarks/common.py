@@ -125,14 +125,21 @@ def small_cnn(size: int) -> nn.Module:
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)).eval()
 
 
-def captum_sg2(model, x, target, sigma, n, batch_size):
-    """Captum's ``NoiseTunnel(Saliency)`` SG² of (B, C, H, W) ``x`` summed over channels: (B, H, W)."""
+def captum_smoothgrad(model, x, target, sigma, n, batch_size, squared=True):
+    """Captum's ``NoiseTunnel(Saliency)`` SmoothGrad (``squared=False``: nt_type "smoothgrad" of the signed
+    gradient, ``abs=False``) or SG² ("smoothgrad_sq") of (B, C, H, W) ``x``, summed over channels: (B, H, W)."""
     from captum.attr import NoiseTunnel, Saliency
 
     nt = NoiseTunnel(Saliency(model))
-    a = nt.attribute(x, nt_type="smoothgrad_sq", nt_samples=n, nt_samples_batch_size=max(1, batch_size // x.shape[0]),
-                     stdevs=sigma, target=target)
+    a = nt.attribute(x, nt_type="smoothgrad_sq" if squared else "smoothgrad", nt_samples=n,
+                     nt_samples_batch_size=max(1, batch_size // x.shape[0]), stdevs=sigma, target=target,
+                     abs=squared)
     return a.sum(1)
+
+
+def captum_sg2(model, x, target, sigma, n, batch_size):
+    """Captum's ``NoiseTunnel(Saliency)`` SG² of (B, C, H, W) ``x`` summed over channels: (B, H, W)."""
+    return captum_smoothgrad(model, x, target, sigma, n, batch_size, squared=True)
 
 
 def passes_for(curve: dict[int, float], target: float, increasing: bool = False) -> float | None:

@@ -16,11 +16,12 @@ import spectral_xai as sx
 from .common import compare
 
 
-def ef_numpy(maps: np.ndarray) -> np.ndarray:
-    """The authors' recipe, one (H, W) map at a time.  (B, H, W) -> (B,)."""
+def ef_numpy(maps: np.ndarray, rank: bool = True) -> np.ndarray:
+    """The authors' recipe, one (H, W) map at a time (``rank=False``: the same without the rank
+    normalisation).  (B, H, W) -> (B,)."""
     out = []
     for m in maps:
-        r = scipy.stats.rankdata(m.ravel(), "average").reshape(m.shape) / m.size
+        r = scipy.stats.rankdata(m.ravel(), "average").reshape(m.shape) / m.size if rank else m
         p = np.abs(np.fft.fftshift(np.fft.fft2(r))) ** 2
         H, W = m.shape
         v, u = np.meshgrid(np.arange(W) - W // 2, np.arange(H) - H // 2)

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import Quadratic
-
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # the benchmarks package lives at the repository root
@@ -18,18 +16,7 @@ if str(ROOT) not in sys.path:
 mc = pytest.importorskip("benchmarks.mc_error")
 suite = pytest.importorskip("benchmarks.suite")
 
-SIGMA = 0.5
-
-
-@pytest.fixture(scope="module")
-def quadratic():
-    """F = Σ q x² + l x: the SmoothGrad map is exactly 2 q x + l, each sample adds 2 q σ ε (Gaussian)."""
-    model = mc.frozen(Quadratic((1, 12, 12)))
-    x = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    s = mc.Setting("quadratic", model, x, torch.zeros(2, dtype=torch.int64), SIGMA, "test", output="logit")
-    exact = (2 * model.q * x + model.l).detach()[:, 0]
-    sample_var = (2 * model.q.detach()[0] * SIGMA) ** 2           # (H, W) variance of one sample
-    return s, exact, sample_var
+# the quadratic model's fixture ``quadratic`` is in conftest.py
 
 
 def test_long_run_is_the_closed_form_map_with_its_standard_error(quadratic):
