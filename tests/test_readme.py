@@ -11,6 +11,7 @@ SMALL = [
     (r"photos\(128\)", "photos(32)[:2]"),
     (r"n_samples=32", "n_samples=2"),
     (r"n_steps=32", "n_steps=2"),
+    (r"max_samples=1024", "max_samples=16"),
     (r"n_masks=2000", "n_masks=8"),
     (r"^import spectral_xai as sx$", "import spectral_xai as sx; sx = _Small(sx)"),
     (r'AuditConfig\(out="run", ', 'AuditConfig(out="run", methods=["vg", "sg2"], samples=2, fractions=3, quiet=True, '
@@ -98,6 +99,9 @@ def test_readme_cpu_snippets_run(tmp_path, monkeypatch):
     assert len(ns["results"]["vg"]["Sparseness"]) == 2 and np.all(np.asarray(ns["results"]["sg2"]["Gap to VG"]) > 0)
     assert ns["stats"].count == 2 and ns["spectrum"].shape == (sx.radial_power_spectrum(ns["x"][:, 0]).shape[1],)
     assert bool(torch.isfinite(ns["ef_cross"])) and ns["ig_attr"].shape == ns["x"].shape
+    # the Monte Carlo error snippet: interval around the map, the EF with its error, the EF stop within its cap
+    assert bool((ns["lo"] <= ns["hi"]).all()) and ns["e"].stderr.shape == (2,)
+    assert bool(((ns["stop"].n_samples >= 8) & (ns["stop"].n_samples <= 16)).all())
 
 
 @pytest.mark.cuda
