@@ -47,7 +47,10 @@ __global__ void advance_counts_kernel(const int64_t* slots, int64_t* counts, int
   const int64_t p = slots[r], end = segment_end(slots, r, N);
   counts[p] += end - r;
   if (group_counts) {
-    for (int64_t i = r; i < end; ++i) ++group_counts[G * p + sample_index[i] % G];
+    for (int64_t i = r; i < end; ++i) {
+      CUDA_KERNEL_ASSERT(sample_index[i] >= 0);
+      ++group_counts[G * p + sample_index[i] % G];
+    }
   }
 }
 
@@ -136,6 +139,7 @@ __global__ void accumulate_kernel(const scalar_t* __restrict__ g, int64_t gs0, i
     welford(m1, s1, c1, v1, dn);  // s_k, c_k are stored only with kStats
     welford(m2, s2, c2, v2, dn);
     if (kStats && G > 0) {  // uniform branch: every thread of the block is on row r
+      CUDA_KERNEL_ASSERT(S.sample_index[r] >= 0);  // checked on the host only for CPU tensors (no sync)
       const int64_t q = S.sample_index[r] % G;
       const double dh = static_cast<double>(++nh[q]);
       if (S.h1) {
